@@ -1,0 +1,400 @@
+//! Server configuration: plain data with safe defaults, a builder, and the environment.
+//!
+//! Every knob lives here, in one place. [`Config::from_env`] reads the variables below on top of
+//! the defaults; the builder methods override either.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `SQUALL_ADDR` | listen address | `127.0.0.1:8080` |
+//! | `SQUALL_WORKERS` | executors (one per core, pinned) | all cores this process may use |
+//! | `SQUALL_BACKLOG` | listen backlog per core | `4096` |
+//! | `SQUALL_ACCESS_LOG` | `1`/`true` logs every request through `tracing` | off |
+//! | `SQUALL_SHUTDOWN_TIMEOUT` | graceful shutdown deadline | `30s` |
+//! | `SQUALL_TRUSTED_PROXIES` | comma-separated IPs/CIDRs allowed to set `X-Forwarded-For` | none |
+//! | `SQUALL_MAX_HEAD_BYTES` | request line + headers | `65536` |
+//! | `SQUALL_MAX_HEADERS` | header count (at most 512) | `100` |
+//! | `SQUALL_MAX_TARGET_BYTES` | request target | `16384` |
+//! | `SQUALL_MAX_BODY_BYTES` | request body | `16777216` |
+//! | `SQUALL_HEADER_READ_TIMEOUT` | whole head, counted from its first byte | `10s` |
+//! | `SQUALL_BODY_READ_TIMEOUT` | silence while a body is being read | `30s` |
+//! | `SQUALL_KEEP_ALIVE_TIMEOUT` | idle time between requests | `60s` |
+//! | `SQUALL_WRITE_TIMEOUT` | a peer that stops reading our output | `30s` |
+//! | `SQUALL_MAX_CONNECTIONS_PER_CORE` | open connections per core | `25000` |
+//! | `SQUALL_MAX_PENDING_OUTPUT` | buffered output before a connection stops reading | `1048576` |
+//!
+//! Durations take a unit: `250ms`, `10s`, `2m`; a bare number means seconds.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::error::Error;
+
+/// The largest header count a server can be configured to accept; the parser's header table
+/// lives on the stack, and this bounds it.
+pub const MAX_HEADERS_CEILING: usize = 512;
+
+/// Bounds on what one peer may make the server hold or wait for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Request line plus header block, in bytes; over it → 431.
+    pub max_head_bytes: usize,
+    /// Header fields in one request; over it → 431.
+    pub max_headers: usize,
+    /// Request target, in bytes; over it → 414.
+    pub max_target_bytes: usize,
+    /// Request body, in bytes; over it → 413 as soon as it is known.
+    pub max_body_bytes: u64,
+    /// Chunk extensions on one chunk-size line, in bytes; over it → 400.
+    pub max_chunk_extension_bytes: usize,
+    /// The trailer section of a chunked body, in bytes; over it → 431.
+    pub max_trailer_bytes: usize,
+    /// Time allowed for a whole request head, from its first byte (not reset per byte).
+    pub header_read_timeout: Duration,
+    /// Longest silence while a request body is being read.
+    pub body_read_timeout: Duration,
+    /// Idle time allowed between requests on a keep-alive connection.
+    pub keep_alive_timeout: Duration,
+    /// Longest a write may wait for a peer that does not read.
+    pub write_timeout: Duration,
+    /// Open connections per core; the core stops accepting at this count.
+    pub max_connections_per_core: usize,
+    /// Output buffered for one connection before it stops processing pipelined requests and
+    /// waits for the peer to read.
+    pub max_pending_output: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 64 * 1024,
+            max_headers: 100,
+            max_target_bytes: 16 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_chunk_extension_bytes: 1024,
+            max_trailer_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            max_connections_per_core: 25_000,
+            max_pending_output: 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a server needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address every core listens on, through its own `SO_REUSEPORT` socket.
+    pub addr: SocketAddr,
+    /// Executors to run, each pinned to one CPU; `None` means every CPU this process may use.
+    pub workers: Option<usize>,
+    /// Listen backlog of each core's socket.
+    pub backlog: u32,
+    /// Value of the `Server` header.
+    pub server_name: String,
+    /// Log one `tracing` event per request (target `squall::access`).
+    pub access_log: bool,
+    /// How long graceful shutdown waits for requests in flight.
+    pub shutdown_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Per-connection bounds.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: None,
+            backlog: 4096,
+            server_name: "squall".to_owned(),
+            access_log: false,
+            shutdown_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, overridden by any `SQUALL_*` variable that is set.
+    ///
+    /// A variable that is set but cannot be parsed is an error naming it.
+    pub fn from_env() -> Result<Config, Error> {
+        Config::default().with_env_from(|name| std::env::var(name).ok())
+    }
+
+    /// Applies variables looked up by `lookup` (the environment, or a map in tests).
+    pub fn with_env_from(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Error> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("SQUALL_ADDR") {
+            self.addr = parse_addr(&v).map_err(|e| env_error("SQUALL_ADDR", &v, &e))?;
+        }
+        if let Some(v) = var("SQUALL_WORKERS") {
+            self.workers = Some(parse_number("SQUALL_WORKERS", &v)?);
+        }
+        if let Some(v) = var("SQUALL_BACKLOG") {
+            self.backlog = parse_number("SQUALL_BACKLOG", &v)?;
+        }
+        if let Some(v) = var("SQUALL_ACCESS_LOG") {
+            self.access_log = parse_bool("SQUALL_ACCESS_LOG", &v)?;
+        }
+        if let Some(v) = var("SQUALL_SHUTDOWN_TIMEOUT") {
+            self.shutdown_timeout = parse_env_duration("SQUALL_SHUTDOWN_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var("SQUALL_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_net(s).map_err(|e| env_error("SQUALL_TRUSTED_PROXIES", s, &e)))
+                .collect::<Result<_, _>>()?;
+        }
+        let l = &mut self.limits;
+        let sizes: [(&str, &mut usize); 5] = [
+            ("SQUALL_MAX_HEAD_BYTES", &mut l.max_head_bytes),
+            ("SQUALL_MAX_HEADERS", &mut l.max_headers),
+            ("SQUALL_MAX_TARGET_BYTES", &mut l.max_target_bytes),
+            (
+                "SQUALL_MAX_CONNECTIONS_PER_CORE",
+                &mut l.max_connections_per_core,
+            ),
+            ("SQUALL_MAX_PENDING_OUTPUT", &mut l.max_pending_output),
+        ];
+        for (name, slot) in sizes {
+            if let Some(v) = var(name) {
+                *slot = parse_number(name, &v)?;
+            }
+        }
+        if let Some(v) = var("SQUALL_MAX_BODY_BYTES") {
+            l.max_body_bytes = parse_number("SQUALL_MAX_BODY_BYTES", &v)?;
+        }
+        let durations: [(&str, &mut Duration); 4] = [
+            ("SQUALL_HEADER_READ_TIMEOUT", &mut l.header_read_timeout),
+            ("SQUALL_BODY_READ_TIMEOUT", &mut l.body_read_timeout),
+            ("SQUALL_KEEP_ALIVE_TIMEOUT", &mut l.keep_alive_timeout),
+            ("SQUALL_WRITE_TIMEOUT", &mut l.write_timeout),
+        ];
+        for (name, slot) in durations {
+            if let Some(v) = var(name) {
+                *slot = parse_env_duration(name, &v)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Sets the listen address.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Sets the number of executors (one per core).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Sets the listen backlog of each core's socket.
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Sets the `Server` header value.
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = name.into();
+        self
+    }
+
+    /// Turns the access log on or off.
+    pub fn access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
+        self
+    }
+
+    /// Sets the graceful shutdown deadline.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Adds a trusted proxy address or network.
+    pub fn trust_proxy(mut self, net: impl Into<IpNet>) -> Self {
+        self.trusted_proxies.push(net.into());
+        self
+    }
+
+    /// Replaces the per-connection limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks the values that would otherwise fail later, less clearly.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let l = &self.limits;
+        let invalid = |what: &str| Err(Error::config(format!("invalid configuration: {what}")));
+        if self.workers == Some(0) {
+            return invalid("workers must be at least 1");
+        }
+        if l.max_headers == 0 || l.max_headers > MAX_HEADERS_CEILING {
+            return invalid(&format!(
+                "max_headers must be between 1 and {MAX_HEADERS_CEILING}"
+            ));
+        }
+        if l.max_target_bytes == 0 || l.max_head_bytes < l.max_target_bytes {
+            return invalid("max_target_bytes must be at least 1 and at most max_head_bytes");
+        }
+        if u32::try_from(l.max_head_bytes).is_err() {
+            return invalid("max_head_bytes must fit in 32 bits");
+        }
+        if l.max_connections_per_core == 0 {
+            return invalid("max_connections_per_core must be at least 1");
+        }
+        if l.max_pending_output == 0 {
+            return invalid("max_pending_output must be at least 1");
+        }
+        let durations = [
+            ("header_read_timeout", l.header_read_timeout),
+            ("body_read_timeout", l.body_read_timeout),
+            ("keep_alive_timeout", l.keep_alive_timeout),
+            ("write_timeout", l.write_timeout),
+        ];
+        for (name, d) in durations {
+            if d.is_zero() {
+                return invalid(&format!("{name} must be longer than zero"));
+            }
+        }
+        if http::HeaderValue::from_str(&self.server_name).is_err() {
+            return invalid("server_name must be a valid header value");
+        }
+        Ok(())
+    }
+}
+
+fn env_error(name: &str, value: &str, why: &dyn std::fmt::Display) -> Error {
+    Error::config(format!("invalid {name}={value:?}: {why}"))
+}
+
+fn parse_addr(v: &str) -> Result<SocketAddr, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| "expected an IP address and port such as 127.0.0.1:8080".to_owned())
+}
+
+fn parse_net(v: &str) -> Result<IpNet, String> {
+    if let Ok(net) = v.parse::<IpNet>() {
+        return Ok(net);
+    }
+    v.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| "expected an IP address or CIDR network".to_owned())
+}
+
+fn parse_number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, Error> {
+    v.trim()
+        .parse()
+        .map_err(|_| env_error(name, v, &"expected a non-negative integer"))
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, Error> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(env_error(name, v, &"expected true or false")),
+    }
+}
+
+fn parse_env_duration(name: &str, v: &str) -> Result<Duration, Error> {
+    parse_duration(v)
+        .ok_or_else(|| env_error(name, v, &"expected a duration such as 250ms, 10s or 2m"))
+}
+
+/// Parses `250ms`, `10s`, `2m`, `1h`, or a bare number of seconds.
+pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit.trim() {
+        "" | "s" => Some(Duration::from_secs(n)),
+        "ms" => Some(Duration::from_millis(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, Error> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::default().with_env_from(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let c = from(&[
+            ("SQUALL_ADDR", "0.0.0.0:9000"),
+            ("SQUALL_WORKERS", "2"),
+            ("SQUALL_KEEP_ALIVE_TIMEOUT", "250ms"),
+            ("SQUALL_MAX_BODY_BYTES", "1024"),
+            ("SQUALL_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+            ("SQUALL_ACCESS_LOG", "true"),
+        ])
+        .expect("valid environment");
+        assert_eq!(c.addr, "0.0.0.0:9000".parse().expect("literal"));
+        assert_eq!(c.workers, Some(2));
+        assert_eq!(c.limits.keep_alive_timeout, Duration::from_millis(250));
+        assert_eq!(c.limits.max_body_bytes, 1024);
+        assert!(c.access_log);
+        let trusted = |ip: &str| {
+            let ip: IpAddr = ip.parse().expect("literal");
+            c.trusted_proxies.iter().any(|n| n.contains(&ip))
+        };
+        assert!(trusted("10.1.2.3") && trusted("127.0.0.1") && !trusted("127.0.0.2"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = from(&[("SQUALL_ADDR", "localhost")]).expect_err("not an address");
+        assert!(err.to_string().contains("SQUALL_ADDR"), "{err}");
+        let err = from(&[("SQUALL_WORKERS", "-1")]).expect_err("negative");
+        assert!(err.to_string().contains("SQUALL_WORKERS"), "{err}");
+        let err = from(&[("SQUALL_WRITE_TIMEOUT", "soon")]).expect_err("no unit");
+        assert!(err.to_string().contains("SQUALL_WRITE_TIMEOUT"), "{err}");
+    }
+
+    #[test]
+    fn validation_rejects_unusable_limits() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        c.limits.max_headers = MAX_HEADERS_CEILING + 1;
+        assert!(c.validate().is_err());
+        let c = Config::default().workers(0);
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5ms"), Some(Duration::from_millis(5)));
+        assert_eq!(parse_duration("ms"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+}

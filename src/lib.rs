@@ -1,0 +1,72 @@
+//! # squall
+//!
+//! An asynchronous HTTP/1.1 server and web framework for very many concurrent connections,
+//! built share-nothing on io_uring.
+//!
+//! ## The model
+//!
+//! ```text
+//! socket ─read─▶ server (connection driver) ─bytes─▶ http (decode) ─Request─▶ router ─▶ handler
+//!    ▲                                                                           │
+//!    └─write── server (connection driver) ◀─bytes── http (encode) ◀──Response───┘
+//! ```
+//!
+//! - One [glommio](https://docs.rs/glommio-ng) executor per core, pinned, each with its own
+//!   `SO_REUSEPORT` listener and io_uring ring. A connection lives and dies on the core that
+//!   accepted it, and nothing on the request path takes a lock or touches an atomic shared
+//!   with another core.
+//! - The application is built **per core** by a factory closure, so handler state is
+//!   `Rc`/`RefCell` and handlers need not be `Send`.
+//! - Only the connection driver touches the socket. Handlers return values; a protocol upgrade
+//!   travels inside the response and the driver hands the socket over.
+//! - The HTTP codec ([`http`]) is sans-IO: bytes in, values out. It rejects anything two
+//!   parsers could read differently (bare LF, conflicting framing, malformed chunks) so
+//!   requests cannot be smuggled through a proxy in front.
+//!
+//! ## Hello, world
+//!
+//! ```no_run
+//! use squall::{App, Json, Request, Server};
+//!
+//! async fn hello(_req: Request) -> &'static str {
+//!     "Hello, World!"
+//! }
+//!
+//! async fn greet(req: Request) -> Result<Json<serde_json::Value>, squall::Error> {
+//!     let name: String = req.arg_or("name", "world".to_owned())?;
+//!     Ok(Json(serde_json::json!({ "hello": name })))
+//! }
+//!
+//! fn main() -> Result<(), squall::Error> {
+//!     Server::from_env()?.serve(|| App::new().get("/", hello).get("/greet", greet))
+//! }
+//! ```
+//!
+//! Configuration (address, workers, every limit and timeout) is described in [`config`].
+
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod http;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod upgrade;
+
+mod server;
+
+pub use crate::body::{Body, RequestBody};
+pub use crate::config::{Config, Limits};
+pub use crate::error::Error;
+pub use crate::handler::Handler;
+pub use crate::request::{Args, Request};
+pub use crate::response::{Html, IntoResponse, Json, Response};
+pub use crate::router::App;
+pub use crate::server::{RunningServer, Server};
+pub use crate::upgrade::Upgraded;
+
+/// Re-exported so applications name the same types squall does.
+pub use ::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+/// Cookies, re-exported for [`Response::set_cookie`] and [`Request::cookies`].
+pub use cookie;

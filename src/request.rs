@@ -1,0 +1,370 @@
+//! The request a handler receives: head, path parameters, arguments, cookies, body.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use http::Method;
+use serde::de::DeserializeOwned;
+use smallvec::SmallVec;
+
+use crate::body::RequestBody;
+use crate::error::Error;
+use crate::http::{Head, Version};
+use crate::router::RouteTable;
+
+/// What every request on a core shares: the route table (for reverse URLs) and the proxies
+/// whose forwarding headers are believed.
+pub(crate) struct RequestContext {
+    pub(crate) routes: Rc<RouteTable>,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Named path parameters, as byte ranges of the request path.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PathParams {
+    names: Option<Rc<[Box<str>]>>,
+    values: SmallVec<[(u32, u32); 4]>,
+}
+
+impl PathParams {
+    pub(crate) fn new(names: Rc<[Box<str>]>, values: SmallVec<[(u32, u32); 4]>) -> PathParams {
+        PathParams {
+            names: Some(names),
+            values,
+        }
+    }
+}
+
+/// An HTTP request.
+pub struct Request {
+    head: Head,
+    params: PathParams,
+    body: RequestBody,
+    peer: SocketAddr,
+    context: Rc<RequestContext>,
+}
+
+impl Request {
+    pub(crate) fn new(
+        head: Head,
+        body: RequestBody,
+        peer: SocketAddr,
+        context: Rc<RequestContext>,
+    ) -> Request {
+        Request {
+            head,
+            params: PathParams::default(),
+            body,
+            peer,
+            context,
+        }
+    }
+
+    pub(crate) fn set_params(&mut self, params: PathParams) {
+        self.params = params;
+    }
+
+    /// The parsed head.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        self.head.method()
+    }
+
+    /// The protocol version.
+    pub fn version(&self) -> Version {
+        self.head.version()
+    }
+
+    /// The path, still percent-encoded.
+    pub fn path(&self) -> &str {
+        self.head.path()
+    }
+
+    /// The raw query string, without `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.head.query()
+    }
+
+    /// The host the request was sent to (absolute-form authority, else `Host`).
+    pub fn host(&self) -> Option<&str> {
+        self.head.authority()
+    }
+
+    /// The first value of header `name` as text; `None` if absent or not visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .header(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every header, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.head.headers()
+    }
+
+    /// The media type of the body (`Content-Type` without parameters), lowercased.
+    pub fn content_type(&self) -> Option<String> {
+        let value = self.header("content-type")?;
+        let essence = value.split(';').next().unwrap_or("").trim();
+        Some(essence.to_ascii_lowercase())
+    }
+
+    /// Path parameter `name`, percent-decoded.
+    pub fn param(&self, name: &str) -> Option<Cow<'_, str>> {
+        let names = self.params.names.as_deref()?;
+        let at = names.iter().position(|n| &**n == name)?;
+        let &(start, end) = self.params.values.get(at)?;
+        let raw = self.path().get(start as usize..end as usize)?;
+        Some(percent_encoding::percent_decode_str(raw).decode_utf8_lossy())
+    }
+
+    /// Path parameter `name` parsed as `T`; missing or malformed → 400 naming it.
+    pub fn param_as<T: FromStr>(&self, name: &str) -> Result<T, Error> {
+        let value = self
+            .param(name)
+            .ok_or_else(|| Error::bad_request(format!("missing path parameter: {name}")))?;
+        value
+            .parse()
+            .map_err(|_| Error::bad_request(format!("invalid path parameter: {name}")))
+    }
+
+    /// The query arguments.
+    pub fn query_args(&self) -> Args {
+        Args::parse(self.query().unwrap_or("").as_bytes())
+    }
+
+    /// Query argument `name` as `T`: missing or malformed → 400 naming it.
+    pub fn arg<T: FromStr>(&self, name: &str) -> Result<T, Error> {
+        self.query_args().get(name)
+    }
+
+    /// Query argument `name` as `T`, or `default` when absent; malformed → 400.
+    pub fn arg_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, Error> {
+        self.query_args().get_or(name, default)
+    }
+
+    /// The query string deserialized into `T`; failure → 400.
+    pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_urlencoded::from_str(self.query().unwrap_or(""))
+            .map_err(|e| Error::bad_request(format!("invalid query: {e}")))
+    }
+
+    /// Cookie `name`, percent-decoded.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies()
+            .into_iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+    }
+
+    /// Every cookie the client sent.
+    pub fn cookies(&self) -> Vec<cookie::Cookie<'_>> {
+        self.head
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .flat_map(|v| cookie::Cookie::split_parse_encoded(v).filter_map(Result::ok))
+            .collect()
+    }
+
+    /// The address of the socket's peer.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The client's address: the peer, unless the peer is a configured trusted proxy, in which
+    /// case `X-Real-IP` or the nearest untrusted address in `X-Forwarded-For`.
+    pub fn client_ip(&self) -> IpAddr {
+        let peer = self.peer.ip();
+        let trusted = |ip: &IpAddr| self.context.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        if let Some(ip) = self
+            .header("x-real-ip")
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        {
+            return ip;
+        }
+        let forwarded: Vec<IpAddr> = self
+            .head
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(','))
+            .map_while(|item| item.trim().parse::<IpAddr>().ok())
+            .collect();
+        // Walk from the nearest hop outwards; the first address we do not trust is the client.
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .or(forwarded.first())
+            .copied()
+            .unwrap_or(peer)
+    }
+
+    /// Builds the URL of the route named `name`, filling its parameters.
+    pub fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
+        self.context.routes.url_for(name, params)
+    }
+
+    /// The body, to read in pieces.
+    pub fn body_mut(&mut self) -> &mut RequestBody {
+        &mut self.body
+    }
+
+    /// The whole body.
+    pub async fn bytes(&mut self) -> Result<Bytes, Error> {
+        self.body.bytes().await
+    }
+
+    /// The whole body as UTF-8 text; invalid UTF-8 → 400.
+    pub async fn text(&mut self) -> Result<String, Error> {
+        let bytes = self.body.bytes().await?;
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| Error::bad_request("request body is not valid utf-8"))
+    }
+
+    /// The body parsed as JSON: another content type → 415, invalid JSON → 400.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
+        let is_json = self
+            .content_type()
+            .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+        if !is_json {
+            return Err(Error::unsupported_media_type("application/json"));
+        }
+        let bytes = self.body.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::bad_request(format!("invalid json: {e}")))
+    }
+
+    /// The body parsed as a urlencoded form into `T`: another content type → 415, bad
+    /// fields → 400.
+    pub async fn form<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
+        let bytes = self.form_body().await?;
+        serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| Error::bad_request(format!("invalid form: {e}")))
+    }
+
+    /// Query and form arguments together, like Tornado's `get_argument`: the form body is
+    /// read when the request has one, and its values follow the query's.
+    pub async fn args(&mut self) -> Result<Args, Error> {
+        let mut args = self.query_args();
+        if self.content_type().as_deref() == Some("application/x-www-form-urlencoded") {
+            let body = self.body.bytes().await?;
+            args.pairs.extend(Args::parse(&body).pairs);
+        }
+        Ok(args)
+    }
+
+    async fn form_body(&mut self) -> Result<Bytes, Error> {
+        if self.content_type().as_deref() != Some("application/x-www-form-urlencoded") {
+            return Err(Error::unsupported_media_type(
+                "application/x-www-form-urlencoded",
+            ));
+        }
+        self.body.bytes().await
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", self.method())
+            .field("target", &self.head.target())
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decoded `name=value` arguments with typed access.
+#[derive(Clone, Debug, Default)]
+pub struct Args {
+    pairs: Vec<(String, String)>,
+}
+
+impl Args {
+    /// Parses `application/x-www-form-urlencoded` bytes.
+    pub fn parse(input: &[u8]) -> Args {
+        Args {
+            pairs: form_urlencoded::parse(input)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        }
+    }
+
+    /// The last value of `name` as text.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Argument `name` as `T`: missing → 400 "missing argument", malformed → 400
+    /// "invalid argument".
+    pub fn get<T: FromStr>(&self, name: &str) -> Result<T, Error> {
+        self.opt(name)?
+            .ok_or_else(|| Error::bad_request(format!("missing argument: {name}")))
+    }
+
+    /// Argument `name` as `T`, or `default` when absent; malformed → 400.
+    pub fn get_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, Error> {
+        Ok(self.opt(name)?.unwrap_or(default))
+    }
+
+    /// Argument `name` as `T` if present; malformed → 400.
+    pub fn opt<T: FromStr>(&self, name: &str) -> Result<Option<T>, Error> {
+        self.raw(name)
+            .map(|v| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| Error::bad_request(format!("invalid argument: {name}")))
+            })
+            .transpose()
+    }
+
+    /// Every value of `name`, in order, as `T`.
+    pub fn all<T: FromStr>(&self, name: &str) -> Result<Vec<T>, Error> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| {
+                v.trim()
+                    .parse()
+                    .map_err(|_| Error::bad_request(format!("invalid argument: {name}")))
+            })
+            .collect()
+    }
+
+    /// Every pair, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_arguments_explain_what_is_wrong() {
+        let args = Args::parse(b"n=5&name=a%20b&n2=x&tag=1&tag=2");
+        assert_eq!(args.get::<u32>("n").expect("present"), 5);
+        assert_eq!(args.raw("name"), Some("a b"));
+        let e = args.get::<u32>("n2").expect_err("not a number");
+        assert_eq!(e.message(), "invalid argument: n2");
+        let e = args.get::<u32>("missing").expect_err("absent");
+        assert_eq!(e.message(), "missing argument: missing");
+        assert_eq!(args.get_or("missing", 7u8).expect("default"), 7);
+        assert_eq!(args.all::<u8>("tag").expect("numbers"), vec![1, 2]);
+    }
+}

@@ -1,0 +1,491 @@
+//! Routes: method + path patterns (matchit), 404/405, automatic HEAD and OPTIONS, named
+//! routes with reverse URLs, a fallback, and the application-wide error page.
+//!
+//! Patterns use matchit's syntax: `/users/{id}` names a segment, `/files/{*path}` catches the
+//! rest; `{{` and `}}` are literal braces.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+
+use futures_lite::FutureExt;
+use http::header::{HeaderValue, ALLOW};
+use http::{Method, StatusCode};
+use smallvec::SmallVec;
+
+use crate::body::LocalFuture;
+use crate::error::Error;
+use crate::handler::Handler;
+use crate::request::{PathParams, Request, RequestContext};
+use crate::response::{IntoResponse, Response};
+
+type ErrorPage = Box<dyn Fn(&Error) -> Response>;
+
+/// An application: routes, a fallback and an error page. Built once per core by the factory
+/// given to [`Server::serve`](crate::Server::serve).
+pub struct App {
+    table: RouteTable,
+    fallback: Option<Box<dyn Handler>>,
+    error_page: Option<ErrorPage>,
+    /// The first registration mistake; reported when the server starts.
+    mistake: Option<String>,
+    last_route: Option<usize>,
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App::new()
+    }
+}
+
+impl App {
+    /// An application with no routes.
+    pub fn new() -> App {
+        App {
+            table: RouteTable {
+                matcher: matchit::Router::new(),
+                routes: Vec::new(),
+                names: HashMap::new(),
+            },
+            fallback: None,
+            error_page: None,
+            mistake: None,
+            last_route: None,
+        }
+    }
+
+    /// Routes `method` requests for `pattern` to `handler`.
+    pub fn route(mut self, method: Method, pattern: &str, handler: impl Handler) -> App {
+        match self.table.insert(method, pattern, Rc::new(handler)) {
+            Ok(index) => self.last_route = Some(index),
+            Err(why) => {
+                self.mistake.get_or_insert(why);
+            }
+        }
+        self
+    }
+
+    /// Routes `GET` (and so `HEAD`) requests.
+    pub fn get(self, pattern: &str, handler: impl Handler) -> App {
+        self.route(Method::GET, pattern, handler)
+    }
+
+    /// Routes `POST` requests.
+    pub fn post(self, pattern: &str, handler: impl Handler) -> App {
+        self.route(Method::POST, pattern, handler)
+    }
+
+    /// Routes `PUT` requests.
+    pub fn put(self, pattern: &str, handler: impl Handler) -> App {
+        self.route(Method::PUT, pattern, handler)
+    }
+
+    /// Routes `PATCH` requests.
+    pub fn patch(self, pattern: &str, handler: impl Handler) -> App {
+        self.route(Method::PATCH, pattern, handler)
+    }
+
+    /// Routes `DELETE` requests.
+    pub fn delete(self, pattern: &str, handler: impl Handler) -> App {
+        self.route(Method::DELETE, pattern, handler)
+    }
+
+    /// Names the pattern of the route added last, for [`Request::url_for`].
+    pub fn name(mut self, name: &str) -> App {
+        match self.last_route {
+            Some(index) => {
+                if self.table.names.insert(name.to_owned(), index).is_some() {
+                    self.mistake
+                        .get_or_insert(format!("route name {name:?} is used twice"));
+                }
+            }
+            None => {
+                self.mistake
+                    .get_or_insert(format!("route name {name:?} given before any route"));
+            }
+        }
+        self
+    }
+
+    /// Answers requests that match no route (instead of 404).
+    pub fn fallback(mut self, handler: impl Handler) -> App {
+        self.fallback = Some(Box::new(handler));
+        self
+    }
+
+    /// Renders every error response (404, 405, handler errors, panics) through `page`.
+    pub fn error_page(mut self, page: impl Fn(&Error) -> Response + 'static) -> App {
+        self.error_page = Some(Box::new(page));
+        self
+    }
+
+    /// Builds the URL of route `name` with `params` filled in and percent-encoded.
+    pub fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
+        self.table.url_for(name, params)
+    }
+
+    /// Freezes the application for serving on this core.
+    pub(crate) fn into_service(self, trusted_proxies: Vec<ipnet::IpNet>) -> Result<Service, Error> {
+        if let Some(mistake) = self.mistake {
+            return Err(Error::config(format!("invalid routes: {mistake}")));
+        }
+        let table = Rc::new(self.table);
+        Ok(Service {
+            context: Rc::new(RequestContext {
+                routes: Rc::clone(&table),
+                trusted_proxies,
+            }),
+            table,
+            fallback: self.fallback,
+            error_page: self.error_page,
+        })
+    }
+}
+
+/// The routes of an application, frozen.
+pub(crate) struct RouteTable {
+    matcher: matchit::Router<usize>,
+    routes: Vec<Route>,
+    names: HashMap<String, usize>,
+}
+
+struct Route {
+    pattern: Pattern,
+    methods: SmallVec<[(Method, Rc<dyn Handler>); 2]>,
+}
+
+impl RouteTable {
+    fn insert(
+        &mut self,
+        method: Method,
+        pattern: &str,
+        handler: Rc<dyn Handler>,
+    ) -> Result<usize, String> {
+        let index = match self.matcher.at(pattern) {
+            Ok(found) if self.routes[*found.value].pattern.source == pattern => *found.value,
+            _ => {
+                let parsed = Pattern::parse(pattern)?;
+                let index = self.routes.len();
+                self.matcher
+                    .insert(pattern, index)
+                    .map_err(|e| format!("{pattern}: {e}"))?;
+                self.routes.push(Route {
+                    pattern: parsed,
+                    methods: SmallVec::new(),
+                });
+                index
+            }
+        };
+        let route = &mut self.routes[index];
+        if route.methods.iter().any(|(m, _)| *m == method) {
+            return Err(format!("{method} {pattern} is routed twice"));
+        }
+        route.methods.push((method, handler));
+        Ok(index)
+    }
+
+    pub(crate) fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
+        let index = self
+            .names
+            .get(name)
+            .ok_or_else(|| Error::internal(format!("no route named {name:?}")))?;
+        self.routes[*index].pattern.fill(params)
+    }
+}
+
+/// A route pattern split into literal text and parameters, for naming captured values and
+/// building URLs back from them.
+struct Pattern {
+    source: String,
+    parts: Vec<PatternPart>,
+    names: Rc<[Box<str>]>,
+}
+
+enum PatternPart {
+    Literal(String),
+    Param(String),
+    CatchAll(String),
+}
+
+impl Pattern {
+    fn parse(source: &str) -> Result<Pattern, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = source.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '{' => {
+                    let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                    if !literal.is_empty() {
+                        parts.push(PatternPart::Literal(std::mem::take(&mut literal)));
+                    }
+                    match name.strip_prefix('*') {
+                        Some(rest) => parts.push(PatternPart::CatchAll(rest.to_owned())),
+                        None => parts.push(PatternPart::Param(name)),
+                    }
+                }
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(PatternPart::Literal(literal));
+        }
+        let names = parts
+            .iter()
+            .filter_map(|p| match p {
+                PatternPart::Param(n) | PatternPart::CatchAll(n) => {
+                    Some(n.clone().into_boxed_str())
+                }
+                PatternPart::Literal(_) => None,
+            })
+            .collect::<Vec<_>>();
+        if names.iter().any(|n| n.is_empty()) {
+            return Err(format!("{source}: a parameter has no name"));
+        }
+        Ok(Pattern {
+            source: source.to_owned(),
+            parts,
+            names: names.into(),
+        })
+    }
+
+    fn fill(&self, params: &[(&str, &str)]) -> Result<String, Error> {
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        const PATH: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/');
+        let value = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| {
+                    Error::internal(format!("url for {}: missing {name:?}", self.source))
+                })
+        };
+        let mut url = String::new();
+        for part in &self.parts {
+            match part {
+                PatternPart::Literal(text) => url.push_str(text),
+                PatternPart::Param(name) => {
+                    url.extend(percent_encoding::utf8_percent_encode(value(name)?, SEGMENT));
+                }
+                PatternPart::CatchAll(name) => {
+                    url.extend(percent_encoding::utf8_percent_encode(value(name)?, PATH));
+                }
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// An application ready to serve on one core.
+pub(crate) struct Service {
+    table: Rc<RouteTable>,
+    context: Rc<RequestContext>,
+    fallback: Option<Box<dyn Handler>>,
+    error_page: Option<ErrorPage>,
+}
+
+/// What the router decided for one request.
+enum Routed {
+    Handler(Rc<dyn Handler>, PathParams),
+    Options(HeaderValue),
+    MethodNotAllowed(HeaderValue),
+    NotFound,
+}
+
+impl Service {
+    pub(crate) fn context(&self) -> &Rc<RequestContext> {
+        &self.context
+    }
+
+    fn route(&self, method: &Method, path: &str) -> Routed {
+        let Ok(found) = self.table.matcher.at(path) else {
+            return Routed::NotFound;
+        };
+        let route = &self.table.routes[*found.value];
+        let handler = route.methods.iter().find(|(m, _)| m == method).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| route.methods.iter().find(|(m, _)| *m == Method::GET))
+                .flatten()
+        });
+        if let Some((_, handler)) = handler {
+            let values = found
+                .params
+                .iter()
+                .map(|(_, v)| {
+                    // matchit's values are slices of `path`; keep their offsets.
+                    let start = v.as_ptr() as usize - path.as_ptr() as usize;
+                    (start as u32, (start + v.len()) as u32)
+                })
+                .collect();
+            let params = PathParams::new(Rc::clone(&route.pattern.names), values);
+            return Routed::Handler(Rc::clone(handler), params);
+        }
+        let allow = allow_header(route);
+        if method == Method::OPTIONS {
+            Routed::Options(allow)
+        } else {
+            Routed::MethodNotAllowed(allow)
+        }
+    }
+
+    /// Answers one request: route, run the handler (a panic becomes 500), render errors.
+    pub(crate) fn respond(&self, mut req: Request) -> LocalFuture<'_, Response> {
+        let routed = self.route(req.method(), req.path());
+        let pending = match routed {
+            Routed::Handler(handler, params) => {
+                req.set_params(params);
+                handler.call(req)
+            }
+            Routed::NotFound => match &self.fallback {
+                Some(fallback) => fallback.call(req),
+                None => {
+                    return Box::pin(std::future::ready(
+                        self.finish(Error::not_found().into_response()),
+                    ))
+                }
+            },
+            Routed::Options(allow) => {
+                let r = Response::new(StatusCode::NO_CONTENT).with_header(ALLOW, allow);
+                return Box::pin(std::future::ready(r));
+            }
+            Routed::MethodNotAllowed(allow) => {
+                let r = Error::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                    .into_response()
+                    .with_header(ALLOW, allow);
+                return Box::pin(std::future::ready(self.finish(r)));
+            }
+        };
+        Box::pin(async move {
+            let response = match AssertUnwindSafe(pending).catch_unwind().await {
+                Ok(response) => response,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                    Error::internal(format!("handler panicked: {what}")).into_response()
+                }
+            };
+            self.finish(response)
+        })
+    }
+
+    /// Logs server errors and applies the application's error page.
+    fn finish(&self, mut response: Response) -> Response {
+        let Some(error) = response.take_error() else {
+            return response;
+        };
+        if error.status().is_server_error() {
+            tracing::error!(target: "squall::handler", status = error.status().as_u16(), "{error}");
+        }
+        match &self.error_page {
+            Some(page) => {
+                let mut page = page(&error);
+                if let Some(allow) = response.headers().get(ALLOW) {
+                    page.insert_header(ALLOW, allow.clone());
+                }
+                page.with_status(error.status())
+            }
+            None => response,
+        }
+    }
+}
+
+fn allow_header(route: &Route) -> HeaderValue {
+    let mut methods: Vec<&str> = route.methods.iter().map(|(m, _)| m.as_str()).collect();
+    if methods.contains(&"GET") && !methods.contains(&"HEAD") {
+        methods.push("HEAD");
+    }
+    if !methods.contains(&"OPTIONS") {
+        methods.push("OPTIONS");
+    }
+    methods.sort_unstable();
+    HeaderValue::from_str(&methods.join(", ")).unwrap_or(HeaderValue::from_static("GET"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn ok(_: Request) -> &'static str {
+        "ok"
+    }
+
+    #[test]
+    fn patterns_fill_and_encode_parameters() {
+        let app = App::new()
+            .get("/users/{id}/posts/{slug}", ok)
+            .name("post")
+            .get("/files/{*path}", ok)
+            .name("file");
+        assert_eq!(
+            app.url_for("post", &[("id", "4 2"), ("slug", "a/b")])
+                .expect("named"),
+            "/users/4%202/posts/a%2Fb"
+        );
+        assert_eq!(
+            app.url_for("file", &[("path", "css/site.css")])
+                .expect("named"),
+            "/files/css/site.css"
+        );
+        assert!(app.url_for("post", &[("id", "1")]).is_err());
+        assert!(app.url_for("nope", &[]).is_err());
+    }
+
+    #[test]
+    fn registration_mistakes_fail_at_startup() {
+        let app = App::new().get("/a", ok).get("/a", ok);
+        let err = app.into_service(Vec::new()).err().expect("duplicate route");
+        assert!(err.to_string().contains("GET /a is routed twice"), "{err}");
+        let err = App::new()
+            .get("/{id}", ok)
+            .get("/{name}", ok)
+            .into_service(Vec::new())
+            .err()
+            .expect("conflicting patterns");
+        assert!(err.to_string().contains("invalid routes"), "{err}");
+    }
+
+    #[test]
+    fn routing_decides_404_405_options_and_head() {
+        let service = App::new()
+            .get("/a", ok)
+            .post("/a", ok)
+            .into_service(Vec::new())
+            .expect("valid");
+        assert!(matches!(
+            service.route(&Method::GET, "/a"),
+            Routed::Handler(..)
+        ));
+        assert!(matches!(
+            service.route(&Method::HEAD, "/a"),
+            Routed::Handler(..)
+        ));
+        assert!(matches!(
+            service.route(&Method::GET, "/b"),
+            Routed::NotFound
+        ));
+        match service.route(&Method::PUT, "/a") {
+            Routed::MethodNotAllowed(allow) => assert_eq!(allow, "GET, HEAD, OPTIONS, POST"),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(
+            service.route(&Method::OPTIONS, "/a"),
+            Routed::Options(_)
+        ));
+    }
+}

@@ -1,0 +1,471 @@
+//! The connection driver: the only code that reads requests from and writes responses to a
+//! socket.
+//!
+//! One loop: decode every complete request in the input buffer, answer each in order into one
+//! output buffer, write it once, then wait for more input. Framing errors answer with their
+//! status and close; nothing behind them reaches a handler.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_lite::StreamExt;
+use http::StatusCode;
+
+use super::core::Core;
+use super::io::{ConnIo, IoStop, Wait};
+use crate::body::{Body, BodySource, LocalFuture, RequestBody};
+use crate::error::Error;
+use crate::http::encode::{encode_chunk_header, encode_head, CHUNK_END, LAST_CHUNK};
+use crate::http::{
+    decode_head, BodyDecoder, Head, ParseError, Persistence, ResponseFraming, ResponseHead, Version,
+};
+use crate::request::Request;
+use crate::response::{Response, TEXT_PLAIN};
+use crate::upgrade::Upgraded;
+
+/// Output grows in steps of this much; small enough for idle connections to drop it cheaply.
+const OUTPUT_CAPACITY: usize = 4 * 1024;
+
+/// What to do after one request is answered.
+enum Next {
+    /// Keep serving this connection.
+    Continue,
+    /// Write what is buffered, then close.
+    Close,
+    /// The 101 response is encoded; after it is written the socket goes to this callback.
+    Upgrade(crate::response::OnUpgrade),
+}
+
+/// Serves one connection until it closes.
+pub(crate) async fn serve(core: Rc<Core>, stream: glommio::net::TcpStream) {
+    let peer = match stream.peer_addr() {
+        Ok(peer) => peer,
+        Err(_) => return,
+    };
+    // Responses are flushed in one write per batch; Nagle would only add latency.
+    let _ = stream.set_nodelay(true);
+    let io = Rc::new(ConnIo::new(core, stream));
+    let driver = Driver {
+        io,
+        peer,
+        output: Vec::new(),
+    };
+    driver.run().await;
+}
+
+struct Driver {
+    io: Rc<ConnIo>,
+    peer: SocketAddr,
+    output: Vec<u8>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let core = Rc::clone(&self.io.core);
+        let limits = &core.config.limits;
+        let max_input = limits.max_head_bytes + 1;
+        let mut head_started: Option<Instant> = None;
+        loop {
+            // Answer every complete request already received.
+            let next = loop {
+                let decoded = decode_head(self.io.input.borrow().filled(), limits);
+                match decoded {
+                    Ok(Some((head, len))) => {
+                        head_started = None;
+                        self.io.input.borrow_mut().consume(len);
+                        match self.answer(head).await {
+                            Next::Continue => {}
+                            Next::Close => break Next::Close,
+                            Next::Upgrade(on_upgrade) => return self.hand_over(on_upgrade).await,
+                        }
+                        if self.output.len() >= limits.max_pending_output
+                            && self.flush().await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(None) => break Next::Continue,
+                    Err(e) => {
+                        self.encode_error(e.status(), e.message(), Version::Http11);
+                        break Next::Close;
+                    }
+                }
+            };
+            if self.flush().await.is_err() {
+                return;
+            }
+            if let Next::Close = next {
+                break;
+            }
+            let wait = if self.io.input.borrow().is_empty() {
+                self.io.release_input();
+                Wait::Idle
+            } else {
+                Wait::Head(*head_started.get_or_insert_with(|| self.io.core.now()))
+            };
+            match self.io.read_more(wait, max_input).await {
+                Ok(_) => {}
+                Err(IoStop::TimedOut) if matches!(wait, Wait::Head(_)) => {
+                    self.encode_error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request head timed out",
+                        Version::Http11,
+                    );
+                    let _ = self.flush().await;
+                    break;
+                }
+                Err(_) => return,
+            }
+        }
+        self.io.shutdown_write().await;
+        self.io.linger().await;
+    }
+
+    /// Answers one request: body, handler, response. Encodes into `output`.
+    async fn answer(&mut self, head: Head) -> Next {
+        let core = Rc::clone(&self.io.core);
+        let started = core.config.access_log.then(Instant::now);
+        let version = head.version();
+        let is_head = head.method() == http::Method::HEAD;
+        let (body, reader) = match self.prepare_body(&head) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                self.encode_error(e.status(), e.message(), version);
+                return Next::Close;
+            }
+        };
+        let access = started.map(|t| (t, head.method().clone(), head.target().to_owned()));
+        let mut persistence = head.persistence();
+        let request = Request::new(head, body, self.peer, Rc::clone(core.service.context()));
+
+        let mut response = core.service.respond(request).await;
+
+        if let Some(reader) = &reader {
+            if !reader.settle_after_response() {
+                persistence = Persistence::Close;
+            }
+        }
+        if core.stopping() {
+            persistence = Persistence::Close;
+        }
+        let status = response.status();
+        if let Some((t, method, target)) = access {
+            tracing::info!(
+                target: "squall::access",
+                status = status.as_u16(),
+                method = %method,
+                target = %target,
+                micros = t.elapsed().as_micros() as u64,
+                peer = %self.peer,
+            );
+        }
+
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(on_upgrade) = response.take_upgrade() {
+                return self.accept_upgrade(&response, on_upgrade, version);
+            }
+        }
+        let body = response.take_body();
+        let framing = ResponseFraming::choose(status, version, body.len());
+        if framing == ResponseFraming::CloseDelimited {
+            persistence = Persistence::Close;
+        }
+        let response_head = ResponseHead {
+            status,
+            reason: response.reason(),
+            content_type: response.content_type(),
+            headers: response.headers(),
+            framing,
+            persistence,
+            version,
+        };
+        core.with_date_line(|date| encode_head(&mut self.output, &response_head, date));
+        if !is_head && framing != ResponseFraming::NoBody {
+            match body {
+                Body::Empty => {}
+                Body::Full(bytes) => self.output.extend_from_slice(&bytes),
+                Body::Stream { chunks, .. } => {
+                    if !self.stream_body(chunks, framing).await {
+                        return Next::Close;
+                    }
+                }
+            }
+        }
+        match persistence {
+            Persistence::KeepAlive => Next::Continue,
+            Persistence::Close => Next::Close,
+        }
+    }
+
+    /// Uses the body bytes already received; otherwise sets up a reader that pulls the rest
+    /// when the handler asks for it.
+    fn prepare_body(
+        &self,
+        head: &Head,
+    ) -> Result<(RequestBody, Option<Rc<BodyReader>>), ParseError> {
+        let limits = &self.io.core.config.limits;
+        let Some(mut decoder) = BodyDecoder::new(head.framing(), limits) else {
+            return Ok((RequestBody::empty(), None));
+        };
+        let mut decoded = Vec::new();
+        let progress = {
+            let mut input = self.io.input.borrow_mut();
+            let progress = decoder.decode(input.filled(), &mut decoded)?;
+            input.consume(progress.consumed);
+            progress
+        };
+        if progress.done {
+            return Ok((RequestBody::buffered(Bytes::from(decoded)), None));
+        }
+        let reader = Rc::new(BodyReader {
+            io: Rc::clone(&self.io),
+            state: RefCell::new(BodyState {
+                decoder,
+                pending: (!decoded.is_empty()).then(|| Bytes::from(decoded)),
+                continue_owed: head.expects_continue(),
+                phase: BodyPhase::Reading,
+            }),
+        });
+        let source: Rc<dyn BodySource> = reader.clone();
+        Ok((RequestBody::streaming(source), Some(reader)))
+    }
+
+    /// Writes a streamed body as it is produced. Returns false if the connection must close.
+    async fn stream_body(
+        &mut self,
+        mut chunks: crate::body::ChunkStream,
+        framing: ResponseFraming,
+    ) -> bool {
+        if self.flush().await.is_err() {
+            return false;
+        }
+        let chunked = framing == ResponseFraming::Chunked;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // The status is already sent; closing without the last chunk tells the
+                    // client the body is incomplete.
+                    tracing::error!(target: "squall::handler", "response stream failed: {e}");
+                    return false;
+                }
+            };
+            if chunk.is_empty() {
+                continue;
+            }
+            if chunked {
+                encode_chunk_header(&mut self.output, chunk.len());
+                if self.flush().await.is_err() || self.io.write_all(&chunk).await.is_err() {
+                    return false;
+                }
+                self.output.extend_from_slice(CHUNK_END);
+            } else if self.flush().await.is_err() || self.io.write_all(&chunk).await.is_err() {
+                return false;
+            }
+        }
+        if chunked {
+            self.output.extend_from_slice(LAST_CHUNK);
+        }
+        framing != ResponseFraming::CloseDelimited
+    }
+
+    /// Encodes the 101 response, or refuses an upgrade that HTTP/1.0 cannot carry.
+    fn accept_upgrade(
+        &mut self,
+        response: &Response,
+        on_upgrade: crate::response::OnUpgrade,
+        version: Version,
+    ) -> Next {
+        if version != Version::Http11 {
+            self.encode_error(
+                StatusCode::BAD_REQUEST,
+                "upgrade requires http/1.1",
+                version,
+            );
+            return Next::Close;
+        }
+        let head = ResponseHead {
+            status: StatusCode::SWITCHING_PROTOCOLS,
+            reason: response.reason(),
+            content_type: None,
+            headers: response.headers(),
+            framing: ResponseFraming::NoBody,
+            persistence: Persistence::KeepAlive,
+            version,
+        };
+        self.io
+            .core
+            .with_date_line(|date| encode_head(&mut self.output, &head, date));
+        Next::Upgrade(on_upgrade)
+    }
+
+    /// Writes the 101 response and gives the socket, with any bytes already received past
+    /// the request head, to the upgrade callback.
+    async fn hand_over(mut self, on_upgrade: crate::response::OnUpgrade) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        let Ok(io) = Rc::try_unwrap(self.io) else {
+            tracing::error!(target: "squall::server", "upgrade abandoned: a request body reader outlived its handler");
+            return;
+        };
+        let read_ahead = io.input.borrow_mut().take_all();
+        let upgraded = Upgraded {
+            stream: io.into_stream(),
+            read_ahead,
+            peer: self.peer,
+        };
+        on_upgrade(upgraded).await;
+    }
+
+    /// Appends a plain-text error response that closes the connection.
+    fn encode_error(&mut self, status: StatusCode, message: &str, version: Version) {
+        let body = format!("{message}\n");
+        let headers = http::HeaderMap::new();
+        let head = ResponseHead {
+            status,
+            reason: None,
+            content_type: Some(&TEXT_PLAIN),
+            headers: &headers,
+            framing: ResponseFraming::Length(body.len() as u64),
+            persistence: Persistence::Close,
+            version,
+        };
+        self.io
+            .core
+            .with_date_line(|date| encode_head(&mut self.output, &head, date));
+        self.output.extend_from_slice(body.as_bytes());
+    }
+
+    /// Writes the buffered output.
+    async fn flush(&mut self) -> Result<(), IoStop> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let result = self.io.write_all(&self.output).await;
+        self.output.clear();
+        if self.output.capacity() > OUTPUT_CAPACITY * 16 {
+            self.output = Vec::new();
+        }
+        result
+    }
+}
+
+/// A request body being read from the connection on the handler's behalf.
+struct BodyReader {
+    io: Rc<ConnIo>,
+    state: RefCell<BodyState>,
+}
+
+struct BodyState {
+    decoder: BodyDecoder,
+    /// Body bytes decoded before the handler ran.
+    pending: Option<Bytes>,
+    /// `Expect: 100-continue` was asked and not yet answered.
+    continue_owed: bool,
+    phase: BodyPhase,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyPhase {
+    Reading,
+    /// The body was malformed or the connection failed; the connection must close.
+    Broken,
+    /// The handler has returned; the body belongs to the connection again.
+    Detached,
+}
+
+impl BodyReader {
+    /// After the handler: finishes the body from bytes already received, so the next request
+    /// starts at the right place. Returns false when the connection must close instead (the
+    /// body is broken, the client still waits for `100 Continue`, or more is still to come).
+    fn settle_after_response(&self) -> bool {
+        let mut state = self.state.borrow_mut();
+        let phase = std::mem::replace(&mut state.phase, BodyPhase::Detached);
+        if phase == BodyPhase::Broken || state.continue_owed {
+            return false;
+        }
+        if state.decoder.is_done() {
+            return true;
+        }
+        let mut discard = Vec::new();
+        let mut input = self.io.input.borrow_mut();
+        match state.decoder.decode(input.filled(), &mut discard) {
+            Ok(progress) => {
+                input.consume(progress.consumed);
+                progress.done
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn read_chunk(&self) -> Result<Option<Bytes>, Error> {
+        {
+            let mut state = self.state.borrow_mut();
+            match state.phase {
+                BodyPhase::Reading => {}
+                BodyPhase::Broken => return Err(Error::bad_request("request body is unreadable")),
+                BodyPhase::Detached => {
+                    return Err(Error::internal("request body read after its response"))
+                }
+            }
+            if let Some(pending) = state.pending.take() {
+                return Ok(Some(pending));
+            }
+            if state.decoder.is_done() {
+                return Ok(None);
+            }
+        }
+        if self.state.borrow().continue_owed {
+            self.state.borrow_mut().continue_owed = false;
+            if let Err(stop) = self.io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await {
+                return Err(self.fail(stop));
+            }
+        }
+        loop {
+            let mut decoded = Vec::new();
+            let progress = {
+                let mut state = self.state.borrow_mut();
+                let mut input = self.io.input.borrow_mut();
+                let progress = state.decoder.decode(input.filled(), &mut decoded);
+                if let Ok(p) = &progress {
+                    input.consume(p.consumed);
+                }
+                progress
+            };
+            match progress {
+                Err(e) => {
+                    self.state.borrow_mut().phase = BodyPhase::Broken;
+                    return Err(Error::new(e.status(), e.message()));
+                }
+                Ok(_) if !decoded.is_empty() => return Ok(Some(Bytes::from(decoded))),
+                Ok(p) if p.done => return Ok(None),
+                Ok(_) => {}
+            }
+            if let Err(stop) = self
+                .io
+                .read_more(Wait::Body, super::core::READ_BUFFER_SIZE)
+                .await
+            {
+                return Err(self.fail(stop));
+            }
+        }
+    }
+
+    fn fail(&self, stop: IoStop) -> Error {
+        self.state.borrow_mut().phase = BodyPhase::Broken;
+        match stop {
+            IoStop::TimedOut => Error::new(StatusCode::REQUEST_TIMEOUT, "request body timed out"),
+            _ => Error::bad_request("connection closed before the request body ended"),
+        }
+    }
+}
+
+impl BodySource for BodyReader {
+    fn next_chunk(&self) -> LocalFuture<'_, Result<Option<Bytes>, Error>> {
+        Box::pin(self.read_chunk())
+    }
+}

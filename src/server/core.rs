@@ -1,0 +1,279 @@
+//! One core's server: its listener, its connections, its clock and its buffers.
+//!
+//! Everything here is `Rc`/`Cell`: a core never shares it with another. Deadlines are not
+//! one timer per connection; each connection writes a deadline into its [`ConnSlot`] and one
+//! per-core ticker sweeps the slots, which also refreshes the cached `Date` line. A wait that
+//! completes at once (the common case under load) therefore costs no timer at all.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::{Duration, Instant, SystemTime};
+
+use glommio::net::TcpListener;
+use glommio::sync::Gate;
+use glommio::timer::Timer;
+use slab::Slab;
+
+use crate::config::Config;
+use crate::http::date::DateLine;
+use crate::router::Service;
+
+/// Read buffers start at this size and grow only for large heads.
+pub(crate) const READ_BUFFER_SIZE: usize = 16 * 1024;
+/// Pooled buffers kept per core beyond those in use; the rest are freed.
+const POOL_CAPACITY: usize = 512;
+
+/// The state one core's connections share.
+pub(crate) struct Core {
+    pub(crate) config: Config,
+    pub(crate) service: Service,
+    date: RefCell<DateLine>,
+    /// A coarse clock, advanced by the ticker; deadlines need no finer resolution.
+    now: Cell<Instant>,
+    slots: RefCell<Slab<Rc<ConnSlot>>>,
+    stopping: Cell<bool>,
+    read_buffers: RefCell<Vec<Vec<u8>>>,
+    pub(crate) connections: Gate,
+}
+
+/// What the ticker and shutdown need to reach a waiting connection.
+#[derive(Default)]
+pub(crate) struct ConnSlot {
+    waker: RefCell<Option<Waker>>,
+    deadline: Cell<Option<Instant>>,
+    expired: Cell<bool>,
+}
+
+impl ConnSlot {
+    /// Records the waker of a connection that is about to wait.
+    pub(crate) fn park(&self, waker: &Waker) {
+        let mut slot = self.waker.borrow_mut();
+        match slot.as_ref() {
+            Some(w) if w.will_wake(waker) => {}
+            _ => *slot = Some(waker.clone()),
+        }
+    }
+
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        self.deadline.set(deadline);
+        self.expired.set(false);
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline.get()
+    }
+
+    pub(crate) fn expired(&self) -> bool {
+        self.expired.get()
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.borrow().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// A connection's registration with its core, removed when dropped.
+pub(crate) struct Registration {
+    core: Rc<Core>,
+    key: usize,
+    pub(crate) slot: Rc<ConnSlot>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.core.slots.borrow_mut().try_remove(self.key);
+    }
+}
+
+impl Core {
+    pub(crate) fn new(config: Config, service: Service) -> Core {
+        let date = DateLine::new(&config.server_name, SystemTime::now());
+        Core {
+            config,
+            service,
+            date: RefCell::new(date),
+            now: Cell::new(Instant::now()),
+            slots: RefCell::new(Slab::new()),
+            stopping: Cell::new(false),
+            read_buffers: RefCell::new(Vec::new()),
+            connections: Gate::new(),
+        }
+    }
+
+    /// The coarse current time.
+    pub(crate) fn now(&self) -> Instant {
+        self.now.get()
+    }
+
+    /// Whether graceful shutdown has begun on this core.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
+    /// Calls `f` with the cached `server` and `date` header lines.
+    pub(crate) fn with_date_line<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.date.borrow().as_bytes())
+    }
+
+    pub(crate) fn register(self: &Rc<Self>) -> Registration {
+        let slot = Rc::new(ConnSlot::default());
+        let key = self.slots.borrow_mut().insert(Rc::clone(&slot));
+        Registration {
+            core: Rc::clone(self),
+            key,
+            slot,
+        }
+    }
+
+    /// A zeroed read buffer, from the pool when one is free.
+    pub(crate) fn take_read_buffer(&self) -> Vec<u8> {
+        self.read_buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| vec![0; READ_BUFFER_SIZE])
+    }
+
+    /// Returns a read buffer to the pool. Buffers that grew for a large head are freed.
+    pub(crate) fn give_read_buffer(&self, buffer: Vec<u8>) {
+        let mut pool = self.read_buffers.borrow_mut();
+        if buffer.len() == READ_BUFFER_SIZE && pool.len() < POOL_CAPACITY {
+            pool.push(buffer);
+        }
+    }
+
+    /// Starts graceful shutdown: waiting connections are woken to notice it.
+    pub(crate) fn begin_shutdown(&self) {
+        self.stopping.set(true);
+        for (_, slot) in self.slots.borrow().iter() {
+            slot.wake();
+        }
+    }
+
+    /// How often the ticker runs: at most a second (the `Date` resolution), and often enough
+    /// that the shortest configured timeout is enforced within a quarter of itself.
+    fn tick_interval(&self) -> Duration {
+        let l = &self.config.limits;
+        let shortest = [
+            l.header_read_timeout,
+            l.body_read_timeout,
+            l.keep_alive_timeout,
+            l.write_timeout,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(Duration::from_secs(1));
+        (shortest / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
+    }
+
+    /// Refreshes the clock and the `Date` line, and wakes connections whose deadline passed.
+    pub(crate) async fn run_ticker(self: Rc<Self>) {
+        let interval = self.tick_interval();
+        let mut last_second = 0;
+        loop {
+            Timer::new(interval).await;
+            let now = Instant::now();
+            self.now.set(now);
+            let wall = SystemTime::now();
+            let second = wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if second != last_second {
+                last_second = second;
+                self.date.borrow_mut().refresh(wall);
+            }
+            for (_, slot) in self.slots.borrow().iter() {
+                if slot.deadline.get().is_some_and(|d| d <= now) {
+                    slot.expired.set(true);
+                    slot.wake();
+                }
+            }
+        }
+    }
+}
+
+/// Accepts connections until shutdown, then drains what the kernel already queued.
+pub(crate) async fn accept_loop(
+    core: Rc<Core>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    spawn_connection: impl Fn(Rc<Core>, glommio::net::TcpStream),
+) {
+    let limit = core.config.limits.max_connections_per_core;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut fd_warning = RateLimitedWarning::new(Duration::from_secs(10));
+    loop {
+        // At the connection limit, wait for one to close before accepting more.
+        let at_limit = async {
+            while core.slots.borrow().len() >= limit {
+                Timer::new(Duration::from_millis(10)).await;
+            }
+        };
+        let ready = futures_lite::future::or(
+            async {
+                at_limit.await;
+                Some(listener.accept().await)
+            },
+            async {
+                (&mut shutdown).await;
+                None
+            },
+        )
+        .await;
+        let Some(accepted) = ready else { break };
+        match accepted {
+            Ok(stream) => spawn_connection(Rc::clone(&core), stream),
+            Err(e) => {
+                let err = std::io::Error::from(e);
+                if is_resource_exhaustion(&err) {
+                    // Out of descriptors or memory: existing connections keep being served;
+                    // accepting again at once would spin, so back off briefly.
+                    fd_warning.warn(|| {
+                        tracing::warn!(target: "squall::server", "accept failed, backing off: {err}")
+                    });
+                    Timer::new(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    // Connections the kernel completed before shutdown are ours to answer.
+    while let Some(Ok(stream)) = futures_lite::future::poll_once(listener.accept()).await {
+        spawn_connection(Rc::clone(&core), stream);
+    }
+}
+
+fn is_resource_exhaustion(err: &std::io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Logs a recurring condition at most once per interval.
+struct RateLimitedWarning {
+    interval: Duration,
+    last: Option<Instant>,
+}
+
+impl RateLimitedWarning {
+    fn new(interval: Duration) -> Self {
+        RateLimitedWarning {
+            interval,
+            last: None,
+        }
+    }
+
+    fn warn(&mut self, log: impl FnOnce()) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|at| now.duration_since(at) >= self.interval)
+        {
+            self.last = Some(now);
+            log();
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The socket side of a connection: a read buffer that exists only while there is data, and
+//! reads and writes bounded by deadlines kept in the connection's [`ConnSlot`].
+//!
+//! glommio's TCP reads are readiness-based: a read that would block registers interest and
+//! leaves the caller's buffer alone. So a waiting connection can give its buffer back to the
+//! core's pool and take one again when woken — an idle keep-alive connection holds no buffer.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncWrite};
+use glommio::net::TcpStream;
+
+use super::core::{Core, Registration, READ_BUFFER_SIZE};
+
+/// Why a read or write ended without data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IoStop {
+    /// The peer closed its side.
+    Eof,
+    /// The deadline passed.
+    TimedOut,
+    /// Graceful shutdown and the connection was idle.
+    Shutdown,
+    /// The socket failed.
+    Failed,
+}
+
+/// What a read is waiting for, which decides its deadline.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Wait {
+    /// Between requests: keep-alive timeout; graceful shutdown ends the wait.
+    Idle,
+    /// Inside a head whose first byte arrived at the given time.
+    Head(std::time::Instant),
+    /// Inside a body: the body timeout, renewed per read.
+    Body,
+}
+
+/// Bytes received and not yet decoded: `buffer[start..end]`.
+#[derive(Default)]
+pub(crate) struct InBuf {
+    buffer: Option<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl InBuf {
+    pub(crate) fn filled(&self) -> &[u8] {
+        match &self.buffer {
+            Some(b) => &b[self.start..self.end],
+            None => &[],
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Takes every buffered byte out (for an upgrade).
+    pub(crate) fn take_all(&mut self) -> bytes::Bytes {
+        let taken = bytes::Bytes::copy_from_slice(self.filled());
+        self.start = 0;
+        self.end = 0;
+        taken
+    }
+
+    /// Space to read into: compacts, and grows past the pooled size only as far as `max`.
+    fn spare(&mut self, core: &Core, max: usize) -> &mut [u8] {
+        let buffer = self.buffer.get_or_insert_with(|| core.take_read_buffer());
+        if self.end == buffer.len() && self.start > 0 {
+            buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == buffer.len() && buffer.len() < max {
+            let grown = (buffer.len() * 2).min(max).max(READ_BUFFER_SIZE);
+            buffer.resize(grown, 0);
+        }
+        &mut buffer[self.end..]
+    }
+
+    /// Gives an empty buffer back to the pool.
+    fn release_if_empty(&mut self, core: &Core) {
+        if self.is_empty() {
+            if let Some(buffer) = self.buffer.take() {
+                core.give_read_buffer(buffer);
+            }
+        }
+    }
+}
+
+/// A connection's socket, input buffer and registration, shared by the driver and a request
+/// body being read.
+pub(crate) struct ConnIo {
+    pub(crate) core: Rc<Core>,
+    pub(crate) registration: Registration,
+    stream: RefCell<TcpStream>,
+    pub(crate) input: RefCell<InBuf>,
+}
+
+impl ConnIo {
+    pub(crate) fn new(core: Rc<Core>, stream: TcpStream) -> ConnIo {
+        let registration = core.register();
+        ConnIo {
+            core,
+            registration,
+            stream: RefCell::new(stream),
+            input: RefCell::new(InBuf::default()),
+        }
+    }
+
+    /// Reads at least one byte into the input buffer, growing it up to `max` bytes.
+    pub(crate) async fn read_more(&self, wait: Wait, max: usize) -> Result<usize, IoStop> {
+        let slot = &self.registration.slot;
+        let result = poll_fn(|cx| self.poll_read_more(cx, wait, max)).await;
+        slot.set_deadline(None);
+        result
+    }
+
+    fn poll_read_more(
+        &self,
+        cx: &mut Context<'_>,
+        wait: Wait,
+        max: usize,
+    ) -> Poll<Result<usize, IoStop>> {
+        let slot = &self.registration.slot;
+        if slot.expired() {
+            return Poll::Ready(Err(IoStop::TimedOut));
+        }
+        let mut input = self.input.borrow_mut();
+        if matches!(wait, Wait::Idle) && self.core.stopping() && input.is_empty() {
+            return Poll::Ready(Err(IoStop::Shutdown));
+        }
+        let spare = input.spare(&self.core, max);
+        if spare.is_empty() {
+            // The caller's size limit is reached; it reports the error.
+            return Poll::Ready(Ok(0));
+        }
+        let mut stream = self.stream.borrow_mut();
+        match Pin::new(&mut *stream).poll_read(cx, spare) {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(IoStop::Eof)),
+            Poll::Ready(Ok(n)) => {
+                input.end += n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(_)) => Poll::Ready(Err(IoStop::Failed)),
+            Poll::Pending => {
+                input.release_if_empty(&self.core);
+                if slot.deadline().is_none() {
+                    let limits = &self.core.config.limits;
+                    let deadline = match wait {
+                        Wait::Idle => self.core.now() + limits.keep_alive_timeout,
+                        Wait::Head(started) => started + limits.header_read_timeout,
+                        Wait::Body => self.core.now() + limits.body_read_timeout,
+                    };
+                    slot.set_deadline(Some(deadline));
+                }
+                slot.park(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Writes all of `data`, waiting at most the write timeout for a peer that stops reading.
+    pub(crate) async fn write_all(&self, data: &[u8]) -> Result<(), IoStop> {
+        let mut written = 0;
+        let slot = &self.registration.slot;
+        let result = poll_fn(|cx| {
+            while written < data.len() {
+                if slot.expired() {
+                    return Poll::Ready(Err(IoStop::TimedOut));
+                }
+                let mut stream = self.stream.borrow_mut();
+                match Pin::new(&mut *stream).poll_write(cx, &data[written..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoStop::Eof)),
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(_)) => return Poll::Ready(Err(IoStop::Failed)),
+                    Poll::Pending => {
+                        if slot.deadline().is_none() {
+                            let timeout: Duration = self.core.config.limits.write_timeout;
+                            slot.set_deadline(Some(self.core.now() + timeout));
+                        }
+                        slot.park(cx.waker());
+                        return Poll::Pending;
+                    }
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await;
+        slot.set_deadline(None);
+        result
+    }
+
+    /// Closes the write side so the peer sees the end of the response before the socket goes.
+    pub(crate) async fn shutdown_write(&self) {
+        let mut stream = self.stream.borrow_mut();
+        let _ = poll_fn(|cx| Pin::new(&mut *stream).poll_close(cx)).await;
+    }
+
+    /// Reads and discards input for a short while after a final response, so that closing
+    /// with unread data does not turn into a reset that destroys the response in flight.
+    pub(crate) async fn linger(&self) {
+        let deadline = glommio::timer::Timer::new(Duration::from_millis(100));
+        let drain = async {
+            loop {
+                self.input.borrow_mut().consume_all();
+                if self.read_more(Wait::Body, READ_BUFFER_SIZE).await.is_err() {
+                    break;
+                }
+            }
+        };
+        futures_lite::future::or(drain, async {
+            deadline.await;
+        })
+        .await;
+    }
+
+    /// Hands the socket over (after an upgrade).
+    pub(crate) fn into_stream(self) -> TcpStream {
+        self.stream.into_inner()
+    }
+
+    /// Frees the read buffer if nothing is left in it.
+    pub(crate) fn release_input(&self) {
+        self.input.borrow_mut().release_if_empty(&self.core);
+    }
+}
+
+impl InBuf {
+    fn consume_all(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+}
+
+impl From<IoStop> for io::ErrorKind {
+    fn from(stop: IoStop) -> io::ErrorKind {
+        match stop {
+            IoStop::Eof => io::ErrorKind::UnexpectedEof,
+            IoStop::TimedOut => io::ErrorKind::TimedOut,
+            IoStop::Shutdown => io::ErrorKind::Interrupted,
+            IoStop::Failed => io::ErrorKind::BrokenPipe,
+        }
+    }
+}

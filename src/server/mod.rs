@@ -1,0 +1,411 @@
+//! Starting and stopping: one pinned glommio executor per core, each with its own
+//! `SO_REUSEPORT` listener, application and connections.
+//!
+//! Startup does everything that can fail before any core runs — configuration, io_uring,
+//! memory lock, CPU placement, binding — so a mistake is one clear error rather than a panic in
+//! a worker thread. Shutdown is one eventfd that every core watches.
+
+mod conn;
+mod core;
+mod io;
+mod listener;
+
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use self::core::{accept_loop, Core};
+use crate::config::Config;
+use crate::error::Error;
+use crate::router::App;
+
+/// io_uring memory per executor. squall does no DMA file I/O on the request path, so glommio's
+/// 10 MiB default would only cost locked memory.
+const IO_MEMORY: usize = 512 * 1024;
+
+/// A configured server, ready to start.
+#[derive(Clone, Debug)]
+pub struct Server {
+    config: Config,
+}
+
+impl Server {
+    /// A server with `config`.
+    pub fn new(config: Config) -> Server {
+        Server { config }
+    }
+
+    /// A server configured from `SQUALL_*` environment variables.
+    pub fn from_env() -> Result<Server, Error> {
+        Ok(Server::new(Config::from_env()?))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully. `app` runs once on each
+    /// core to build that core's application.
+    pub fn serve<F>(self, app: F) -> Result<(), Error>
+    where
+        F: Fn() -> App + Send + Sync + 'static,
+    {
+        // Blocked before any worker exists, so every thread inherits the mask and the
+        // signals wait for `sigtimedwait` below instead of killing the process.
+        block_signals()?;
+        let running = self.spawn(app)?;
+        tracing::info!(target: "squall::server", "listening on http://{} with {} workers", running.local_addr(), running.workers());
+        let mut signalled = false;
+        while !running.is_finished() {
+            if let Some(signal) = wait_for_signal(Duration::from_millis(200)) {
+                if signalled {
+                    tracing::warn!(target: "squall::server", "second signal {signal}: exiting now");
+                    std::process::exit(130);
+                }
+                signalled = true;
+                tracing::info!(target: "squall::server", "signal {signal}: shutting down gracefully");
+                running.shutdown();
+            }
+        }
+        running.join()
+    }
+
+    /// Starts the server in the background and returns a handle to stop it; signals are left
+    /// alone. This is what tests and embedding applications use.
+    pub fn spawn<F>(self, app: F) -> Result<RunningServer, Error>
+    where
+        F: Fn() -> App + Send + Sync + 'static,
+    {
+        self.config.validate()?;
+        check_io_uring()?;
+        raise_memlock_limit()?;
+        let cpus = placement(self.config.workers)?;
+        let sockets = listener::bind_all(self.config.addr, cpus.len(), self.config.backlog)?;
+        let local_addr = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| Error::startup("no listener was bound"))?;
+        let stop = Arc::new(EventFd::new()?);
+        let app = Arc::new(app);
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
+
+        let mut threads = Vec::with_capacity(cpus.len());
+        for (index, (cpu, socket)) in cpus.into_iter().zip(sockets).enumerate() {
+            let config = self.config.clone();
+            let app = Arc::clone(&app);
+            let stop = Arc::clone(&stop);
+            let ready = ready_tx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("squall-{index}"))
+                .spawn(move || run_worker(index, cpu, config, socket, app, stop, ready))
+                .map_err(|e| Error::io("cannot start a worker thread", e))?;
+            threads.push(thread);
+        }
+        drop(ready_tx);
+
+        let running = RunningServer {
+            local_addr,
+            stop,
+            threads,
+        };
+        for _ in 0..running.threads.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    running.shutdown();
+                    let _ = running.join();
+                    return Err(e);
+                }
+                Err(_) => {
+                    running.shutdown();
+                    let _ = running.join();
+                    return Err(Error::startup("a worker stopped before it was ready"));
+                }
+            }
+        }
+        Ok(running)
+    }
+}
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: std::net::SocketAddr,
+    stop: Arc<EventFd>,
+    threads: Vec<JoinHandle<Result<(), Error>>>,
+}
+
+impl RunningServer {
+    /// The address the server listens on (with the real port when configured with port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr
+    }
+
+    /// Number of worker cores.
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Begins graceful shutdown on every core; returns at once.
+    pub fn shutdown(&self) {
+        self.stop.signal();
+    }
+
+    /// Whether every worker has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Waits for every worker to stop.
+    pub fn join(mut self) -> Result<(), Error> {
+        let mut first_error = None;
+        for thread in self.threads.drain(..) {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|_| Err(Error::startup("a worker thread panicked")));
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown();
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// One core: build the application, then accept and serve until shutdown.
+fn run_worker<F>(
+    index: usize,
+    cpu: usize,
+    config: Config,
+    socket: socket2::Socket,
+    app: Arc<F>,
+    stop: Arc<EventFd>,
+    ready: mpsc::Sender<Result<(), Error>>,
+) -> Result<(), Error>
+where
+    F: Fn() -> App + Send + Sync + 'static,
+{
+    let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+        .name(&format!("squall-{index}"))
+        .io_memory(IO_MEMORY)
+        .make()
+        .map_err(|e| Error::startup(format!("cannot start the executor on cpu {cpu}: {e}")));
+    let executor = match executor {
+        Ok(executor) => executor,
+        Err(e) => {
+            let _ = ready.send(Err(Error::startup(e.to_string())));
+            return Err(e);
+        }
+    };
+    executor.run(async move {
+        let built = std::panic::catch_unwind(AssertUnwindSafe(|| app()))
+            .map_err(|_| Error::config("the application factory panicked"))
+            .and_then(|app| app.into_service(config.trusted_proxies.clone()));
+        let service = match built {
+            Ok(service) => service,
+            Err(e) => {
+                let _ = ready.send(Err(Error::config(e.to_string())));
+                return Err(e);
+            }
+        };
+        // SAFETY: `socket` is a listening socket this thread owns; ownership moves here.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) };
+        let stop_watch = stop.watch()?;
+        let shutdown_timeout = config.shutdown_timeout;
+        let core = Rc::new(Core::new(config, service));
+        let _ = ready.send(Ok(()));
+
+        let ticker = glommio::spawn_local(Rc::clone(&core).run_ticker()).detach();
+        let shutdown = async move {
+            let _ = stop_watch.readable().await;
+        };
+        accept_loop(Rc::clone(&core), listener, shutdown, spawn_connection).await;
+
+        core.begin_shutdown();
+        let drained = core.connections.close();
+        let finished = futures_lite::future::or(async { drained.await.is_ok() }, async {
+            glommio::timer::sleep(shutdown_timeout).await;
+            false
+        })
+        .await;
+        if !finished {
+            tracing::warn!(target: "squall::server", "core {index}: shutdown deadline passed with requests in flight");
+        }
+        ticker.cancel();
+        Ok(())
+    })
+}
+
+/// Spawns the task serving one connection, counted by the core's gate and shielded from
+/// panics so that a bug in one connection never takes down the core.
+fn spawn_connection(core: Rc<Core>, stream: glommio::net::TcpStream) {
+    let Ok(pass) = core.connections.enter() else {
+        return; // The gate closed: shutdown finished counting connections.
+    };
+    glommio::spawn_local(async move {
+        let _pass = pass;
+        if let Err(panic) = AssertUnwindSafe(conn::serve(core, stream))
+            .catch_unwind()
+            .await
+        {
+            let what = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("non-string payload");
+            tracing::error!(target: "squall::server", "connection task panicked: {what}");
+        }
+    })
+    .detach();
+}
+
+/// The CPUs to pin workers to: the first `workers` of those this process may run on.
+fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .ok_or_else(|| Error::startup("cannot read the CPUs this process may run on"))?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let wanted = workers.unwrap_or(allowed.len());
+    if wanted > allowed.len() {
+        return Err(Error::config(format!(
+            "{wanted} workers requested but this process may run on only {} cpus ({:?}); \
+             lower SQUALL_WORKERS or widen the cpu affinity",
+            allowed.len(),
+            allowed
+        )));
+    }
+    Ok(allowed.into_iter().take(wanted).collect())
+}
+
+/// Fails clearly when the kernel has no io_uring or a policy forbids it.
+fn check_io_uring() -> Result<(), Error> {
+    // SAFETY: io_uring_setup with one entry and zeroed params; on success the returned fd is
+    // closed at once.
+    let fd = unsafe {
+        let mut params = [0u8; 120];
+        libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr())
+    };
+    if fd >= 0 {
+        // SAFETY: the kernel returned a new descriptor that nothing else owns.
+        drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    let why = match err.raw_os_error() {
+        Some(libc::ENOSYS) => "this kernel has no io_uring (5.8 or newer is needed)",
+        Some(libc::EPERM) => {
+            "io_uring is forbidden here (kernel.io_uring_disabled or a seccomp profile)"
+        }
+        Some(libc::ENOMEM) => "the kernel refused io_uring memory (RLIMIT_MEMLOCK too low?)",
+        _ => "io_uring_setup failed",
+    };
+    Err(Error::startup(format!(
+        "io_uring unavailable: {why}: {err}"
+    )))
+}
+
+/// Raises the soft RLIMIT_MEMLOCK to the hard limit; io_uring rings count against it.
+fn raise_memlock_limit() -> Result<(), Error> {
+    const NEEDED: u64 = 512 * 1024;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) != 0 {
+            return Ok(()); // Unknown: let io_uring decide.
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
+        }
+    }
+    if limit.rlim_cur != libc::RLIM_INFINITY && (limit.rlim_cur as u64) < NEEDED {
+        return Err(Error::startup(format!(
+            "RLIMIT_MEMLOCK is {} bytes and cannot be raised; io_uring needs at least {NEEDED} \
+             (raise it with `ulimit -l` or the service manager's LimitMEMLOCK)",
+            limit.rlim_cur
+        )));
+    }
+    Ok(())
+}
+
+fn block_signals() -> Result<(), Error> {
+    glommio::signal::block(&[libc::SIGINT, libc::SIGTERM])
+        .map_err(|e| Error::startup(format!("cannot block SIGINT/SIGTERM: {e}")))
+}
+
+/// Waits up to `timeout` for SIGINT or SIGTERM (blocked by `block_signals`).
+fn wait_for_signal(timeout: Duration) -> Option<i32> {
+    // SAFETY: sigset operations on a local set; sigtimedwait with valid pointers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        let signal = libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
+        (signal > 0).then_some(signal)
+    }
+}
+
+/// The shutdown trigger: an eventfd that stays readable once written, so every core's watch
+/// sees it.
+#[derive(Debug)]
+struct EventFd(OwnedFd);
+
+impl EventFd {
+    fn new() -> Result<EventFd, Error> {
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(Error::io(
+                "cannot create the shutdown eventfd",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: fd is new and owned by nobody else.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn signal(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
+        unsafe {
+            libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8);
+        }
+    }
+
+    /// A per-core handle that becomes readable when the server is told to stop.
+    fn watch(&self) -> Result<glommio::io::PollableFd<OwnedFd>, Error> {
+        let fd = self
+            .0
+            .try_clone()
+            .map_err(|e| Error::io("cannot duplicate the shutdown eventfd", e))?;
+        glommio::io::PollableFd::new(fd)
+            .map_err(|e| Error::startup(format!("cannot watch the shutdown eventfd: {e}")))
+    }
+}
