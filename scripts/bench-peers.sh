@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of squall's `hello` example against peer servers
+# (perf/peers/*): the same two endpoints, the same single pinned core, the same
+# load generator, measured as throughput and as server CPU time per request.
+#
+# Usage: scripts/bench-peers.sh [--rounds N] [--duration SECS] [--only a,b] [--write]
+#
+#   --rounds N       rounds per server (default 5); medians are taken over them
+#   --duration SECS  length of each measured wrk run (default 15)
+#   --only a,b       run only these servers (squall, may_minihttp, actix, hyper)
+#   --write          also put the table into BENCHMARKS.md between the
+#                    <!-- bench-peers:start --> and <!-- bench-peers:end --> markers
+#
+# Every server runs with one worker on CPU 0 and wrk runs on CPU 1, so the
+# two never compete for a core. Raw output goes to perf/runs/<timestamp>/.
+set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(...) stops the script too
+export LC_ALL=C           # '.' as decimal point in printf, awk, sort and $EPOCHREALTIME
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+readonly PEERS_DIR="$ROOT/perf/peers"
+readonly PIPELINE_LUA="scripts/wrk/pipeline.lua" # relative to ROOT, where wrk runs
+
+# The exact invocation, for the report.
+INVOCATION="scripts/bench-peers.sh"
+for arg in "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_,./:=-]+$ ]]; then INVOCATION+=" $arg"; else INVOCATION+=" $(printf '%q' "$arg")"; fi
+done
+readonly INVOCATION
+
+# Fixed parameters of the comparison.
+readonly ALL_SERVERS=(squall may_minihttp actix hyper)
+readonly SERVER_CPU=0
+readonly CLIENT_CPU=1
+readonly CONNECTIONS=256
+readonly PIPELINE_DEPTH=16
+readonly WARMUP_SECS=2
+readonly STARTUP_TRIES=100 # x 0.1 s: how long a server gets to start listening
+readonly STOP_TRIES=50     # x 0.1 s: how long a server gets to exit on SIGTERM
+readonly FIRST_PORT=18080
+
+ROUNDS=5
+DURATION=15
+ONLY=""
+WRITE=0
+
+SERVER_PID=""   # the server currently running, for the exit trap
+NEXT_PORT=$FIRST_PORT
+declare -A BINARY=() # server name -> executable
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+parse_args() {
+    while (($#)); do
+        case "$1" in
+        --rounds)
+            ROUNDS=${2:?--rounds needs a value}
+            shift 2
+            ;;
+        --duration)
+            DURATION=${2:?--duration needs a value}
+            shift 2
+            ;;
+        --only)
+            ONLY=${2:?--only needs a value}
+            shift 2
+            ;;
+        --write)
+            WRITE=1
+            shift
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+        esac
+    done
+    [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
+}
+
+# SERVERS: the servers asked for, in the canonical order. (Not a command
+# substitution, so that die() ends the script rather than a subshell.)
+select_servers() {
+    local name wanted
+    SERVERS=()
+    IFS=',' read -ra wanted <<<"${ONLY:-$(
+        IFS=','
+        echo "${ALL_SERVERS[*]}"
+    )}"
+    for name in "${wanted[@]}"; do
+        [[ " ${ALL_SERVERS[*]} " == *" $name "* ]] ||
+            die "unknown server '$name' (known: ${ALL_SERVERS[*]})"
+    done
+    for name in "${ALL_SERVERS[@]}"; do
+        [[ " ${wanted[*]} " == *" $name "* ]] && SERVERS+=("$name")
+    done
+    ((${#SERVERS[@]})) || die "no server selected"
+}
+
+check_machine() {
+    local cpus
+    cpus=$(nproc --all)
+    ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU); have $cpus"
+    command -v taskset >/dev/null || die "taskset (util-linux) is required"
+}
+
+# wrk comes from Debian's package; only touch apt when it is really missing.
+ensure_wrk() {
+    command -v wrk >/dev/null && return
+    log "wrk not found; installing it with apt-get"
+    if ! { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; then
+        die "could not install wrk"
+    fi
+}
+
+# Build everything first so compile load never overlaps a measurement.
+# squall's example may not exist yet while the library is being written, so
+# its failure only drops it from the run; a peer that does not build is a
+# real problem and stops the script.
+build_servers() {
+    local name dir target
+    for name in "$@"; do
+        if [[ $name == squall ]]; then
+            log "building squall's hello example"
+            if (cd "$ROOT" && cargo build --release --example hello) >"$RUN_DIR/build-squall.log" 2>&1; then
+                target=${CARGO_TARGET_DIR:-target}
+                [[ $target == /* ]] || target="$ROOT/$target"
+                BINARY[squall]="$target/release/examples/hello"
+            else
+                warn "squall's hello example did not build; skipping squall (see $RUN_DIR/build-squall.log)"
+            fi
+        else
+            dir="$PEERS_DIR/$name"
+            log "building peer $name"
+            # --target-dir keeps each peer's build inside its own directory
+            # whatever CARGO_TARGET_DIR says.
+            cargo build --release --manifest-path "$dir/Cargo.toml" --target-dir "$dir/target" \
+                >"$RUN_DIR/build-$name.log" 2>&1 ||
+                die "peer $name did not build (see $RUN_DIR/build-$name.log)"
+            BINARY[$name]="$dir/target/release/peer-${name//_/-}"
+        fi
+    done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A fresh port per launch: nothing lingering from the previous server
+# (TIME_WAIT, a slow exit) can be measured by mistake.
+claim_port() {
+    local tries=0
+    while port_open "$NEXT_PORT"; do
+        ((++tries < 100)) || die "no free port found from $FIRST_PORT upwards"
+        NEXT_PORT=$((NEXT_PORT + 1))
+    done
+    PORT=$NEXT_PORT
+    NEXT_PORT=$((NEXT_PORT + 1))
+}
+
+# Start server $1 on CPU 0 with one worker and wait until it accepts.
+start_server() {
+    local name=$1 log_file=$2 tries=0
+    claim_port
+    # taskset and the environment assignment both exec, so $! is the server.
+    SQUALL_WORKERS=1 SQUALL_ADDR="127.0.0.1:$PORT" \
+        taskset -c "$SERVER_CPU" "${BINARY[$name]}" >"$log_file" 2>&1 &
+    SERVER_PID=$!
+    until port_open "$PORT"; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            SERVER_PID=""
+            die "$name exited before listening on 127.0.0.1:$PORT; its output: $(tail -n 20 "$log_file")"
+        fi
+        ((++tries < STARTUP_TRIES)) ||
+            die "$name did not listen on 127.0.0.1:$PORT within $((STARTUP_TRIES / 10)) s (log: $log_file)"
+        sleep 0.1
+    done
+}
+
+# SIGTERM, a bounded wait, then SIGKILL.
+stop_server() {
+    local pid=$SERVER_PID tries=0
+    [[ -n $pid ]] || return 0
+    SERVER_PID=""
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null && ((tries++ < STOP_TRIES)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# utime + stime of the whole process in clock ticks. The process-level stat
+# file already sums every thread, including threads that have exited.
+cpu_ticks() {
+    local stat fields
+    [[ -r /proc/$1/stat ]] || die "server (pid $1) is gone; see its log in $RUN_DIR"
+    stat=$(<"/proc/$1/stat")
+    # Field 2 (comm) may contain spaces; everything after the last ')' is
+    # fixed-format, starting with field 3, so utime (14) and stime (15) are
+    # at indexes 11 and 12.
+    read -ra fields <<<"${stat##*) }"
+    echo $((fields[11] + fields[12]))
+}
+
+# "busy total" ticks of the client's CPU from /proc/stat. Its busy share
+# over a run says whether wrk itself was the bottleneck.
+client_cpu_ticks() {
+    local label user nice system idle iowait irq softirq steal _
+    while read -r label user nice system idle iowait irq softirq steal _; do
+        if [[ $label == "cpu$CLIENT_CPU" ]]; then
+            echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+            return
+        fi
+    done </proc/stat
+    die "cpu$CLIENT_CPU not found in /proc/stat"
+}
+
+# wrk's command line for a case, as an array in WRK_CMD.
+wrk_command() {
+    local case=$1 secs=$2 port=$3
+    WRK_CMD=(taskset -c "$CLIENT_CPU" wrk -t1 "-c$CONNECTIONS" "-d${secs}s")
+    case $case in
+    # No --latency here: wrk times a pipelined batch as one request, so its
+    # latency figures would mean nothing.
+    plaintext) WRK_CMD+=(-s "$PIPELINE_LUA" "http://127.0.0.1:$port/plaintext" -- "$PIPELINE_DEPTH") ;;
+    json) WRK_CMD+=(--latency "http://127.0.0.1:$port/json") ;;
+    *) die "unknown case $case" ;;
+    esac
+}
+
+run_wrk() {
+    # wrk stops by itself after -d; the timeout only guards against a hang.
+    (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 ||
+        die "wrk failed (output in $1)"
+}
+
+# One measured run: CPU ticks around wrk, then one line of results.tsv.
+measure() {
+    local name=$1 case=$2 round=$3 out before after requests rps errors c_before c_after t0 t1
+    out="$RUN_DIR/$name-$case-r$round.txt"
+    wrk_command "$case" "$DURATION" "$PORT"
+    c_before=$(client_cpu_ticks)
+    before=$(cpu_ticks "$SERVER_PID")
+    t0=$EPOCHREALTIME
+    run_wrk "$out" "$DURATION"
+    t1=$EPOCHREALTIME
+    after=$(cpu_ticks "$SERVER_PID")
+    c_after=$(client_cpu_ticks)
+    requests=$(awk '/ requests in /{print $1; exit}' "$out")
+    rps=$(awk '/^Requests\/sec:/{print $2; exit}' "$out")
+    [[ -n $requests && -n $rps ]] || die "could not parse wrk output $out"
+    # Socket errors and non-2xx answers would make the figures meaningless.
+    errors=$(awk '/^ *Socket errors:/{gsub(/[^0-9 ]/,""); for(i=1;i<=NF;i++) s+=$i}
+                  /^ *Non-2xx or 3xx responses:/{s+=$NF} END{print s+0}' "$out")
+    ((errors == 0)) || warn "$name $case round $round: $errors errors (see $out)"
+    awk -v n="$name" -v c="$case" -v r="$round" -v rps="$rps" -v req="$requests" \
+        -v ticks="$((after - before))" -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v e="$errors" \
+        -v cb="$c_before" -v ca="$c_after" \
+        'BEGIN { us = ticks * 1e6 / hz
+                 split(cb, b, " "); split(ca, a, " ")
+                 client = (a[2] > b[2]) ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
+                 printf "%s\t%s\t%s\t%.0f\t%d\t%.0f\t%.4f\t%.1f\t%d\t%.1f\n",
+                        n, c, r, rps, req, us, (req > 0 ? us / req : 0), us / ((t1 - t0) * 1e4), e, client }' \
+        >>"$RUN_DIR/results.tsv"
+    printf '    %-13s %-9s %12.0f req/s %8.3f us CPU/req\n' "$name" "$case" "$rps" \
+        "$(tail -n 1 "$RUN_DIR/results.tsv" | cut -f7)" >&2
+}
+
+bench_one() {
+    local name=$1 round=$2 case
+    start_server "$name" "$RUN_DIR/$name-r$round.log"
+    log "round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT)"
+    # Warm-up: let allocators, caches and connection pools settle; not recorded.
+    for case in plaintext json; do
+        wrk_command "$case" "$WARMUP_SECS" "$PORT"
+        run_wrk "$RUN_DIR/$name-$case-r$round-warmup.txt" "$WARMUP_SECS"
+    done
+    for case in plaintext json; do
+        measure "$name" "$case" "$round"
+    done
+    stop_server
+}
+
+# Median of the numbers on stdin.
+median() {
+    sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) print "nan"
+              else if (NR % 2) print v[(NR + 1) / 2]
+              else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Median of column $3 of results.tsv over the rows for server $1, case $2.
+median_of() {
+    awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c { print $col }' \
+        "$RUN_DIR/results.tsv" | median
+}
+
+# The markdown report: the table, then how it was produced.
+report() {
+    local name case rps us busy client ratio runs errs squall_us
+    echo "| server | case | req/s (median) | µs CPU/req (median) | server CPU % | wrk CPU % | squall ÷ this (CPU/req) | runs | errors |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    for case in plaintext json; do
+        squall_us=""
+        [[ -n ${BINARY[squall]:-} ]] && squall_us=$(median_of squall "$case" 7)
+        for name in "${SERVERS[@]}"; do
+            [[ -n ${BINARY[$name]:-} ]] || continue
+            rps=$(median_of "$name" "$case" 4)
+            us=$(median_of "$name" "$case" 7)
+            busy=$(median_of "$name" "$case" 8)
+            client=$(median_of "$name" "$case" 10)
+            runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
+            errs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c { s += $9 } END { print s + 0 }' "$RUN_DIR/results.tsv")
+            if [[ -z $squall_us ]]; then
+                ratio="n/a"
+            elif [[ $name == squall ]]; then
+                ratio="1.00"
+            else
+                ratio=$(awk -v a="$squall_us" -v b="$us" 'BEGIN { printf (b > 0 ? "%.2f" : "n/a"), a / b }')
+            fi
+            printf '| %s | %s | %.0f | %.3f | %.0f | %.0f | %s | %d | %d |\n' \
+                "$name" "$case" "$rps" "$us" "$busy" "$client" "$ratio" "$runs" "$errs"
+        done
+    done
+    echo
+    echo "squall ÷ this below 1.00 means squall spends less CPU per request than that server."
+    echo "CPU is the server's utime+stime over the wrk run (all threads); server CPU % is of its one core."
+    echo "wrk CPU % near 100 means the single wrk thread, not the server, limited req/s; CPU/req still holds."
+    echo
+    echo "Command: \`$INVOCATION\` ($ROUNDS round(s) of ${DURATION}s per case, ${WARMUP_SECS}s warm-up per case)"
+    echo
+    wrk_command plaintext "$DURATION" PORT
+    echo "- server: \`SQUALL_WORKERS=1 SQUALL_ADDR=127.0.0.1:PORT taskset -c $SERVER_CPU <binary>\`"
+    echo "- plaintext: \`${WRK_CMD[*]}\`"
+    wrk_command json "$DURATION" PORT
+    echo "- json: \`${WRK_CMD[*]}\`"
+}
+
+# Replace what lies between the markers in BENCHMARKS.md; never create it.
+write_benchmarks() {
+    local file="$ROOT/BENCHMARKS.md" section
+    local start='<!-- bench-peers:start -->' end='<!-- bench-peers:end -->'
+    if [[ ! -f $file ]] || ! grep -qF "$start" "$file" || ! grep -qF "$end" "$file"; then
+        echo "BENCHMARKS.md or its markers ($start / $end) are missing; not written." >&2
+        return 0
+    fi
+    section="$RUN_DIR/section.md"
+    {
+        echo
+        echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc --all) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), Linux $(uname -r)."
+        echo
+        cat "$RUN_DIR/report.md"
+        echo
+    } >"$section"
+    awk -v start="$start" -v end="$end" -v section="$section" '
+        index($0, start) { print; while ((getline line < section) > 0) print line; skip = 1; next }
+        index($0, end)   { skip = 0 }
+        !skip' "$file" >"$file.tmp"
+    mv "$file.tmp" "$file"
+    log "wrote the table into $file"
+}
+
+main() {
+    parse_args "$@"
+    check_machine
+    select_servers
+
+    # One directory per run; a suffix only if two runs start in the same second.
+    local stamp n=1
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$ROOT/perf/runs"
+    RUN_DIR="$ROOT/perf/runs/$stamp"
+    until mkdir "$RUN_DIR" 2>/dev/null; do
+        ((++n < 100)) || die "cannot create a run directory under $ROOT/perf/runs"
+        RUN_DIR="$ROOT/perf/runs/$stamp-$n"
+    done
+    CLK_TCK=$(getconf CLK_TCK)
+    printf 'server\tcase\tround\treq_per_s\trequests\tserver_cpu_us\tcpu_us_per_req\tserver_cpu_pct\terrors\twrk_cpu_pct\n' \
+        >"$RUN_DIR/results.tsv"
+    trap stop_server EXIT
+    trap 'exit 130' INT TERM
+
+    ensure_wrk
+    build_servers "${SERVERS[@]}"
+    local name ready=()
+    for name in "${SERVERS[@]}"; do
+        [[ -n ${BINARY[$name]:-} ]] && ready+=("$name")
+    done
+    ((${#ready[@]})) || die "nothing to benchmark"
+    log "servers: ${ready[*]}; $ROUNDS round(s) x ${DURATION}s; raw output in $RUN_DIR"
+
+    local round i order
+    for ((round = 1; round <= ROUNDS; round++)); do
+        # Odd rounds go forward, even rounds backward, so no server is always
+        # first or last and slow drifts of the machine even out.
+        order=()
+        for ((i = 0; i < ${#ready[@]}; i++)); do
+            if ((round % 2)); then order+=("${ready[i]}"); else order+=("${ready[${#ready[@]} - 1 - i]}"); fi
+        done
+        for name in "${order[@]}"; do
+            bench_one "$name" "$round"
+        done
+    done
+
+    report >"$RUN_DIR/report.md"
+    cat "$RUN_DIR/report.md"
+    ((WRITE == 0)) || write_benchmarks
+}
+
+main "$@"
