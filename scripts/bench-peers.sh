@@ -211,17 +211,33 @@ cpu_ticks() {
     echo $((fields[11] + fields[12]))
 }
 
-# "busy total" ticks of the client's CPU from /proc/stat. Its busy share
-# over a run says whether wrk itself was the bottleneck.
-client_cpu_ticks() {
+# "busy total" ticks from /proc/stat for CPU $1, or for all CPUs if $1 is
+# empty.
+cpu_busy_ticks() {
     local label user nice system idle iowait irq softirq steal _
     while read -r label user nice system idle iowait irq softirq steal _; do
-        if [[ $label == "cpu$CLIENT_CPU" ]]; then
+        if [[ $label == "cpu$1" ]]; then
             echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
             return
         fi
     done </proc/stat
-    die "cpu$CLIENT_CPU not found in /proc/stat"
+    die "cpu$1 not found in /proc/stat"
+}
+
+# The client CPU's busy share over a run says whether wrk itself was the
+# bottleneck (or whether something else was running there).
+client_cpu_ticks() { cpu_busy_ticks "$CLIENT_CPU"; }
+
+# Anything else running (a build, a test suite) skews every figure, and the
+# client's busy share would hide it; say so rather than report it silently.
+warn_if_busy() {
+    local before after busy
+    before=$(cpu_busy_ticks "")
+    sleep 1
+    after=$(cpu_busy_ticks "")
+    busy=$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ")
+        print (y[2] > x[2]) ? int(100 * (y[1] - x[1]) / (y[2] - x[2])) : 0 }')
+    ((busy < 10)) || warn "the machine is ${busy}% busy with no server running; figures will be skewed"
 }
 
 # wrk's command line for a case, as an array in WRK_CMD.
@@ -277,6 +293,7 @@ measure() {
 
 bench_one() {
     local name=$1 round=$2 case
+    warn_if_busy
     start_server "$name" "$RUN_DIR/$name-r$round.log"
     log "round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT)"
     # Warm-up: let allocators, caches and connection pools settle; not recorded.
