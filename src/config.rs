@@ -11,7 +11,7 @@
 //! | `SQUALL_ACCESS_LOG` | `1`/`true` logs every request through `tracing` | off |
 //! | `SQUALL_SHUTDOWN_TIMEOUT` | graceful shutdown deadline | `30s` |
 //! | `SQUALL_TRUSTED_PROXIES` | comma-separated IPs/CIDRs allowed to set `X-Forwarded-For` | none |
-//! | `SQUALL_MAX_HEAD_BYTES` | request line + headers | `65536` |
+//! | `SQUALL_MAX_HEAD_BYTES` | request line + headers (at most 65535) | `65535` |
 //! | `SQUALL_MAX_HEADERS` | header count (at most 512) | `100` |
 //! | `SQUALL_MAX_TARGET_BYTES` | request target | `16384` |
 //! | `SQUALL_MAX_BODY_BYTES` | request body | `16777216` |
@@ -34,6 +34,10 @@ use crate::error::Error;
 /// The largest header count a server can be configured to accept; the parser's header table
 /// lives on the stack, and this bounds it.
 pub const MAX_HEADERS_CEILING: usize = 512;
+
+/// The largest request head a server can be configured to accept (64 KiB − 1): offsets into a
+/// head are 16-bit, which keeps parsed requests small.
+pub const MAX_HEAD_CEILING: usize = u16::MAX as usize;
 
 /// Bounds on what one peer may make the server hold or wait for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,7 +72,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_head_bytes: 64 * 1024,
+            max_head_bytes: MAX_HEAD_CEILING,
             max_headers: 100,
             max_target_bytes: 16 * 1024,
             max_body_bytes: 16 * 1024 * 1024,
@@ -253,8 +257,10 @@ impl Config {
         if l.max_target_bytes == 0 || l.max_head_bytes < l.max_target_bytes {
             return invalid("max_target_bytes must be at least 1 and at most max_head_bytes");
         }
-        if u32::try_from(l.max_head_bytes).is_err() {
-            return invalid("max_head_bytes must fit in 32 bits");
+        if l.max_head_bytes > MAX_HEAD_CEILING {
+            return invalid(&format!(
+                "max_head_bytes must be at most {MAX_HEAD_CEILING}"
+            ));
         }
         if l.max_connections_per_core == 0 {
             return invalid("max_connections_per_core must be at least 1");

@@ -28,25 +28,32 @@ pub type OnUpgrade = Box<dyn FnOnce(Upgraded) -> LocalFuture<'static, ()>>;
 /// [`IntoResponse`] value.
 pub struct Response {
     status: StatusCode,
-    reason: Option<Cow<'static, str>>,
     content_type: Option<HeaderValue>,
-    headers: HeaderMap,
     body: Body,
+    /// Everything most responses lack, boxed so the common response stays small: responses
+    /// move through several futures, and their size showed up as memcpy in profiles.
+    extras: Option<Box<Extras>>,
+}
+
+#[derive(Default)]
+struct Extras {
+    reason: Option<Cow<'static, str>>,
+    headers: HeaderMap,
     on_upgrade: Option<OnUpgrade>,
     error: Option<Box<Error>>,
 }
+
+/// Shared by responses without extra headers.
+static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
 
 impl Response {
     /// An empty response with `status`.
     pub fn new(status: StatusCode) -> Response {
         Response {
             status,
-            reason: None,
             content_type: None,
-            headers: HeaderMap::new(),
             body: Body::Empty,
-            on_upgrade: None,
-            error: None,
+            extras: None,
         }
     }
 
@@ -91,7 +98,7 @@ impl Response {
         match HeaderValue::from_str(location) {
             Ok(value) => {
                 let mut r = Response::new(status);
-                r.headers.insert(LOCATION, value);
+                r.headers_mut().insert(LOCATION, value);
                 r
             }
             Err(_) => {
@@ -110,7 +117,7 @@ impl Response {
     /// phrase is sent instead, so a reason can never split the response.
     pub fn with_reason(mut self, reason: impl Into<Cow<'static, str>>) -> Response {
         let reason = reason.into();
-        self.reason = is_safe_reason(&reason).then_some(reason);
+        self.extras_mut().reason = is_safe_reason(&reason).then_some(reason);
         self
     }
 
@@ -135,7 +142,7 @@ impl Response {
         if name == http::header::CONTENT_TYPE {
             self.content_type = Some(value);
         } else if !is_framing_header(&name) {
-            self.headers.insert(name, value);
+            self.headers_mut().insert(name, value);
         }
     }
 
@@ -144,7 +151,7 @@ impl Response {
         if name == http::header::CONTENT_TYPE {
             self.content_type = Some(value);
         } else if !is_framing_header(&name) {
-            self.headers.append(name, value);
+            self.headers_mut().append(name, value);
         }
     }
 
@@ -157,7 +164,7 @@ impl Response {
     /// Adds a `Set-Cookie` header.
     pub fn set_cookie(mut self, cookie: cookie::Cookie<'_>) -> Response {
         match HeaderValue::from_str(&cookie.encoded().to_string()) {
-            Ok(v) => self.headers.append(SET_COOKIE, v),
+            Ok(v) => self.headers_mut().append(SET_COOKIE, v),
             Err(_) => return Error::internal("cookie is not a valid header value").into_response(),
         };
         self
@@ -183,11 +190,12 @@ impl Response {
     /// caller's to add.
     pub fn upgrade(on_upgrade: OnUpgrade) -> Response {
         let mut r = Response::new(StatusCode::SWITCHING_PROTOCOLS);
-        r.headers.insert(
+        let extras = r.extras_mut();
+        extras.headers.insert(
             http::header::CONNECTION,
             HeaderValue::from_static("upgrade"),
         );
-        r.on_upgrade = Some(on_upgrade);
+        extras.on_upgrade = Some(on_upgrade);
         r
     }
 
@@ -198,7 +206,7 @@ impl Response {
 
     /// The custom reason phrase, if any.
     pub fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
+        self.extras.as_ref()?.reason.as_deref()
     }
 
     /// The content type.
@@ -208,12 +216,19 @@ impl Response {
 
     /// The headers other than `Content-Type` and framing.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        match &self.extras {
+            Some(extras) => &extras.headers,
+            None => &NO_HEADERS,
+        }
     }
 
     /// Mutable access to the headers. Framing headers set here are ignored when encoding.
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
-        &mut self.headers
+        &mut self.extras_mut().headers
+    }
+
+    fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
     }
 
     /// The body.
@@ -223,11 +238,11 @@ impl Response {
 
     /// The error this response was made from, if any.
     pub fn error(&self) -> Option<&Error> {
-        self.error.as_deref()
+        self.extras.as_ref()?.error.as_deref()
     }
 
     pub(crate) fn take_error(&mut self) -> Option<Box<Error>> {
-        self.error.take()
+        self.extras.as_mut()?.error.take()
     }
 
     pub(crate) fn take_body(&mut self) -> Body {
@@ -235,7 +250,7 @@ impl Response {
     }
 
     pub(crate) fn take_upgrade(&mut self) -> Option<OnUpgrade> {
-        self.on_upgrade.take()
+        self.extras.as_mut()?.on_upgrade.take()
     }
 
     /// Collects the body into memory (for tests and small responses).
@@ -260,7 +275,7 @@ impl std::fmt::Debug for Response {
         f.debug_struct("Response")
             .field("status", &self.status)
             .field("content_type", &self.content_type)
-            .field("headers", &self.headers)
+            .field("headers", self.headers())
             .field("body", &self.body)
             .finish_non_exhaustive()
     }
@@ -342,7 +357,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut r = Response::text(Bytes::from(format!("{}\n", self.public_message())))
             .with_status(self.status());
-        r.error = Some(Box::new(self));
+        r.extras_mut().error = Some(Box::new(self));
         r
     }
 }
