@@ -297,9 +297,24 @@ pub(crate) struct Service {
     error_page: Option<ErrorPage>,
 }
 
+/// A request after routing: answered already, or waiting on its handler.
+pub(crate) enum Dispatch {
+    Ready(Response),
+    Pending(LocalFuture<'static, Response>),
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    Error::internal(format!("handler panicked: {what}")).into_response()
+}
+
 /// What the router decided for one request.
-enum Routed {
-    Handler(Rc<dyn Handler>, PathParams),
+enum Routed<'a> {
+    Handler(&'a dyn Handler, PathParams),
     Options(HeaderValue),
     MethodNotAllowed(HeaderValue),
     NotFound,
@@ -310,7 +325,7 @@ impl Service {
         &self.context
     }
 
-    fn route(&self, method: &Method, path: &str) -> Routed {
+    fn route(&self, method: &Method, path: &str) -> Routed<'_> {
         let Ok(found) = self.table.matcher.at(path) else {
             return Routed::NotFound;
         };
@@ -321,6 +336,9 @@ impl Service {
                 .flatten()
         });
         if let Some((_, handler)) = handler {
+            if found.params.is_empty() {
+                return Routed::Handler(&**handler, PathParams::default());
+            }
             let values = found
                 .params
                 .iter()
@@ -331,7 +349,7 @@ impl Service {
                 })
                 .collect();
             let params = PathParams::new(Rc::clone(&route.pattern.names), values);
-            return Routed::Handler(Rc::clone(handler), params);
+            return Routed::Handler(&**handler, params);
         }
         let allow = allow_header(route);
         if method == Method::OPTIONS {
@@ -341,47 +359,43 @@ impl Service {
         }
     }
 
-    /// Answers one request: route, run the handler (a panic becomes 500), render errors.
-    pub(crate) fn respond(&self, mut req: Request) -> LocalFuture<'_, Response> {
-        let routed = self.route(req.method(), req.path());
-        let pending = match routed {
+    /// Routes a request and starts its handler. Answers that need no handler (404, 405,
+    /// OPTIONS) and handler calls that panic are ready at once.
+    pub(crate) fn dispatch(&self, mut req: Request) -> Dispatch {
+        let handler: &dyn Handler = match self.route(req.method(), req.path()) {
             Routed::Handler(handler, params) => {
                 req.set_params(params);
-                handler.call(req)
+                handler
             }
             Routed::NotFound => match &self.fallback {
-                Some(fallback) => fallback.call(req),
-                None => {
-                    return Box::pin(std::future::ready(
-                        self.finish(Error::not_found().into_response()),
-                    ))
-                }
+                Some(fallback) => &**fallback,
+                None => return Dispatch::Ready(self.finish(Error::not_found().into_response())),
             },
             Routed::Options(allow) => {
                 let r = Response::new(StatusCode::NO_CONTENT).with_header(ALLOW, allow);
-                return Box::pin(std::future::ready(r));
+                return Dispatch::Ready(r);
             }
             Routed::MethodNotAllowed(allow) => {
                 let r = Error::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
                     .into_response()
                     .with_header(ALLOW, allow);
-                return Box::pin(std::future::ready(self.finish(r)));
+                return Dispatch::Ready(self.finish(r));
             }
         };
-        Box::pin(async move {
-            let response = match AssertUnwindSafe(pending).catch_unwind().await {
-                Ok(response) => response,
-                Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a non-string panic payload".to_owned());
-                    Error::internal(format!("handler panicked: {what}")).into_response()
-                }
-            };
-            self.finish(response)
-        })
+        // A closure handler may panic before it returns its future.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(req))) {
+            Ok(pending) => Dispatch::Pending(pending),
+            Err(panic) => Dispatch::Ready(self.finish(panic_response(panic))),
+        }
+    }
+
+    /// Runs a started handler to its response; a panic becomes 500.
+    pub(crate) async fn complete(&self, pending: LocalFuture<'static, Response>) -> Response {
+        let response = AssertUnwindSafe(pending)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(panic_response);
+        self.finish(response)
     }
 
     /// Logs server errors and applies the application's error page.

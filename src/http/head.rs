@@ -147,7 +147,9 @@ impl Head {
 
     /// The `Upgrade` header, when `Connection` also carries the `upgrade` token.
     pub fn upgrade(&self) -> Option<&str> {
-        self.upgrade.map(|s| self.str_at(s))
+        // A header value, which may hold obs-text: convert with a check.
+        self.upgrade
+            .and_then(|s| std::str::from_utf8(s.get(&self.raw)).ok())
     }
 
     /// The first value of header `name` (case-insensitive).
@@ -170,8 +172,13 @@ impl Head {
     }
 
     fn str_at(&self, span: Span) -> &str {
-        // Every span handed to `str_at` was checked to be ASCII during parsing.
-        std::str::from_utf8(span.get(&self.raw)).unwrap_or_default()
+        let bytes = span.get(&self.raw);
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: `str_at` is only given spans of the target (and its path and query), header
+        // names and a validated authority, which parsing checked to be ASCII
+        // (`decode_head_into`, `is_valid_host`). A checked conversion here was
+        // ~200 instructions per request under callgrind.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
 
@@ -181,6 +188,41 @@ impl Head {
 /// bytes were the head and the body (if any) starts at `buf[n]`. Errors are final: the
 /// connection answers with [`ParseError::status`] and closes.
 pub fn decode_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>, ParseError> {
+    decode_head_into(buf, limits, &mut HeadArena::default())
+}
+
+/// Where decoded heads keep their bytes: a chunk that many heads share, so that decoding a
+/// head costs a copy but not an allocation. Once every head cut from the chunk is dropped,
+/// the chunk is reused in place.
+#[derive(Debug, Default)]
+pub struct HeadArena {
+    chunk: bytes::BytesMut,
+}
+
+impl HeadArena {
+    /// Heads are small; one chunk holds dozens of them.
+    const CHUNK: usize = 4096;
+
+    fn store(&mut self, head: &[u8]) -> Bytes {
+        if self.chunk.capacity() < head.len() {
+            self.chunk.reserve(head.len().max(Self::CHUNK));
+        }
+        self.chunk.extend_from_slice(head);
+        self.chunk.split().freeze()
+    }
+
+    /// Frees the chunk (for an idle connection); the next head allocates a new one.
+    pub fn release(&mut self) {
+        self.chunk = bytes::BytesMut::new();
+    }
+}
+
+/// [`decode_head`], keeping the head's bytes in `arena`.
+pub fn decode_head_into(
+    buf: &[u8],
+    limits: &Limits,
+    arena: &mut HeadArena,
+) -> Result<Option<(Head, usize)>, ParseError> {
     let mut slots = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CEILING];
     let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS_CEILING)];
     let mut req = httparse::Request::new(&mut []);
@@ -212,9 +254,6 @@ pub fn decode_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>,
         .ok_or(ParseError::Malformed("missing request target"))?;
     if target.len() > limits.max_target_bytes {
         return Err(ParseError::TargetTooLong);
-    }
-    if !target.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ParseError::Malformed("invalid byte in request target"));
     }
     let version = match req.version {
         Some(0) => Version::Http10,
@@ -261,7 +300,7 @@ pub fn decode_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize)>,
 
     Ok(Some((
         Head {
-            raw: Bytes::copy_from_slice(head),
+            raw: arena.store(head),
             method,
             version,
             target: target_span,
@@ -416,11 +455,20 @@ fn split_target(
     } else {
         return Err(ParseError::Malformed("invalid request target"));
     };
+    // One pass checks every byte (httparse lets raw non-ASCII through) and finds the query.
     let after = &bytes[path_start..];
-    if after.contains(&b'#') {
-        return Err(ParseError::Malformed("fragment in request target"));
+    let mut query_at = None;
+    for (i, &b) in after.iter().enumerate() {
+        match b {
+            b'#' => return Err(ParseError::Malformed("fragment in request target")),
+            b'?' if query_at.is_none() => query_at = Some(i),
+            _ if !b.is_ascii_graphic() => {
+                return Err(ParseError::Malformed("invalid byte in request target"))
+            }
+            _ => {}
+        }
     }
-    let (path, query) = match after.iter().position(|&b| b == b'?') {
+    let (path, query) = match query_at {
         Some(q) => (
             span.sub(path_start, path_start + q),
             Some(span.sub(path_start + q + 1, bytes.len())),
@@ -443,39 +491,57 @@ fn absolute_form_rest(bytes: &[u8]) -> Option<usize> {
 /// `uri-host [ ":" port ]` — reg-name, IPv4 or a bracketed IP literal; empty is allowed
 /// (RFC 9110 7.2), whitespace and delimiters are not.
 fn is_valid_host(host: &[u8]) -> bool {
-    let (name, port) = if host.first() == Some(&b'[') {
-        let Some(close) = host.iter().position(|&b| b == b']') else {
+    if let Some(rest) = host.strip_prefix(b"[") {
+        let Some(close) = rest.iter().position(|&b| b == b']') else {
             return false;
         };
-        let literal = &host[1..close];
-        if literal.is_empty()
-            || !literal
+        let literal = &rest[..close];
+        let literal_ok = !literal.is_empty()
+            && literal
                 .iter()
-                .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
-        {
-            return false;
+                .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+        return literal_ok && is_port_suffix(&rest[close + 1..]);
+    }
+    // A reg-name or IPv4 address, then an optional `:port`, checked in one pass.
+    let mut colon = None;
+    for (i, &b) in host.iter().enumerate() {
+        match (b, colon) {
+            (b':', None) => colon = Some(i),
+            (_, Some(_)) if !b.is_ascii_digit() => return false,
+            (_, None) if !REG_NAME[b as usize] => return false,
+            _ => {}
         }
-        match &host[close + 1..] {
-            [] => return true,
-            [b':', port @ ..] => (&[][..], port),
-            _ => return false,
-        }
-    } else {
-        match host.iter().rposition(|&b| b == b':') {
-            Some(colon) => (&host[..colon], &host[colon + 1..]),
-            None => (host, &[][..]),
-        }
-    };
-    let name_ok = name.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%')
-            || matches!(
-                b,
-                b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-            )
-    });
-    name_ok && port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
+    }
+    colon.is_none_or(|c| host.len() - c - 1 <= 5)
 }
+
+/// Nothing, or `:` and at most five digits.
+fn is_port_suffix(s: &[u8]) -> bool {
+    match s {
+        [] => true,
+        [b':', port @ ..] => port.len() <= 5 && port.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// reg-name bytes: unreserved, sub-delims and `%` (RFC 3986 3.2.2). A table, because the
+/// chain of comparisons it replaces cost ~20 ns per request.
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let allowed = b"-._~%!$&'()*+,;=";
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric();
+        i += 1;
+    }
+    let mut j = 0;
+    while j < allowed.len() {
+        table[allowed[j] as usize] = true;
+        j += 1;
+    }
+    table
+};
 
 /// Line ends must be CRLF; httparse also accepts a bare LF, which another parser in front of
 /// or behind this one might read differently.

@@ -16,7 +16,7 @@ use http::StatusCode;
 
 pub use body::{BodyDecoder, Progress};
 pub use encode::{ResponseFraming, ResponseHead};
-pub use head::{decode_head, BodyFraming, Head, Persistence, Version};
+pub use head::{decode_head, decode_head_into, BodyFraming, Head, HeadArena, Persistence, Version};
 
 /// Why a request could not be decoded. Every variant is final for the connection: the server
 /// answers with [`status`](ParseError::status) and closes.

@@ -16,18 +16,17 @@ use http::StatusCode;
 
 use super::core::Core;
 use super::io::{ConnIo, IoStop, Wait};
-use crate::body::{Body, BodySource, LocalFuture, RequestBody};
+use crate::body::{Body, BodySource, ChunkStream, LocalFuture, RequestBody};
 use crate::error::Error;
 use crate::http::encode::{encode_chunk_header, encode_head, CHUNK_END, LAST_CHUNK};
 use crate::http::{
-    decode_head, BodyDecoder, Head, ParseError, Persistence, ResponseFraming, ResponseHead, Version,
+    decode_head_into, BodyDecoder, Head, HeadArena, ParseError, Persistence, ResponseFraming,
+    ResponseHead, Version,
 };
 use crate::request::Request;
 use crate::response::{Response, TEXT_PLAIN};
+use crate::router::Dispatch;
 use crate::upgrade::Upgraded;
-
-/// Output grows in steps of this much; small enough for idle connections to drop it cheaply.
-const OUTPUT_CAPACITY: usize = 4 * 1024;
 
 /// What to do after one request is answered.
 enum Next {
@@ -35,8 +34,26 @@ enum Next {
     Continue,
     /// Write what is buffered, then close.
     Close,
+    /// The head is encoded; the body streams from these chunks, then `Next` applies.
+    Stream(ChunkStream, ResponseFraming, Box<Next>),
     /// The 101 response is encoded; after it is written the socket goes to this callback.
     Upgrade(crate::response::OnUpgrade),
+}
+
+/// What answering one request needs to remember while its handler runs.
+struct Exchange {
+    version: Version,
+    is_head: bool,
+    persistence: Persistence,
+    reader: Option<Rc<BodyReader>>,
+    access: Option<Box<AccessEntry>>,
+}
+
+/// Kept per request only when the access log is on.
+struct AccessEntry {
+    started: Instant,
+    method: http::Method,
+    target: String,
 }
 
 /// Serves one connection until it closes.
@@ -52,6 +69,7 @@ pub(crate) async fn serve(core: Rc<Core>, stream: glommio::net::TcpStream) {
         io,
         peer,
         output: Vec::new(),
+        heads: HeadArena::default(),
     };
     driver.run().await;
 }
@@ -60,6 +78,7 @@ struct Driver {
     io: Rc<ConnIo>,
     peer: SocketAddr,
     output: Vec<u8>,
+    heads: HeadArena,
 }
 
 impl Driver {
@@ -70,15 +89,38 @@ impl Driver {
         let mut head_started: Option<Instant> = None;
         loop {
             // Answer every complete request already received.
+            self.ensure_output();
             let next = loop {
-                let decoded = decode_head(self.io.input.borrow().filled(), limits);
+                let decoded =
+                    decode_head_into(self.io.input.borrow().filled(), limits, &mut self.heads);
                 match decoded {
                     Ok(Some((head, len))) => {
                         head_started = None;
                         self.io.input.borrow_mut().consume(len);
-                        match self.answer(head).await {
+                        let (exchange, request) = match self.begin(head) {
+                            Ok(begun) => begun,
+                            Err(e) => {
+                                self.encode_error(e.status(), e.message(), Version::Http11);
+                                break Next::Close;
+                            }
+                        };
+                        // Only a boxed handler future crosses this await: keeping the state
+                        // held across it small is what keeps the per-request cost low.
+                        let response = match core.service.dispatch(request) {
+                            Dispatch::Ready(response) => response,
+                            Dispatch::Pending(pending) => core.service.complete(pending).await,
+                        };
+                        match self.finish(exchange, response) {
                             Next::Continue => {}
                             Next::Close => break Next::Close,
+                            Next::Stream(chunks, framing, after) => {
+                                if !self.stream_body(chunks, framing).await {
+                                    break Next::Close;
+                                }
+                                if let Next::Close = *after {
+                                    break Next::Close;
+                                }
+                            }
                             Next::Upgrade(on_upgrade) => return self.hand_over(on_upgrade).await,
                         }
                         if self.output.len() >= limits.max_pending_output
@@ -102,6 +144,7 @@ impl Driver {
             }
             let wait = if self.io.input.borrow().is_empty() {
                 self.io.release_input();
+                self.heads.release();
                 Wait::Idle
             } else {
                 Wait::Head(*head_started.get_or_insert_with(|| self.io.core.now()))
@@ -124,25 +167,37 @@ impl Driver {
         self.io.linger().await;
     }
 
-    /// Answers one request: body, handler, response. Encodes into `output`.
-    async fn answer(&mut self, head: Head) -> Next {
-        let core = Rc::clone(&self.io.core);
-        let started = core.config.access_log.then(Instant::now);
-        let version = head.version();
-        let is_head = head.method() == http::Method::HEAD;
-        let (body, reader) = match self.prepare_body(&head) {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                self.encode_error(e.status(), e.message(), version);
-                return Next::Close;
-            }
+    /// Turns a decoded head into a request, with what the response will need to know.
+    fn begin(&self, head: Head) -> Result<(Exchange, Request), ParseError> {
+        let core = &self.io.core;
+        let (body, reader) = self.prepare_body(&head)?;
+        let exchange = Exchange {
+            version: head.version(),
+            is_head: head.method() == http::Method::HEAD,
+            persistence: head.persistence(),
+            reader,
+            access: core.config.access_log.then(|| {
+                Box::new(AccessEntry {
+                    started: Instant::now(),
+                    method: head.method().clone(),
+                    target: head.target().to_owned(),
+                })
+            }),
         };
-        let access = started.map(|t| (t, head.method().clone(), head.target().to_owned()));
-        let mut persistence = head.persistence();
         let request = Request::new(head, body, self.peer, Rc::clone(core.service.context()));
+        Ok((exchange, request))
+    }
 
-        let mut response = core.service.respond(request).await;
-
+    /// Encodes the response to one exchange into `output`, and decides what comes next.
+    fn finish(&mut self, exchange: Exchange, mut response: Response) -> Next {
+        let core = Rc::clone(&self.io.core);
+        let Exchange {
+            version,
+            is_head,
+            mut persistence,
+            reader,
+            access,
+        } = exchange;
         if let Some(reader) = &reader {
             if !reader.settle_after_response() {
                 persistence = Persistence::Close;
@@ -152,13 +207,13 @@ impl Driver {
             persistence = Persistence::Close;
         }
         let status = response.status();
-        if let Some((t, method, target)) = access {
+        if let Some(entry) = access {
             tracing::info!(
                 target: "squall::access",
                 status = status.as_u16(),
-                method = %method,
-                target = %target,
-                micros = t.elapsed().as_micros() as u64,
+                method = %entry.method,
+                target = %entry.target,
+                micros = entry.started.elapsed().as_micros() as u64,
                 peer = %self.peer,
             );
         }
@@ -183,20 +238,20 @@ impl Driver {
             version,
         };
         core.with_date_line(|date| encode_head(&mut self.output, &response_head, date));
-        if !is_head && framing != ResponseFraming::NoBody {
-            match body {
-                Body::Empty => {}
-                Body::Full(bytes) => self.output.extend_from_slice(&bytes),
-                Body::Stream { chunks, .. } => {
-                    if !self.stream_body(chunks, framing).await {
-                        return Next::Close;
-                    }
-                }
-            }
-        }
-        match persistence {
+        let after = match persistence {
             Persistence::KeepAlive => Next::Continue,
             Persistence::Close => Next::Close,
+        };
+        if is_head || framing == ResponseFraming::NoBody {
+            return after;
+        }
+        match body {
+            Body::Empty => after,
+            Body::Full(bytes) => {
+                self.output.extend_from_slice(&bytes);
+                after
+            }
+            Body::Stream { chunks, .. } => Next::Stream(chunks, framing, Box::new(after)),
         }
     }
 
@@ -234,11 +289,7 @@ impl Driver {
     }
 
     /// Writes a streamed body as it is produced. Returns false if the connection must close.
-    async fn stream_body(
-        &mut self,
-        mut chunks: crate::body::ChunkStream,
-        framing: ResponseFraming,
-    ) -> bool {
+    async fn stream_body(&mut self, mut chunks: ChunkStream, framing: ResponseFraming) -> bool {
         if self.flush().await.is_err() {
             return false;
         }
@@ -341,16 +392,22 @@ impl Driver {
     }
 
     /// Writes the buffered output.
+    /// Writes the buffered output and gives the buffer back to the core's pool.
     async fn flush(&mut self) -> Result<(), IoStop> {
         if self.output.is_empty() {
             return Ok(());
         }
         let result = self.io.write_all(&self.output).await;
-        self.output.clear();
-        if self.output.capacity() > OUTPUT_CAPACITY * 16 {
-            self.output = Vec::new();
-        }
+        let used = std::mem::take(&mut self.output);
+        self.io.core.give_write_buffer(used);
         result
+    }
+
+    /// Makes sure there is an output buffer to encode into.
+    fn ensure_output(&mut self) {
+        if self.output.capacity() == 0 {
+            self.output = self.io.core.take_write_buffer();
+        }
     }
 }
 

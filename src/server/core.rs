@@ -21,6 +21,8 @@ use crate::router::Service;
 
 /// Read buffers start at this size and grow only for large heads.
 pub(crate) const READ_BUFFER_SIZE: usize = 16 * 1024;
+/// Output buffers start at this size.
+pub(crate) const WRITE_BUFFER_SIZE: usize = 16 * 1024;
 /// Pooled buffers kept per core beyond those in use; the rest are freed.
 const POOL_CAPACITY: usize = 512;
 
@@ -34,6 +36,7 @@ pub(crate) struct Core {
     slots: RefCell<Slab<Rc<ConnSlot>>>,
     stopping: Cell<bool>,
     read_buffers: RefCell<Vec<Vec<u8>>>,
+    write_buffers: RefCell<Vec<Vec<u8>>>,
     pub(crate) connections: Gate,
 }
 
@@ -99,6 +102,7 @@ impl Core {
             slots: RefCell::new(Slab::new()),
             stopping: Cell::new(false),
             read_buffers: RefCell::new(Vec::new()),
+            write_buffers: RefCell::new(Vec::new()),
             connections: Gate::new(),
         }
     }
@@ -140,6 +144,25 @@ impl Core {
     pub(crate) fn give_read_buffer(&self, buffer: Vec<u8>) {
         let mut pool = self.read_buffers.borrow_mut();
         if buffer.len() == READ_BUFFER_SIZE && pool.len() < POOL_CAPACITY {
+            pool.push(buffer);
+        }
+    }
+
+    /// An empty output buffer. Pooled like read buffers, and for the same reason: the most
+    /// recently used buffer is the one still in cache.
+    pub(crate) fn take_write_buffer(&self) -> Vec<u8> {
+        self.write_buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER_SIZE))
+    }
+
+    /// Returns an output buffer to the pool; one much larger or smaller than usual is freed.
+    pub(crate) fn give_write_buffer(&self, mut buffer: Vec<u8>) {
+        let mut pool = self.write_buffers.borrow_mut();
+        let usual_size = (WRITE_BUFFER_SIZE..=WRITE_BUFFER_SIZE * 4).contains(&buffer.capacity());
+        if usual_size && pool.len() < POOL_CAPACITY {
+            buffer.clear();
             pool.push(buffer);
         }
     }
