@@ -326,6 +326,11 @@ impl Service {
     }
 
     fn route(&self, method: &Method, path: &str) -> Routed<'_> {
+        if path == "*" {
+            // `OPTIONS *` asks about the server as a whole (the parser allows `*` nowhere else).
+            let all = self.table.routes.iter().flat_map(|r| r.methods.iter().map(|(m, _)| m));
+            return Routed::Options(allow_header(all));
+        }
         let Ok(found) = self.table.matcher.at(path) else {
             return Routed::NotFound;
         };
@@ -351,7 +356,7 @@ impl Service {
             let params = PathParams::new(Rc::clone(&route.pattern.names), values);
             return Routed::Handler(&**handler, params);
         }
-        let allow = allow_header(route);
+        let allow = allow_header(route.methods.iter().map(|(m, _)| m));
         if method == Method::OPTIONS {
             Routed::Options(allow)
         } else {
@@ -440,8 +445,8 @@ pub mod bench_support {
     }
 }
 
-fn allow_header(route: &Route) -> HeaderValue {
-    let mut methods: Vec<&str> = route.methods.iter().map(|(m, _)| m.as_str()).collect();
+fn allow_header<'a>(methods: impl Iterator<Item = &'a Method>) -> HeaderValue {
+    let mut methods: Vec<&str> = methods.map(Method::as_str).collect();
     if methods.contains(&"GET") && !methods.contains(&"HEAD") {
         methods.push("HEAD");
     }
@@ -449,6 +454,7 @@ fn allow_header(route: &Route) -> HeaderValue {
         methods.push("OPTIONS");
     }
     methods.sort_unstable();
+    methods.dedup();
     HeaderValue::from_str(&methods.join(", ")).unwrap_or(HeaderValue::from_static("GET"))
 }
 
@@ -522,5 +528,9 @@ mod tests {
             service.route(&Method::OPTIONS, "/a"),
             Routed::Options(_)
         ));
+        match service.route(&Method::OPTIONS, "*") {
+            Routed::Options(allow) => assert_eq!(allow, "GET, HEAD, OPTIONS, POST"),
+            _ => panic!("expected the server-wide allow list"),
+        }
     }
 }

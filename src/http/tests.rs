@@ -444,7 +444,7 @@ fn decode_stream(pieces: &[&[u8]]) -> Result<Vec<(String, Vec<u8>)>, ParseError>
     for piece in pieces {
         buf.extend_from_slice(piece);
         loop {
-            if let Some((target, decoder, data)) = &mut body {
+            if let Some((_, decoder, data)) = &mut body {
                 let p = decoder.decode(&buf, data)?;
                 buf.drain(..p.consumed);
                 if !p.done {

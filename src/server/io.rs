@@ -209,8 +209,7 @@ impl ConnIo {
 
     /// Closes the write side so the peer sees the end of the response before the socket goes.
     pub(crate) async fn shutdown_write(&self) {
-        let mut stream = self.stream.borrow_mut();
-        let _ = poll_fn(|cx| Pin::new(&mut *stream).poll_close(cx)).await;
+        let _ = poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_close(cx)).await;
     }
 
     /// Reads and discards input for a short while after a final response, so that closing

@@ -297,7 +297,19 @@ fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
 }
 
 /// Fails clearly when the kernel has no io_uring or a policy forbids it.
+///
+/// The probe runs on a short-lived thread: closing a ring interrupts the closing thread's next
+/// blocking call with `EINTR`, which would otherwise surprise the caller of `spawn`.
 fn check_io_uring() -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("squall-probe".to_owned())
+        .spawn(probe_io_uring)
+        .map_err(|e| Error::io("cannot start the io_uring probe", e))?
+        .join()
+        .unwrap_or_else(|_| Err(Error::startup("the io_uring probe panicked")))
+}
+
+fn probe_io_uring() -> Result<(), Error> {
     // SAFETY: io_uring_setup with one entry and zeroed params; on success the returned fd is
     // closed at once.
     let fd = unsafe {
@@ -340,7 +352,7 @@ fn raise_memlock_limit() -> Result<(), Error> {
             libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
         }
     }
-    if limit.rlim_cur != libc::RLIM_INFINITY && (limit.rlim_cur as u64) < NEEDED {
+    if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < NEEDED {
         return Err(Error::startup(format!(
             "RLIMIT_MEMLOCK is {} bytes and cannot be raised; io_uring needs at least {NEEDED} \
              (raise it with `ulimit -l` or the service manager's LimitMEMLOCK)",
