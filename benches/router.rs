@@ -2,6 +2,8 @@
 //!
 //! `cargo bench --bench router`
 
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
