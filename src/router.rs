@@ -298,7 +298,7 @@ pub(crate) struct Service {
 }
 
 /// A request after routing: answered already, or waiting on its handler.
-pub(crate) enum Dispatch {
+enum Dispatch {
     Ready(Response),
     Pending(LocalFuture<'static, Response>),
 }
@@ -328,7 +328,11 @@ impl Service {
     fn route(&self, method: &Method, path: &str) -> Routed<'_> {
         if path == "*" {
             // `OPTIONS *` asks about the server as a whole (the parser allows `*` nowhere else).
-            let all = self.table.routes.iter().flat_map(|r| r.methods.iter().map(|(m, _)| m));
+            let all = self
+                .table
+                .routes
+                .iter()
+                .flat_map(|r| r.methods.iter().map(|(m, _)| m));
             return Routed::Options(allow_header(all));
         }
         let Ok(found) = self.table.matcher.at(path) else {
@@ -365,8 +369,16 @@ impl Service {
     }
 
     /// Routes a request and starts its handler. Answers that need no handler (404, 405,
-    /// OPTIONS) and handler calls that panic are ready at once.
-    pub(crate) fn dispatch(&self, mut req: Request) -> Dispatch {
+    /// OPTIONS) and handler calls that panic come back as ready futures; one boxed future
+    /// either way keeps the connection's awaiting state to a pointer.
+    pub(crate) fn dispatch(&self, req: Request) -> LocalFuture<'static, Response> {
+        match self.dispatch_inner(req) {
+            Dispatch::Ready(response) => Box::pin(std::future::ready(response)),
+            Dispatch::Pending(pending) => pending,
+        }
+    }
+
+    fn dispatch_inner(&self, mut req: Request) -> Dispatch {
         let handler: &dyn Handler = match self.route(req.method(), req.path()) {
             Routed::Handler(handler, params) => {
                 req.set_params(params);

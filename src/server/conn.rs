@@ -25,7 +25,6 @@ use crate::http::{
 };
 use crate::request::Request;
 use crate::response::{Response, TEXT_PLAIN};
-use crate::router::Dispatch;
 use crate::upgrade::Upgraded;
 
 /// What to do after one request is answered.
@@ -57,11 +56,14 @@ struct AccessEntry {
 }
 
 /// Serves one connection until it closes.
-pub(crate) async fn serve(core: Rc<Core>, stream: glommio::net::TcpStream) {
-    let peer = match stream.peer_addr() {
-        Ok(peer) => peer,
-        Err(_) => return,
-    };
+///
+/// Not an `async fn`: the setup runs before the future exists, so the future does not also
+/// carry the stream it was given (an `async fn` keeps its arguments in every state).
+pub(crate) fn serve(
+    core: Rc<Core>,
+    stream: glommio::net::TcpStream,
+) -> Option<impl std::future::Future<Output = ()>> {
+    let peer = stream.peer_addr().ok()?;
     // Responses are flushed in one write per batch; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
     let io = Rc::new(ConnIo::new(core, stream));
@@ -71,7 +73,7 @@ pub(crate) async fn serve(core: Rc<Core>, stream: glommio::net::TcpStream) {
         output: Vec::new(),
         heads: HeadArena::default(),
     };
-    driver.run().await;
+    Some(driver.run())
 }
 
 struct Driver {
@@ -91,49 +93,37 @@ impl Driver {
             // Answer every complete request already received.
             self.ensure_output();
             let next = loop {
-                let decoded =
-                    decode_head_into(self.io.input.borrow().filled(), limits, &mut self.heads);
-                match decoded {
-                    Ok(Some((head, len))) => {
-                        head_started = None;
-                        self.io.input.borrow_mut().consume(len);
-                        let (exchange, request) = match self.begin(head) {
-                            Ok(begun) => begun,
-                            Err(e) => {
-                                self.encode_error(e.status(), e.message(), Version::Http11);
-                                break Next::Close;
-                            }
-                        };
-                        // Only a boxed handler future crosses this await: keeping the state
-                        // held across it small is what keeps the per-request cost low.
-                        let response = match core.service.dispatch(request) {
-                            Dispatch::Ready(response) => response,
-                            Dispatch::Pending(pending) => core.service.complete(pending).await,
-                        };
-                        match self.finish(exchange, response) {
-                            Next::Continue => {}
-                            Next::Close => break Next::Close,
-                            Next::Stream(chunks, framing, after) => {
-                                if !self.stream_body(chunks, framing).await {
-                                    break Next::Close;
-                                }
-                                if let Next::Close = *after {
-                                    break Next::Close;
-                                }
-                            }
-                            Next::Upgrade(on_upgrade) => return self.hand_over(on_upgrade).await,
-                        }
-                        if self.output.len() >= limits.max_pending_output
-                            && self.flush().await.is_err()
-                        {
-                            return;
-                        }
-                    }
+                // Decoding and starting the request are synchronous, and the head is consumed
+                // before any await: the state held across awaits is what every connection,
+                // idle or not, carries (see `an_idle_connection_future_stays_small`).
+                let started = match self.decode_and_begin(limits) {
+                    Ok(Some(started)) => started,
                     Ok(None) => break Next::Continue,
                     Err(e) => {
                         self.encode_error(e.status(), e.message(), Version::Http11);
                         break Next::Close;
                     }
+                };
+                head_started = None;
+                let (exchange, pending) = started;
+                let response = core.service.complete(pending).await;
+                match self.finish(exchange, response) {
+                    Next::Continue => {}
+                    Next::Close => break Next::Close,
+                    Next::Stream(chunks, framing, after) => {
+                        // Rare paths are boxed so that their state does not widen every
+                        // connection's future (it is what an idle connection costs).
+                        if !Box::pin(self.stream_body(chunks, framing)).await {
+                            break Next::Close;
+                        }
+                        if let Next::Close = *after {
+                            break Next::Close;
+                        }
+                    }
+                    Next::Upgrade(on_upgrade) => return Box::pin(self.hand_over(on_upgrade)).await,
+                }
+                if self.output.len() >= limits.max_pending_output && self.flush().await.is_err() {
+                    return;
                 }
             };
             if self.flush().await.is_err() {
@@ -163,8 +153,21 @@ impl Driver {
                 Err(_) => return,
             }
         }
-        self.io.shutdown_write().await;
-        self.io.linger().await;
+        Box::pin(self.io.close_gracefully()).await;
+    }
+
+    /// Decodes the next complete head in the input, if any, and starts its handler.
+    fn decode_and_begin(
+        &mut self,
+        limits: &crate::config::Limits,
+    ) -> Result<Option<(Exchange, LocalFuture<'static, Response>)>, ParseError> {
+        let decoded = decode_head_into(self.io.input.borrow().filled(), limits, &mut self.heads)?;
+        let Some((head, len)) = decoded else {
+            return Ok(None);
+        };
+        self.io.input.borrow_mut().consume(len);
+        let (exchange, request) = self.begin(head)?;
+        Ok(Some((exchange, self.io.core.service.dispatch(request))))
     }
 
     /// Turns a decoded head into a request, with what the response will need to know.

@@ -207,14 +207,21 @@ impl ConnIo {
         result
     }
 
+    /// Ends the connection so that the last response survives: close the write side, then
+    /// read and discard for a moment before the socket goes.
+    pub(crate) async fn close_gracefully(&self) {
+        self.shutdown_write().await;
+        self.linger().await;
+    }
+
     /// Closes the write side so the peer sees the end of the response before the socket goes.
-    pub(crate) async fn shutdown_write(&self) {
+    async fn shutdown_write(&self) {
         let _ = poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_close(cx)).await;
     }
 
     /// Reads and discards input for a short while after a final response, so that closing
     /// with unread data does not turn into a reset that destroys the response in flight.
-    pub(crate) async fn linger(&self) {
+    async fn linger(&self) {
         let deadline = glommio::timer::Timer::new(Duration::from_millis(100));
         let drain = async {
             loop {
