@@ -144,6 +144,16 @@ impl Body {
         }
     }
 
+    /// A streamed body fed through a bounded channel: the handler returns the body at once and
+    /// a task it spawns (`glommio::spawn_local`) sends chunks into the [`BodySender`]. A full
+    /// channel makes `send` wait until the connection has written earlier chunks, so a slow
+    /// client slows the producer rather than growing memory. The body ends when the sender is
+    /// dropped.
+    pub fn channel(capacity: usize) -> (BodySender, Body) {
+        let (tx, rx) = glommio::channels::local_channel::new_bounded(capacity.max(1));
+        (BodySender { tx }, Body::stream(rx.into_stream()))
+    }
+
     /// The length, when known without reading the body.
     pub fn len(&self) -> Option<u64> {
         match self {
@@ -156,6 +166,34 @@ impl Body {
     /// Whether the body is known to be empty.
     pub fn is_empty(&self) -> bool {
         self.len() == Some(0)
+    }
+}
+
+/// The sending half of [`Body::channel`].
+pub struct BodySender {
+    tx: glommio::channels::local_channel::LocalSender<Result<Bytes, Error>>,
+}
+
+impl BodySender {
+    /// Sends a chunk, waiting while the channel is full. Fails once the response is gone
+    /// (the client disconnected).
+    pub async fn send(&self, chunk: impl Into<Bytes>) -> Result<(), Error> {
+        self.tx
+            .send(Ok(chunk.into()))
+            .await
+            .map_err(|_| Error::internal("response body receiver is gone"))
+    }
+
+    /// Ends the body with an error: the connection closes without the final chunk, so the
+    /// client sees the body is incomplete.
+    pub async fn abort(self, error: Error) {
+        let _ = self.tx.send(Err(error)).await;
+    }
+}
+
+impl fmt::Debug for BodySender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BodySender")
     }
 }
 

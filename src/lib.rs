@@ -56,7 +56,7 @@ pub mod upgrade;
 
 mod server;
 
-pub use crate::body::{Body, RequestBody};
+pub use crate::body::{Body, BodySender, RequestBody};
 pub use crate::config::{Config, Limits};
 pub use crate::error::Error;
 pub use crate::handler::Handler;

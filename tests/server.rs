@@ -52,6 +52,20 @@ async fn stream(_req: Request) -> Response {
     Response::with_body(TEXT_PLAIN, Body::stream(chunks))
 }
 
+/// A body fed from a spawned task through `Body::channel`, with a channel smaller than the body.
+async fn channel_stream(_req: Request) -> Response {
+    let (tx, body) = Body::channel(1);
+    glommio::spawn_local(async move {
+        for i in 0..5 {
+            if tx.send(format!("part{i};")).await.is_err() {
+                return;
+            }
+        }
+    })
+    .detach();
+    Response::with_body(TEXT_PLAIN, body)
+}
+
 /// A stream that fails after its first chunk.
 async fn stream_fails(_req: Request) -> Response {
     let chunks = futures_lite::stream::iter([
@@ -143,6 +157,7 @@ fn app() -> App {
         .post("/echo", echo)
         .get("/slow", slow)
         .get("/stream", stream)
+        .get("/channel-stream", channel_stream)
         .get("/stream-fails", stream_fails)
         .get("/sized-stream", sized_stream)
         .get("/big", big)
@@ -770,6 +785,19 @@ fn streamed_response_is_chunked_on_http11() {
     assert_eq!(r.header("content-length"), None);
     assert_eq!(r.text(), "alpha-beta-gamma");
     assert_eq!(r.header("connection"), None);
+    c.send(get("/arg?i=after"));
+    assert_ok(&c.response(), "after");
+}
+
+#[test]
+fn channel_body_streams_from_a_spawned_task() {
+    let server = start(app);
+    let mut c = Client::connect(server.local_addr());
+    c.send(get("/channel-stream"));
+    let r = c.response();
+    assert_eq!(r.status, 200);
+    assert!(r.chunked, "expected transfer-encoding: chunked, got {r:?}");
+    assert_eq!(r.text(), "part0;part1;part2;part3;part4;");
     c.send(get("/arg?i=after"));
     assert_ok(&c.response(), "after");
 }
