@@ -502,17 +502,13 @@ fn is_valid_host(host: &[u8]) -> bool {
                 .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
         return literal_ok && is_port_suffix(&rest[close + 1..]);
     }
-    // A reg-name or IPv4 address, then an optional `:port`, checked in one pass.
-    let mut colon = None;
-    for (i, &b) in host.iter().enumerate() {
-        match (b, colon) {
-            (b':', None) => colon = Some(i),
-            (_, Some(_)) if !b.is_ascii_digit() => return false,
-            (_, None) if !REG_NAME[b as usize] => return false,
-            _ => {}
-        }
-    }
-    colon.is_none_or(|c| host.len() - c - 1 <= 5)
+    // A reg-name or IPv4 address, then an optional `:port`. REG_NAME has no `:`, so a second
+    // colon fails the name check.
+    let (name, port) = match memchr::memrchr(b':', host) {
+        Some(colon) => host.split_at(colon),
+        None => (host, &[][..]),
+    };
+    name.iter().all(|&b| REG_NAME[b as usize]) && is_port_suffix(port)
 }
 
 /// Nothing, or `:` and at most five digits.
