@@ -46,6 +46,7 @@
 
 pub mod body;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod handler;
 pub mod http;

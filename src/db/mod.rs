@@ -1,0 +1,7 @@
+//! Per-core connections to PostgreSQL and Redis.
+//!
+//! Each core opens its own connections from the application factory and keeps them in `Rc`s:
+//! a query never crosses cores and never takes a lock. Nothing here knows about HTTP.
+
+pub mod postgres;
+pub mod redis;

@@ -1,0 +1,1 @@
+//! PostgreSQL: a per-core pool of tokio-postgres connections over glommio sockets.

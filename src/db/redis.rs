@@ -1,0 +1,1 @@
+//! Redis: a per-core client on the RESP codec of redis-protocol.
