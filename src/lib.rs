@@ -53,6 +53,7 @@ pub mod http;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod template;
 pub mod upgrade;
 
 mod server;

@@ -1,0 +1,97 @@
+//! Sailfish templates through `squall::template::Page`, checked against the TechEmpower
+//! reference page in `../shared/tfb/`.
+
+use sailfish::TemplateSimple;
+use squall::template::Page;
+use squall::{IntoResponse, StatusCode};
+
+struct Fortune {
+    id: i32,
+    message: String,
+}
+
+#[derive(TemplateSimple)]
+#[template(path = "fortunes.stpl")]
+struct Fortunes {
+    fortunes: Vec<Fortune>,
+}
+
+/// The TechEmpower reference data lives beside the repository, in `../shared/tfb/`. Without
+/// it (a bare clone) the reference tests are skipped with a reason, unless
+/// `SQUALL_REQUIRE_SERVICES=1` (CI), where they fail.
+fn shared(file: &str) -> Option<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/tfb")
+        .join(file);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if std::env::var("SQUALL_REQUIRE_SERVICES").as_deref() != Ok("1") => {
+            eprintln!("skipping: cannot read {}: {e}", path.display());
+            None
+        }
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
+}
+
+fn reference_fortunes() -> Option<Vec<Fortune>> {
+    let mut fortunes: Vec<Fortune> = shared("fortunes.tsv")?
+        .lines()
+        .skip(1)
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (id, message) = line.split_once('\t').expect("id<TAB>message");
+            Fortune {
+                id: id.parse().expect("numeric id"),
+                message: message.to_owned(),
+            }
+        })
+        .collect();
+    fortunes.push(Fortune {
+        id: 0,
+        message: "Additional fortune added at request time.".to_owned(),
+    });
+    fortunes.sort_by(|a, b| a.message.cmp(&b.message));
+    Some(fortunes)
+}
+
+/// Equivalent escapes and whitespace between tags are equally valid; normalise them away.
+fn normalise(html: &str) -> String {
+    let mut out = html
+        .replace("&#039;", "&#39;")
+        .replace("&#x27;", "&#39;")
+        .replace("&#34;", "&quot;")
+        .replace("&#x22;", "&quot;");
+    while let Some(at) = out.find(">\n").or_else(|| out.find("> <")) {
+        out.remove(at + 1);
+    }
+    out.trim().to_owned()
+}
+
+#[test]
+fn fortunes_page_matches_the_reference() {
+    let (Some(fortunes), Some(expected)) = (reference_fortunes(), shared("fortunes_expected.html"))
+    else {
+        return;
+    };
+    let page = Fortunes { fortunes }.render_once().expect("renders");
+    assert_eq!(normalise(&page), normalise(&expected));
+    assert!(page.contains("&lt;script&gt;"), "escaped by default");
+}
+
+#[test]
+fn pages_are_html_responses() {
+    let fortunes = vec![Fortune {
+        id: 1,
+        message: "<b>bold</b>".to_owned(),
+    }];
+    let response = Page(Fortunes { fortunes }).into_response();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.content_type().expect("content type"),
+        "text/html; charset=utf-8"
+    );
+    let body = futures_lite::future::block_on(response.into_bytes()).expect("full body");
+    assert!(std::str::from_utf8(&body)
+        .expect("utf-8")
+        .contains("<td>&lt;b&gt;bold&lt;/b&gt;</td>"));
+}
