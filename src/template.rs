@@ -5,7 +5,7 @@
 //! `& < > " '`; `<%- value %>` does not). With `#[derive(TemplateSimple)]` a template names its
 //! fields directly; wrap the value in [`Page`] to answer with it:
 //!
-//! ```ignore
+//! ```text
 //! #[derive(sailfish::TemplateSimple)]
 //! #[template(path = "fortunes.stpl")]
 //! struct Fortunes { fortunes: Vec<Fortune> }

@@ -64,6 +64,10 @@ pub struct ResponseHead<'a> {
 /// Appends the response head to `out`. `server_and_date` is the cached
 /// [`DateLine`](super::date::DateLine).
 pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, server_and_date: &[u8]) {
+    // One reservation for the fixed parts, so the appends below never reallocate one by one.
+    const FIXED: usize = 128;
+    let content_type = head.content_type.map_or(0, |ct| ct.len());
+    out.reserve(FIXED + server_and_date.len() + content_type);
     write_status_line(out, head.status, head.reason);
     out.extend_from_slice(server_and_date);
     if let Some(ct) = head.content_type {

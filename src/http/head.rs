@@ -246,9 +246,9 @@ pub fn decode_head_into(
         return Err(ParseError::HeadTooLarge);
     }
     let head = &buf[..head_len];
-    reject_bare_lf(head)?;
 
     let method = req.method.ok_or(ParseError::Malformed("missing method"))?;
+    let method_start = Span::of(head, method.as_bytes()).start as usize;
     let target = req
         .path
         .ok_or(ParseError::Malformed("missing request target"))?;
@@ -276,6 +276,8 @@ pub fn decode_head_into(
         parts.note(h.name, h.value, span.value, limits)?;
         headers.push(span);
     }
+
+    check_line_ends(head, method_start, &headers)?;
 
     let framing = parts.framing(version)?;
     let host = match (version, parts.host_count) {
@@ -541,13 +543,34 @@ static REG_NAME: [bool; 256] = {
 
 /// Line ends must be CRLF; httparse also accepts a bare LF, which another parser in front of
 /// or behind this one might read differently.
-fn reject_bare_lf(head: &[u8]) -> Result<(), ParseError> {
-    for at in memchr::memchr_iter(b'\n', head) {
-        if at == 0 || head[at - 1] != b'\r' {
-            return Err(ParseError::Malformed("bare lf line ending"));
-        }
+///
+/// httparse has checked everything else about the lines, so only their ends need looking at:
+/// the empty lines it skipped before the request line, the end of the request line, the end of
+/// each header line (past optional whitespace) and the final empty line. Finding every LF with
+/// memchr instead cost ~250 instructions per request (callgrind).
+fn check_line_ends(
+    head: &[u8],
+    method_start: usize,
+    headers: &[HeaderSpan],
+) -> Result<(), ParseError> {
+    let skipped_ok = head[..method_start].chunks(2).all(|pair| pair == b"\r\n");
+    let request_line_end = headers
+        .first()
+        .map_or(head.len().saturating_sub(2), |h| h.name.start as usize);
+    let request_line_ok = head[..request_line_end].ends_with(b"\r\n");
+    let headers_ok = headers.iter().all(|h| {
+        let rest = &head[h.value.end as usize..];
+        let ows = rest
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count();
+        rest[ows..].starts_with(b"\r\n")
+    });
+    if skipped_ok && request_line_ok && headers_ok && head.ends_with(b"\r\n") {
+        Ok(())
+    } else {
+        Err(ParseError::Malformed("bare lf line ending"))
     }
-    Ok(())
 }
 
 /// Limits that can be enforced before a head is complete.

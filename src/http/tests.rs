@@ -103,6 +103,17 @@ fn malformed_syntax_is_400() {
 }
 
 #[test]
+fn empty_values_trailing_whitespace_and_leading_empty_lines_are_fine() {
+    let h =
+        head(b"\r\nGET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Space: \r\nX-Trail: v \t\r\n\r\n");
+    assert_eq!(h.header("x-empty"), Some(&b""[..]));
+    assert_eq!(h.header("x-space"), Some(&b""[..]));
+    assert_eq!(h.header("x-trail").map(|v| v.trim_ascii()), Some(&b"v"[..]));
+    let h = head(b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(h.header_count(), 0);
+}
+
+#[test]
 fn unsupported_versions_are_505() {
     assert_eq!(
         status_of(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),

@@ -20,8 +20,8 @@ use crate::body::{Body, BodySource, ChunkStream, LocalFuture, RequestBody};
 use crate::error::Error;
 use crate::http::encode::{encode_chunk_header, encode_head, CHUNK_END, LAST_CHUNK};
 use crate::http::{
-    decode_head_into, BodyDecoder, Head, HeadArena, ParseError, Persistence, ResponseFraming,
-    ResponseHead, Version,
+    decode_head_into, BodyDecoder, Head, ParseError, Persistence, ResponseFraming, ResponseHead,
+    Version,
 };
 use crate::request::Request;
 use crate::response::{Response, TEXT_PLAIN};
@@ -71,7 +71,6 @@ pub(crate) fn serve(
         io,
         peer,
         output: Vec::new(),
-        heads: HeadArena::default(),
     };
     Some(driver.run())
 }
@@ -80,7 +79,6 @@ struct Driver {
     io: Rc<ConnIo>,
     peer: SocketAddr,
     output: Vec<u8>,
-    heads: HeadArena,
 }
 
 impl Driver {
@@ -134,7 +132,6 @@ impl Driver {
             }
             let wait = if self.io.input.borrow().is_empty() {
                 self.io.release_input();
-                self.heads.release();
                 Wait::Idle
             } else {
                 Wait::Head(*head_started.get_or_insert_with(|| self.io.core.now()))
@@ -161,7 +158,10 @@ impl Driver {
         &mut self,
         limits: &crate::config::Limits,
     ) -> Result<Option<(Exchange, LocalFuture<'static, Response>)>, ParseError> {
-        let decoded = decode_head_into(self.io.input.borrow().filled(), limits, &mut self.heads)?;
+        let decoded = {
+            let mut heads = self.io.core.heads.borrow_mut();
+            decode_head_into(self.io.input.borrow().filled(), limits, &mut heads)?
+        };
         let Some((head, len)) = decoded else {
             return Ok(None);
         };

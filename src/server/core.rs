@@ -17,6 +17,7 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::http::date::DateLine;
+use crate::http::HeadArena;
 use crate::router::Service;
 
 /// Read buffers start at this size and grow only for large heads.
@@ -37,6 +38,9 @@ pub(crate) struct Core {
     stopping: Cell<bool>,
     read_buffers: RefCell<Vec<Vec<u8>>>,
     write_buffers: RefCell<Vec<Vec<u8>>>,
+    /// Where every connection on this core keeps the bytes of the heads it decodes: one
+    /// chunk for all of them, so neither a request nor an idle connection allocates for it.
+    pub(crate) heads: RefCell<HeadArena>,
     pub(crate) connections: Gate,
 }
 
@@ -103,6 +107,7 @@ impl Core {
             stopping: Cell::new(false),
             read_buffers: RefCell::new(Vec::new()),
             write_buffers: RefCell::new(Vec::new()),
+            heads: RefCell::new(HeadArena::default()),
             connections: Gate::new(),
         }
     }
