@@ -970,6 +970,29 @@ fn peer_that_stops_reading_is_dropped_after_the_write_timeout() {
     assert_ok(&request(server.local_addr(), get("/hello")), "hello world");
 }
 
+#[test]
+fn a_core_at_its_connection_limit_accepts_again_when_one_closes() {
+    let limits = Limits {
+        max_connections_per_core: 2,
+        ..Limits::default()
+    };
+    let server = start_with(config().limits(limits), app);
+    let mut first = Client::connect(server.local_addr());
+    let mut second = Client::connect(server.local_addr());
+    for c in [&mut first, &mut second] {
+        c.send(get("/hello"));
+        assert_ok(&c.response(), "hello world");
+    }
+    // The kernel completes the third handshake, but the core does not take it on.
+    let mut third = Client::connect(server.local_addr());
+    third.send(get("/hello"));
+    third.expect_open(Duration::from_millis(300));
+    drop(first);
+    assert_ok(&third.response(), "hello world");
+    second.send(get("/hello"));
+    assert_ok(&second.response(), "hello world");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. Graceful shutdown
 // ---------------------------------------------------------------------------------------------

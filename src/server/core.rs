@@ -41,6 +41,8 @@ pub(crate) struct Core {
     /// Where every connection on this core keeps the bytes of the heads it decodes: one
     /// chunk for all of them, so neither a request nor an idle connection allocates for it.
     pub(crate) heads: RefCell<HeadArena>,
+    /// The accept loop, while it waits at the connection limit.
+    accept_waiter: Cell<Option<Waker>>,
     pub(crate) connections: Gate,
 }
 
@@ -92,6 +94,10 @@ pub(crate) struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.core.slots.borrow_mut().try_remove(self.key);
+        // An accept loop parked at the connection limit may go on.
+        if let Some(waker) = self.core.accept_waiter.take() {
+            waker.wake();
+        }
     }
 }
 
@@ -108,6 +114,7 @@ impl Core {
             read_buffers: RefCell::new(Vec::new()),
             write_buffers: RefCell::new(Vec::new()),
             heads: RefCell::new(HeadArena::default()),
+            accept_waiter: Cell::new(None),
             connections: Gate::new(),
         }
     }
@@ -235,11 +242,13 @@ pub(crate) async fn accept_loop(
     let mut fd_warning = RateLimitedWarning::new(Duration::from_secs(10));
     loop {
         // At the connection limit, wait for one to close before accepting more.
-        let at_limit = async {
-            while core.slots.borrow().len() >= limit {
-                Timer::new(Duration::from_millis(10)).await;
+        let at_limit = std::future::poll_fn(|cx| {
+            if core.slots.borrow().len() < limit {
+                return std::task::Poll::Ready(());
             }
-        };
+            core.accept_waiter.set(Some(cx.waker().clone()));
+            std::task::Poll::Pending
+        });
         let ready = futures_lite::future::or(
             async {
                 at_limit.await;
