@@ -14,6 +14,19 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
+# The database tests read the TechEmpower tables; create them when PostgreSQL is up.
+readonly DB_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+case ${SQUALL_REQUIRE_SERVICES:-} in 1 | true | yes) require_services=1 ;; *) require_services=0 ;; esac
+if command -v pg_isready >/dev/null && pg_isready -q -d "$DB_URL"; then
+    bash scripts/setup-db.sh
+elif ((require_services)); then
+    echo "error: PostgreSQL is not reachable at $DB_URL (or pg_isready is missing)," \
+        "and SQUALL_REQUIRE_SERVICES=1 requires it" >&2
+    exit 1
+else
+    echo "note: PostgreSQL is not reachable at $DB_URL; its tests will skip" >&2
+fi
+
 cargo test --locked --all-targets
 cargo test --locked --doc
 cargo clippy --locked --all-targets -- -D warnings
