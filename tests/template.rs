@@ -5,6 +5,9 @@ use sailfish::TemplateSimple;
 use squall::template::Page;
 use squall::{IntoResponse, StatusCode};
 
+mod support;
+use support::normalise_html as normalise;
+
 struct Fortune {
     id: i32,
     message: String,
@@ -52,19 +55,6 @@ fn reference_fortunes() -> Option<Vec<Fortune>> {
     });
     fortunes.sort_by(|a, b| a.message.cmp(&b.message));
     Some(fortunes)
-}
-
-/// Equivalent escapes and whitespace between tags are equally valid; normalise them away.
-fn normalise(html: &str) -> String {
-    let mut out = html
-        .replace("&#039;", "&#39;")
-        .replace("&#x27;", "&#39;")
-        .replace("&#34;", "&quot;")
-        .replace("&#x22;", "&quot;");
-    while let Some(at) = out.find(">\n").or_else(|| out.find("> <")) {
-        out.remove(at + 1);
-    }
-    out.trim().to_owned()
 }
 
 #[test]

@@ -469,3 +469,16 @@ pub fn post(path: &str, content_type: &str, body: &str) -> String {
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Equivalent escapes and whitespace between tags are equally valid; normalise them away.
+pub fn normalise_html(html: &str) -> String {
+    let mut out = html
+        .replace("&#039;", "&#39;")
+        .replace("&#x27;", "&#39;")
+        .replace("&#34;", "&quot;")
+        .replace("&#x22;", "&quot;");
+    while let Some(at) = out.find(">\n").or_else(|| out.find("> <")) {
+        out.remove(at + 1);
+    }
+    out.trim().to_owned()
+}
