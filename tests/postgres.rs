@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use glommio::timer::sleep;
 use glommio::LocalExecutorBuilder;
+use squall::db::postgres::tokio_postgres::error::{DbError, SqlState};
 use squall::db::postgres::{join_all, PgConfig, PgConn, PgPool, DEFAULT_DATABASE_URL};
 use squall::error::Kind;
 use squall::StatusCode;
@@ -403,7 +404,12 @@ fn sql_errors_answer_500_and_keep_the_connection() {
         let pid = backend_pid(&conn).await;
         let err = conn.query("SELEC 1", &[]).await.expect_err("syntax");
         assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(err.message().contains("syntax error"), "{err}");
+        assert_eq!(err.message(), "postgres query failed");
+        assert!(err.to_string().contains("syntax error"), "{err}");
+        let db_error = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<DbError>())
+            .expect("the server's error is the source");
+        assert_eq!(*db_error.code(), SqlState::SYNTAX_ERROR);
         assert_eq!(err.public_message(), "Internal Server Error");
 
         let err = conn
@@ -537,7 +543,8 @@ fn queries_in_flight_on_a_killed_connection_fail_with_503() {
         let (result, elapsed) = slow.await;
         let err = result.expect_err("killed mid-query");
         assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE, "{err}");
-        assert!(err.message().contains("connection lost"), "{err}");
+        assert_eq!(err.message(), "postgres connection lost");
+        assert!(err.to_string().contains("terminating connection"), "{err}");
         assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
         let err = queued.await.expect_err("queued on the dead connection");
         assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE, "{err}");

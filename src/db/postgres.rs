@@ -24,7 +24,8 @@
 //! - When a connection dies (server restart, `pg_terminate_backend`, network), queries in
 //!   flight on it fail with a 503 [`Error`], the pool drops it and opens a new one on the next
 //!   [`PgPool::get`]. While the server cannot be reached, `get` fails fast with a 503 and
-//!   retries with a growing back-off (100 ms up to 5 s).
+//!   retries with a growing back-off (100 ms up to 1 s), so it is back within about a second
+//!   of the server.
 //! - Dropping a query future (the client went away, a timeout fired) never leaves the
 //!   connection in a bad state: requests are queued whole to the connection task, which reads
 //!   and discards the answers nobody waits for.
@@ -109,7 +110,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 /// First wait before reconnecting after a failed attempt; doubled per failure up to
 /// [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Connection pool settings: where the database is and how the pool behaves.
 #[derive(Clone, Debug)]
@@ -129,10 +130,16 @@ pub struct PgConfig {
 
 impl PgConfig {
     /// Parses a connection string (`postgres://...` URL or `key=value` pairs) with default pool
-    /// settings. A `connect_timeout` parameter in the string is honoured.
+    /// settings. A `connect_timeout` parameter in the string is honoured. The rest is checked
+    /// when a pool is built ([`PgPool::new`]).
     pub fn from_url(url: &str) -> Result<PgConfig, Error> {
         let postgres = tokio_postgres::Config::from_str(url).map_err(|e| {
-            Error::config(format!("invalid postgres connection string: {e}")).with_source(e)
+            let error = Error::config("invalid postgres connection string");
+            // The cause says what is wrong; tokio-postgres's own text only repeats "invalid".
+            match e.into_source() {
+                Some(cause) => error.with_source(cause),
+                None => error,
+            }
         })?;
         let connect_timeout = postgres
             .get_connect_timeout()
@@ -158,9 +165,8 @@ impl PgConfig {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<PgConfig, Error> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let url = var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        let mut config = PgConfig::from_url(&url).map_err(|e| {
-            Error::config(format!("invalid DATABASE_URL: {}", e.message())).with_source(e)
-        })?;
+        let mut config = PgConfig::from_url(&url)
+            .map_err(|e| Error::config(format!("invalid DATABASE_URL: {e}")))?;
         let bad = |name: &str, value: &str, expected: &str| {
             Error::config(format!("invalid {name}={value:?}: expected {expected}"))
         };
@@ -643,33 +649,31 @@ impl Conn {
     /// Maps a tokio-postgres error to a squall error, noting what it says about the connection.
     fn fail(&self, err: tokio_postgres::Error, sql: &str) -> Error {
         let db = err.as_db_error();
-        let code = db.map(|d| d.code().code()).unwrap_or("");
+        let code = db.map_or("", |d| d.code().code());
+        let io = std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>());
         let fatal = err.is_closed()
-            || std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>())
+            || io
             || db.is_some_and(|d| {
                 matches!(d.parsed_severity(), Some(Severity::Fatal | Severity::Panic))
             })
-            || code.starts_with("08")
-            || code.starts_with("57P");
+            || code.starts_with("08") // connection exception
+            || code.starts_with("57P"); // shutdown, crash, database dropped
         if fatal {
             self.broken.set(true);
         }
         // A statement the server no longer knows (DISCARD ALL) or whose result type changed
         // (ALTER TABLE) must be prepared again next time.
-        if db.is_some_and(|d| {
-            *d.code() == SqlState::INVALID_SQL_STATEMENT_NAME
-                || (*d.code() == SqlState::FEATURE_NOT_SUPPORTED
-                    && d.message().contains("cached plan"))
-        }) {
+        if code == SqlState::INVALID_SQL_STATEMENT_NAME.code()
+            || (code == SqlState::FEATURE_NOT_SUPPORTED.code()
+                && db.is_some_and(|d| d.message().contains("cached plan")))
+        {
             self.statements.borrow_mut().remove(sql);
         }
-        // Retryable: connection loss, resources, cancellation, serialization conflicts.
-        let retryable = fatal
-            || code.starts_with("53")
-            || *db.map_or(&SqlState::SUCCESSFUL_COMPLETION, |d| d.code())
-                == SqlState::QUERY_CANCELED
-            || code == "40001"
-            || code == "40P01";
+        // Worth retrying later: out of resources, cancelled, serialization conflicts.
+        let retryable = code.starts_with("53")
+            || code == SqlState::QUERY_CANCELED.code()
+            || code == SqlState::T_R_SERIALIZATION_FAILURE.code()
+            || code == SqlState::T_R_DEADLOCK_DETECTED.code();
         let (status, what) = if fatal {
             (StatusCode::SERVICE_UNAVAILABLE, "postgres connection lost")
         } else if retryable {
@@ -677,7 +681,19 @@ impl Conn {
         } else {
             (StatusCode::INTERNAL_SERVER_ERROR, "postgres query failed")
         };
-        Error::new(status, format!("{what}: {}", describe(&err))).with_source(err)
+        // The source is what says most: the server's own error (its Display is the server's
+        // message, and callers can downcast it to `DbError` for the SQLSTATE), the I/O error,
+        // or else the tokio-postgres error itself.
+        let source = if db.is_some() || io {
+            err.into_source()
+        } else {
+            Some(Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+        };
+        let error = Error::new(status, what);
+        match source {
+            Some(source) => error.with_source(source),
+            None => error,
+        }
     }
 }
 
@@ -698,8 +714,9 @@ fn describe(err: &tokio_postgres::Error) -> String {
 /// Cheap to clone. Queries from several handles (or several concurrent futures on one handle)
 /// are pipelined. Every method runs under the pool's query timeout and maps failures to
 /// [`Error`]: 503 when the connection was lost, the query was cancelled or timed out, or
-/// the server is out of resources; 500 for other errors (the server's message is kept for
-/// logs, and the tokio-postgres error is the source).
+/// the server is out of resources; 500 for other errors. The error's source carries the
+/// detail for logs: the server's [`DbError`](tokio_postgres::error::DbError) (downcast it for
+/// the SQLSTATE), the I/O error, or the tokio-postgres error.
 #[derive(Clone)]
 pub struct PgConn {
     conn: Rc<Conn>,
