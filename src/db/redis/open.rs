@@ -1,0 +1,158 @@
+//! Opening a connection: connect, then `AUTH`, `SELECT` and `CLIENT SETNAME`; and reading
+//! whole frames from a socket that has no reader task.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use bytes::BytesMut;
+use glommio::net::TcpStream;
+use redis_protocol::resp2::decode::decode_bytes_mut;
+use redis_protocol::resp2::types::BytesFrame;
+use smallvec::SmallVec;
+
+use super::cmd::encode;
+use super::config::Config;
+use super::conn::poll_read_into;
+use crate::Error;
+
+/// [`open`] within the connect timeout.
+pub(super) async fn open_in_time(config: &Config) -> Result<(TcpStream, BytesMut), Error> {
+    let timeout = config.connect_timeout;
+    match glommio::future::timeout(timeout, open(config)).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::unavailable(format!(
+            "connecting to redis at {}:{} timed out after {timeout:?}",
+            config.host, config.port
+        ))),
+    }
+}
+
+/// Connects and runs `AUTH`, `SELECT` and `CLIENT SETNAME` as configured. Returns the stream
+/// and any bytes read past the handshake replies.
+async fn open(config: &Config) -> Result<(TcpStream, BytesMut), Error> {
+    let target = || format!("{}:{}", config.host, config.port);
+    let mut failure = io::Error::other("the host resolved to no addresses");
+    let mut connected = None;
+    // Every address in turn: `localhost` may resolve to ::1 first while Redis listens on
+    // 127.0.0.1 only.
+    for addr in resolve(config).await? {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => {
+                connected = Some(stream);
+                break;
+            }
+            Err(e) => failure = e.into(),
+        }
+    }
+    let Some(mut stream) = connected else {
+        return Err(
+            Error::unavailable(format!("cannot connect to redis at {}", target()))
+                .with_source(failure),
+        );
+    };
+    stream.set_nodelay(true).map_err(|e| {
+        Error::unavailable(format!("cannot set TCP_NODELAY on {}", target()))
+            .with_source(io::Error::from(e))
+    })?;
+
+    let mut out = BytesMut::new();
+    let mut sent: SmallVec<[&str; 3]> = SmallVec::new();
+    if let Some(password) = &config.password {
+        match &config.username {
+            Some(user) => encode(
+                &mut out,
+                [b"AUTH".as_slice(), user.as_bytes(), password.as_bytes()].into_iter(),
+            )?,
+            None => encode(
+                &mut out,
+                [b"AUTH".as_slice(), password.as_bytes()].into_iter(),
+            )?,
+        }
+        sent.push("AUTH");
+    }
+    if config.db != 0 {
+        let db = itoa::Buffer::new().format(config.db).to_owned();
+        encode(&mut out, [b"SELECT".as_slice(), db.as_bytes()].into_iter())?;
+        sent.push("SELECT");
+    }
+    if let Some(name) = &config.client_name {
+        encode(
+            &mut out,
+            [b"CLIENT".as_slice(), b"SETNAME", name.as_bytes()].into_iter(),
+        )?;
+        sent.push("CLIENT SETNAME");
+    }
+    let mut buf = BytesMut::new();
+    if sent.is_empty() {
+        return Ok((stream, buf));
+    }
+    let lost = |e: io::Error| {
+        Error::unavailable(format!(
+            "redis connection to {} lost while connecting",
+            target()
+        ))
+        .with_source(e)
+    };
+    futures_lite::AsyncWriteExt::write_all(&mut stream, &out)
+        .await
+        .map_err(lost)?;
+    let mut scratch = [0; 512];
+    for command in sent {
+        match read_frame(&mut stream, &mut scratch, &mut buf)
+            .await
+            .map_err(lost)?
+        {
+            BytesFrame::Error(message) => {
+                return Err(Error::unavailable(format!(
+                    "redis at {} rejected {command}: {message}",
+                    target()
+                )))
+            }
+            _ => continue,
+        }
+    }
+    Ok((stream, buf))
+}
+
+/// The addresses of the configured host: IP literals directly, names on glommio's blocking
+/// thread pool (the system resolver blocks).
+async fn resolve(config: &Config) -> Result<Vec<SocketAddr>, Error> {
+    if let Ok(ip) = config.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, config.port)]);
+    }
+    let (host, port) = (config.host.clone(), config.port);
+    glommio::executor()
+        .spawn_blocking(move || {
+            (host.as_str(), port)
+                .to_socket_addrs()
+                .map(Iterator::collect::<Vec<_>>)
+        })
+        .await
+        .map_err(|e| {
+            Error::unavailable(format!("cannot resolve redis host {:?}", config.host))
+                .with_source(e)
+        })
+}
+
+/// Reads until `buf` holds one complete frame, and takes it.
+pub(super) async fn read_frame(
+    stream: &mut TcpStream,
+    scratch: &mut [u8],
+    buf: &mut BytesMut,
+) -> io::Result<BytesFrame> {
+    loop {
+        match decode_bytes_mut(buf) {
+            Ok(Some((frame, _, _))) => return Ok(frame),
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        }
+        let n = poll_fn(|cx| poll_read_into(stream, cx, scratch, buf)).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed by the server",
+            ));
+        }
+    }
+}
