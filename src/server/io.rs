@@ -1,5 +1,5 @@
 //! The socket side of a connection: a read buffer that exists only while there is data, and
-//! reads and writes bounded by deadlines kept in the connection's [`ConnSlot`].
+//! reads and writes bounded by deadlines kept in the connection's [`ConnSlot`](super::core::ConnSlot).
 //!
 //! glommio's TCP reads are readiness-based: a read that would block registers interest and
 //! leaves the caller's buffer alone. So a waiting connection can give its buffer back to the
