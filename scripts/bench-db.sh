@@ -1,0 +1,553 @@
+#!/usr/bin/env bash
+# Side-by-side database benchmark: squall's `techempower` example against the
+# actix-web + tokio-postgres peer (perf/peers/actix-db) on the five TechEmpower
+# database tests, the same single pinned core, the same load generator,
+# measured as throughput and as app-server CPU time per request.
+#
+# Usage: scripts/bench-db.sh [--rounds N] [--duration SECS] [--only a,b] [--write]
+#
+#   --rounds N       rounds per server (default 3); medians are taken over them
+#   --duration SECS  length of each measured wrk run (default 10)
+#   --only a,b       run only these servers (squall, actix-db)
+#   --write          also put the table into BENCHMARKS.md between the
+#                    <!-- bench-db:start --> and <!-- bench-db:end --> markers
+#
+# It first runs scripts/setup-db.sh (DATABASE_URL, default
+# postgres://postgres@127.0.0.1:5432/test). Every server runs with one worker
+# on CPU 0 and wrk runs on CPU 1; PostgreSQL is not pinned and shares both
+# CPUs, so requests/s depends on it too. The CPU per request reported is the
+# app server's process alone (utime+stime from /proc/PID/stat); PostgreSQL's
+# is shown beside it when its processes are visible on this machine. Raw
+# output goes to perf/runs/<timestamp>/.
+set -euo pipefail
+shopt -s inherit_errexit # a failure inside $(...) stops the script too
+export LC_ALL=C           # '.' as decimal point in printf, awk, sort and $EPOCHREALTIME
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+readonly PEERS_DIR="$ROOT/perf/peers"
+
+# The exact invocation, for the report.
+INVOCATION="scripts/bench-db.sh"
+for arg in "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_,./:=-]+$ ]]; then INVOCATION+=" $arg"; else INVOCATION+=" $(printf '%q' "$arg")"; fi
+done
+readonly INVOCATION
+
+# Fixed parameters of the comparison.
+readonly ALL_SERVERS=(squall actix-db)
+readonly CASES=(db queries fortunes updates cached-queries)
+declare -rA CASE_PATH=(
+    [db]="/db"
+    [queries]="/queries?queries=20"
+    [fortunes]="/fortunes"
+    [updates]="/updates?queries=20"
+    [cached-queries]="/cached-queries?count=100"
+)
+readonly SERVER_CPU=0
+readonly CLIENT_CPU=1
+readonly CONNECTIONS=256
+readonly WARMUP_SECS=2
+readonly STARTUP_TRIES=100 # x 0.1 s: how long a server gets to start listening
+readonly STOP_TRIES=50     # x 0.1 s: how long a server gets to exit on SIGTERM
+readonly FIRST_PORT=18080
+# The issue's targets, printed beside the medians: squall's CPU per request at
+# most this times the peer's, and its requests/s at least the peer's.
+readonly TARGET_CPU_RATIO=0.70
+readonly TARGET_RPS_RATIO=1.00
+readonly PEER=actix-db # the server squall is held against in the summary
+
+ROUNDS=3
+DURATION=10
+ONLY=""
+WRITE=0
+
+SERVER_PID=""   # the server currently running, for the exit trap
+NEXT_PORT=$FIRST_PORT
+declare -A BINARY=() # server name -> executable
+
+log() { printf '==> %s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+parse_args() {
+    while (($#)); do
+        case "$1" in
+        --rounds)
+            ROUNDS=${2:?--rounds needs a value}
+            shift 2
+            ;;
+        --duration)
+            DURATION=${2:?--duration needs a value}
+            shift 2
+            ;;
+        --only)
+            ONLY=${2:?--only needs a value}
+            shift 2
+            ;;
+        --write)
+            WRITE=1
+            shift
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+        esac
+    done
+    [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
+}
+
+# SERVERS: the servers asked for, in the canonical order.
+select_servers() {
+    local name wanted
+    SERVERS=()
+    IFS=',' read -ra wanted <<<"${ONLY:-$(
+        IFS=','
+        echo "${ALL_SERVERS[*]}"
+    )}"
+    for name in "${wanted[@]}"; do
+        [[ " ${ALL_SERVERS[*]} " == *" $name "* ]] ||
+            die "unknown server '$name' (known: ${ALL_SERVERS[*]})"
+    done
+    for name in "${ALL_SERVERS[@]}"; do
+        [[ " ${wanted[*]} " == *" $name "* ]] && SERVERS+=("$name")
+    done
+    ((${#SERVERS[@]})) || die "no server selected"
+}
+
+check_machine() {
+    local cpus tool
+    cpus=$(nproc --all)
+    ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU); have $cpus"
+    for tool in taskset curl; do
+        command -v "$tool" >/dev/null || die "$tool is required"
+    done
+}
+
+# wrk comes from Debian's package; only touch apt when it is really missing.
+ensure_wrk() {
+    command -v wrk >/dev/null && return
+    log "wrk not found; installing it with apt-get"
+    if ! { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; then
+        die "could not install wrk"
+    fi
+}
+
+setup_db() {
+    log "preparing the database (scripts/setup-db.sh)"
+    bash "$ROOT/scripts/setup-db.sh" >"$RUN_DIR/setup-db.log" 2>&1 ||
+        die "scripts/setup-db.sh failed: $(tail -n 5 "$RUN_DIR/setup-db.log")"
+    tail -n 1 "$RUN_DIR/setup-db.log" >&2
+}
+
+# Build everything first so compile load never overlaps a measurement. If
+# squall's example does not build (the library is being worked on), squall is
+# dropped from the run with a warning; a peer that does not build stops it.
+build_servers() {
+    local name dir target
+    for name in "$@"; do
+        if [[ $name == squall ]]; then
+            log "building squall's techempower example"
+            if (cd "$ROOT" && cargo build --release --example techempower) >"$RUN_DIR/build-squall.log" 2>&1; then
+                target=${CARGO_TARGET_DIR:-target}
+                [[ $target == /* ]] || target="$ROOT/$target"
+                BINARY[squall]="$target/release/examples/techempower"
+            else
+                warn "squall's techempower example did not build; skipping squall (see $RUN_DIR/build-squall.log)"
+            fi
+        else
+            dir="$PEERS_DIR/$name"
+            log "building peer $name"
+            # --target-dir keeps the peer's build inside its own directory
+            # whatever CARGO_TARGET_DIR says.
+            cargo build --release --manifest-path "$dir/Cargo.toml" --target-dir "$dir/target" \
+                >"$RUN_DIR/build-$name.log" 2>&1 ||
+                die "peer $name did not build (see $RUN_DIR/build-$name.log)"
+            BINARY[$name]="$dir/target/release/peer-$name"
+        fi
+    done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A fresh port per launch: nothing lingering from the previous server
+# (TIME_WAIT, a slow exit) can be measured by mistake.
+claim_port() {
+    local tries=0
+    while port_open "$NEXT_PORT"; do
+        ((++tries < 100)) || die "no free port found from $FIRST_PORT upwards"
+        NEXT_PORT=$((NEXT_PORT + 1))
+    done
+    PORT=$NEXT_PORT
+    NEXT_PORT=$((NEXT_PORT + 1))
+}
+
+# Start server $1 on CPU 0 with one worker and wait until it accepts.
+# DATABASE_URL (and squall's SQUALL_PG_* settings) pass through the environment.
+start_server() {
+    local name=$1 log_file=$2 tries=0
+    claim_port
+    # taskset and the environment assignment both exec, so $! is the server.
+    SQUALL_WORKERS=1 SQUALL_ADDR="127.0.0.1:$PORT" \
+        taskset -c "$SERVER_CPU" "${BINARY[$name]}" >"$log_file" 2>&1 &
+    SERVER_PID=$!
+    until port_open "$PORT"; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            SERVER_PID=""
+            die "$name exited before listening on 127.0.0.1:$PORT; its output: $(tail -n 20 "$log_file")"
+        fi
+        ((++tries < STARTUP_TRIES)) ||
+            die "$name did not listen on 127.0.0.1:$PORT within $((STARTUP_TRIES / 10)) s (log: $log_file)"
+        sleep 0.1
+    done
+}
+
+# SIGTERM, a bounded wait, then SIGKILL.
+stop_server() {
+    local pid=$SERVER_PID tries=0
+    [[ -n $pid ]] || return 0
+    SERVER_PID=""
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null && ((tries++ < STOP_TRIES)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# One request per case before any load: a server answering errors would
+# otherwise look fast. Failures are warned about (and wrk counts them too).
+check_endpoints() {
+    local name=$1 case out status ctype
+    for case in "${CASES[@]}"; do
+        out="$RUN_DIR/$name-check-$case.txt"
+        if ! curl -sS -m 10 -o /dev/null -D "$out" "http://127.0.0.1:$PORT${CASE_PATH[$case]}" 2>"$out.err"; then
+            warn "$name ${CASE_PATH[$case]}: request failed: $(cat "$out.err")"
+            continue
+        fi
+        status=$(awk 'NR == 1 { print $2 }' "$out")
+        ctype=$(awk -F': *' 'tolower($1) == "content-type" { sub(/\r$/, "", $2); print $2 }' "$out")
+        [[ $status == 200 ]] || warn "$name ${CASE_PATH[$case]}: status $status (see $out)"
+        [[ -n $ctype ]] || warn "$name ${CASE_PATH[$case]}: no Content-Type (see $out)"
+    done
+}
+
+# utime + stime of a whole process in clock ticks (every thread, including
+# exited ones); 0 for a process that is gone.
+proc_ticks() {
+    local stat fields
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
+        echo 0
+        return
+    }
+    # Field 2 (comm) may contain spaces; everything after the last ')' is
+    # fixed-format, starting with field 3, so utime (14) and stime (15) are
+    # at indexes 11 and 12.
+    read -ra fields <<<"${stat##*) }"
+    echo $((fields[11] + fields[12]))
+}
+
+cpu_ticks() {
+    [[ -r /proc/$1/stat ]] || die "server (pid $1) is gone; see its log in $RUN_DIR"
+    proc_ticks "$1"
+}
+
+# utime + stime summed over every process named postgres on this machine, as
+# "pid:ticks" pairs, so that a backend born or gone during a run can be
+# matched; empty when PostgreSQL runs elsewhere.
+pg_snapshot() {
+    local pid
+    for pid in $(pgrep -x postgres || true); do
+        printf '%s:%s ' "$pid" "$(proc_ticks "$pid")"
+    done
+}
+
+# PostgreSQL ticks between two snapshots: the growth of each process alive at
+# the end (a process born during the run counts from zero). Prints -1 when no
+# postgres process was visible.
+pg_ticks_between() {
+    awk -v b="$1" -v a="$2" 'BEGIN {
+        n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], p, ":"); before[p[1]] = p[2] }
+        m = split(a, y, " "); if (m == 0) { print -1; exit }
+        for (i = 1; i <= m; i++) { split(y[i], p, ":"); s += p[2] - (p[1] in before ? before[p[1]] : 0) }
+        print s }'
+}
+
+# "busy total" ticks from /proc/stat for CPU $1, or for all CPUs if $1 is
+# empty.
+cpu_busy_ticks() {
+    local label user nice system idle iowait irq softirq steal _
+    while read -r label user nice system idle iowait irq softirq steal _; do
+        if [[ $label == "cpu$1" ]]; then
+            echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+            return
+        fi
+    done </proc/stat
+    die "cpu$1 not found in /proc/stat"
+}
+
+# Anything else running (a build, a test suite) skews every figure; say so
+# rather than report it silently.
+warn_if_busy() {
+    local before after busy
+    before=$(cpu_busy_ticks "")
+    sleep 1
+    after=$(cpu_busy_ticks "")
+    busy=$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ")
+        print (y[2] > x[2]) ? int(100 * (y[1] - x[1]) / (y[2] - x[2])) : 0 }')
+    ((busy < 10)) || warn "the machine is ${busy}% busy with no server running; figures will be skewed"
+}
+
+# CPU seconds (user + system) of this shell's waited-for children, from the
+# output of the `times` builtin saved in file $1 (its second line). Taken
+# around run_wrk alone, the difference is wrk's own CPU time.
+children_cpu_secs() {
+    awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, "m"); sub(/s$/, "", t[2]); s += t[1] * 60 + t[2] }
+                   printf "%.3f\n", s }' "$1"
+}
+
+# wrk's command line for a case, as an array in WRK_CMD: one request in
+# flight per connection (no pipelining), latency percentiles on.
+wrk_command() {
+    local case=$1 secs=$2 port=$3
+    [[ -n ${CASE_PATH[$case]:-} ]] || die "unknown case $case"
+    WRK_CMD=(taskset -c "$CLIENT_CPU" wrk -t1 "-c$CONNECTIONS" "-d${secs}s" --latency
+        "http://127.0.0.1:$port${CASE_PATH[$case]}")
+}
+
+run_wrk() {
+    # wrk stops by itself after -d; the timeout only guards against a hang.
+    (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 ||
+        die "wrk failed (output in $1)"
+}
+
+# One measured run: CPU ticks around wrk, then one line of results.tsv.
+measure() {
+    local name=$1 case=$2 round=$3 out before after pg_before pg_after pg_ticks
+    local requests rps errors p99 m_before m_after w_before w_after t0 t1
+    out="$RUN_DIR/$name-$case-r$round.txt"
+    wrk_command "$case" "$DURATION" "$PORT"
+    m_before=$(cpu_busy_ticks "")
+    pg_before=$(pg_snapshot)
+    before=$(cpu_ticks "$SERVER_PID")
+    times >"$RUN_DIR/times.before" # a builtin: it must run in this shell, not in $(...)
+    t0=$EPOCHREALTIME
+    run_wrk "$out" "$DURATION"
+    t1=$EPOCHREALTIME
+    times >"$RUN_DIR/times.after"
+    after=$(cpu_ticks "$SERVER_PID")
+    pg_after=$(pg_snapshot)
+    m_after=$(cpu_busy_ticks "")
+    w_before=$(children_cpu_secs "$RUN_DIR/times.before")
+    w_after=$(children_cpu_secs "$RUN_DIR/times.after")
+    pg_ticks=$(pg_ticks_between "$pg_before" "$pg_after")
+    requests=$(awk '/ requests in /{print $1; exit}' "$out")
+    rps=$(awk '/^Requests\/sec:/{print $2; exit}' "$out")
+    [[ -n $requests && -n $rps ]] || die "could not parse wrk output $out"
+    # 99th percentile latency in ms (wrk prints us, ms or s).
+    p99=$(awk '$1 == "99%" { v = $2; u = v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u)
+                             print (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v; exit }' "$out")
+    # Socket errors (connect, read, write, timeout) and non-2xx/3xx answers.
+    errors=$(awk '/^ *Socket errors:/{gsub(/[^0-9 ]/,""); for(i=1;i<=NF;i++) s+=$i}
+                  /^ *Non-2xx or 3xx responses:/{s+=$NF} END{print s+0}' "$out")
+    ((errors == 0)) || warn "$name $case round $round: $errors errors (see $out)"
+    awk -v n="$name" -v c="$case" -v r="$round" -v rps="$rps" -v req="$requests" \
+        -v ticks="$((after - before))" -v pg="$pg_ticks" -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" \
+        -v e="$errors" -v p99="${p99:-nan}" -v mb="$m_before" -v ma="$m_after" -v wb="$w_before" -v wa="$w_after" \
+        'BEGIN { us = ticks * 1e6 / hz
+                 pgus = (pg < 0 || req == 0) ? "nan" : sprintf("%.1f", pg * 1e6 / hz / req)
+                 split(mb, b, " "); split(ma, a, " ")
+                 machine = (a[2] > b[2]) ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
+                 client = 100 * (wa - wb) / (t1 - t0)
+                 printf "%s\t%s\t%s\t%.0f\t%d\t%.0f\t%.2f\t%.1f\t%d\t%.1f\t%s\t%s\t%.1f\n",
+                        n, c, r, rps, req, us, (req > 0 ? us / req : 0), us / ((t1 - t0) * 1e4), e,
+                        client, pgus, p99, machine }' \
+        >>"$RUN_DIR/results.tsv"
+    printf '    %-9s %-15s %9.0f req/s %9.2f us CPU/req\n' "$name" "$case" "$rps" \
+        "$(tail -n 1 "$RUN_DIR/results.tsv" | cut -f7)" >&2
+}
+
+bench_one() {
+    local name=$1 round=$2 case
+    warn_if_busy
+    start_server "$name" "$RUN_DIR/$name-r$round.log"
+    log "round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT)"
+    check_endpoints "$name"
+    # Warm-up: caches, statement caches and connections settle; not recorded.
+    for case in "${CASES[@]}"; do
+        wrk_command "$case" "$WARMUP_SECS" "$PORT"
+        run_wrk "$RUN_DIR/$name-$case-r$round-warmup.txt" "$WARMUP_SECS"
+    done
+    for case in "${CASES[@]}"; do
+        measure "$name" "$case" "$round"
+    done
+    stop_server
+}
+
+# Median of the numbers on stdin (non-numbers such as "nan" are skipped).
+median() {
+    awk '$1 ~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/' | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) print "nan"
+              else if (NR % 2) print v[(NR + 1) / 2]
+              else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Median of column $3 of results.tsv over the rows for server $1, case $2.
+median_of() {
+    awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c { print $col }' \
+        "$RUN_DIR/results.tsv" | median
+}
+
+# a / b to two decimals, or n/a.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 <= 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+
+# "%.Nf" of a number, or n/a.
+fmt() {
+    awk -v f="$1" -v v="$2" 'BEGIN { if (v == "nan" || v == "") print "n/a"; else printf f "\n", v }'
+}
+
+# The markdown report: the table, the summary against the targets, then how
+# it was produced.
+report() {
+    local name case rps us busy client machine pg p99 runs errs squall_rps squall_us rps_ratio cpu_ratio
+    echo "| case | server | req/s (median) | app µs CPU/req (median) | app CPU % | PostgreSQL µs CPU/req | p99 latency ms | wrk CPU % | machine CPU % | squall ÷ this (req/s) | squall ÷ this (CPU/req) | runs | errors |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for case in "${CASES[@]}"; do
+        squall_rps=nan squall_us=nan
+        if [[ -n ${BINARY[squall]:-} ]]; then
+            squall_rps=$(median_of squall "$case" 4)
+            squall_us=$(median_of squall "$case" 7)
+        fi
+        for name in "${SERVERS[@]}"; do
+            [[ -n ${BINARY[$name]:-} ]] || continue
+            rps=$(median_of "$name" "$case" 4)
+            us=$(median_of "$name" "$case" 7)
+            busy=$(median_of "$name" "$case" 8)
+            client=$(median_of "$name" "$case" 10)
+            machine=$(median_of "$name" "$case" 13)
+            pg=$(median_of "$name" "$case" 11)
+            p99=$(median_of "$name" "$case" 12)
+            runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
+            errs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c { s += $9 } END { print s + 0 }' "$RUN_DIR/results.tsv")
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n' \
+                "\`${CASE_PATH[$case]}\`" "$name" "$(fmt %.0f "$rps")" "$(fmt %.1f "$us")" \
+                "$(fmt %.0f "$busy")" "$(fmt %.1f "$pg")" "$(fmt %.1f "$p99")" "$(fmt %.0f "$client")" "$(fmt %.0f "$machine")" \
+                "$(ratio "$squall_rps" "$rps")" "$(ratio "$squall_us" "$us")" "$runs" "$errs"
+        done
+    done
+    echo
+    if [[ -n ${BINARY[squall]:-} && -n ${BINARY[$PEER]:-} ]]; then
+        echo "Against the targets (squall CPU/req ≤ ${TARGET_CPU_RATIO}× $PEER's, req/s ≥ ${TARGET_RPS_RATIO}× $PEER's):"
+        echo
+        echo "| case | squall ÷ $PEER (CPU/req) | CPU target | squall ÷ $PEER (req/s) | req/s target |"
+        echo "|---|---:|---|---:|---|"
+        for case in "${CASES[@]}"; do
+            cpu_ratio=$(ratio "$(median_of squall "$case" 7)" "$(median_of "$PEER" "$case" 7)")
+            rps_ratio=$(ratio "$(median_of squall "$case" 4)" "$(median_of "$PEER" "$case" 4)")
+            printf '| %s | %s | %s | %s | %s |\n' "\`${CASE_PATH[$case]}\`" \
+                "$cpu_ratio" "$(awk -v r="$cpu_ratio" -v t="$TARGET_CPU_RATIO" 'BEGIN { print (r == "n/a") ? "n/a" : (r + 0 <= t + 0) ? "met" : "missed" }')" \
+                "$rps_ratio" "$(awk -v r="$rps_ratio" -v t="$TARGET_RPS_RATIO" 'BEGIN { print (r == "n/a") ? "n/a" : (r + 0 >= t + 0) ? "met" : "missed" }')"
+        done
+        echo
+    fi
+    echo "App CPU is the server process's utime+stime over the wrk run (all its threads), PostgreSQL's"
+    echo "is the same summed over every local \`postgres\` process; app CPU % is of the server's one core."
+    echo "PostgreSQL is not pinned: it shares CPU 0 with the server and CPU 1 with wrk, so req/s"
+    echo "depends on it as much as on the server. wrk CPU % is wrk's own CPU time (100 = its one thread"
+    echo "saturated); machine CPU % is both CPUs together (100 = nothing left idle for anyone)."
+    echo "Errors are wrk's socket errors plus non-2xx/3xx answers."
+    echo
+    echo "Command: \`$INVOCATION\` ($ROUNDS round(s) of ${DURATION}s per case, ${WARMUP_SECS}s warm-up per case, server order alternating by round)"
+    echo
+    echo "- database: \`bash scripts/setup-db.sh\` (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)"
+    echo "- squall: \`cargo build --release --example techempower\`, its default pool (SQUALL_PG_POOL_SIZE connections per core)"
+    echo "- $PEER: \`perf/peers/$PEER\`, actix-web 4 with one tokio-postgres connection per worker"
+    echo "- server: \`SQUALL_WORKERS=1 SQUALL_ADDR=127.0.0.1:PORT taskset -c $SERVER_CPU <binary>\`"
+    wrk_command db "$DURATION" PORT
+    echo "- load: \`${WRK_CMD[*]}\` and likewise for each path above"
+}
+
+# Replace what lies between the markers in BENCHMARKS.md; never create them.
+write_benchmarks() {
+    local file="$ROOT/BENCHMARKS.md" section
+    local start='<!-- bench-db:start -->' end='<!-- bench-db:end -->'
+    if [[ ! -f $file ]] || ! grep -qF "$start" "$file" || ! grep -qF "$end" "$file"; then
+        echo "BENCHMARKS.md or its markers ($start / $end) are missing; not written." >&2
+        return 0
+    fi
+    section="$RUN_DIR/section.md"
+    {
+        echo
+        echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc --all) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), Linux $(uname -r), $(psql --version 2>/dev/null | head -n 1 || echo 'PostgreSQL')."
+        echo
+        cat "$RUN_DIR/report.md"
+        echo
+    } >"$section"
+    awk -v start="$start" -v end="$end" -v section="$section" '
+        index($0, start) { print; while ((getline line < section) > 0) print line; skip = 1; next }
+        index($0, end)   { skip = 0 }
+        !skip' "$file" >"$file.tmp"
+    mv "$file.tmp" "$file"
+    log "wrote the table into $file"
+}
+
+main() {
+    parse_args "$@"
+    check_machine
+    select_servers
+
+    # One directory per run; a suffix only if two runs start in the same second.
+    local stamp n=1
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$ROOT/perf/runs"
+    RUN_DIR="$ROOT/perf/runs/$stamp"
+    until mkdir "$RUN_DIR" 2>/dev/null; do
+        ((++n < 100)) || die "cannot create a run directory under $ROOT/perf/runs"
+        RUN_DIR="$ROOT/perf/runs/$stamp-$n"
+    done
+    CLK_TCK=$(getconf CLK_TCK)
+    printf 'server\tcase\tround\treq_per_s\trequests\tserver_cpu_us\tcpu_us_per_req\tserver_cpu_pct\terrors\twrk_cpu_pct\tpg_cpu_us_per_req\tp99_ms\tmachine_cpu_pct\n' \
+        >"$RUN_DIR/results.tsv"
+    trap stop_server EXIT
+    trap 'exit 130' INT TERM
+
+    ensure_wrk
+    setup_db
+    build_servers "${SERVERS[@]}"
+    local name ready=()
+    for name in "${SERVERS[@]}"; do
+        [[ -n ${BINARY[$name]:-} ]] && ready+=("$name")
+    done
+    ((${#ready[@]})) || die "nothing to benchmark"
+    log "servers: ${ready[*]}; $ROUNDS round(s) x ${#CASES[@]} cases x ${DURATION}s; raw output in $RUN_DIR"
+
+    local round i order
+    for ((round = 1; round <= ROUNDS; round++)); do
+        # Odd rounds go forward, even rounds backward, so no server is always
+        # first or last and slow drifts of the machine (and of the tables,
+        # which /updates keeps changing) even out.
+        order=()
+        for ((i = 0; i < ${#ready[@]}; i++)); do
+            if ((round % 2)); then order+=("${ready[i]}"); else order+=("${ready[${#ready[@]} - 1 - i]}"); fi
+        done
+        for name in "${order[@]}"; do
+            bench_one "$name" "$round"
+        done
+    done
+
+    report >"$RUN_DIR/report.md"
+    cat "$RUN_DIR/report.md"
+    ((WRITE == 0)) || write_benchmarks
+}
+
+main "$@"
