@@ -25,6 +25,8 @@ export LC_ALL=C           # '.' as decimal point in printf, awk, sort and $EPOCH
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
+# shellcheck source=scripts/lib/bench.sh
+source "$ROOT/scripts/lib/bench.sh"
 readonly PEERS_DIR="$ROOT/perf/peers"
 
 # The exact invocation, for the report.
@@ -66,12 +68,6 @@ SERVER_PID=""   # the server currently running, for the exit trap
 NEXT_PORT=$FIRST_PORT
 declare -A BINARY=() # server name -> executable
 
-log() { printf '==> %s\n' "$*" >&2; }
-warn() { printf 'warning: %s\n' "$*" >&2; }
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
 
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -134,14 +130,6 @@ check_machine() {
     done
 }
 
-# wrk comes from Debian's package; only touch apt when it is really missing.
-ensure_wrk() {
-    command -v wrk >/dev/null && return
-    log "wrk not found; installing it with apt-get"
-    if ! { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; then
-        die "could not install wrk"
-    fi
-}
 
 setup_db() {
     log "preparing the database (scripts/setup-db.sh)"
@@ -178,50 +166,9 @@ build_servers() {
     done
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# A fresh port per launch: nothing lingering from the previous server
-# (TIME_WAIT, a slow exit) can be measured by mistake.
-claim_port() {
-    local tries=0
-    while port_open "$NEXT_PORT"; do
-        ((++tries < 100)) || die "no free port found from $FIRST_PORT upwards"
-        NEXT_PORT=$((NEXT_PORT + 1))
-    done
-    PORT=$NEXT_PORT
-    NEXT_PORT=$((NEXT_PORT + 1))
-}
 
-# Start server $1 on CPU 0 with one worker and wait until it accepts.
-# DATABASE_URL (and squall's SQUALL_PG_* settings) pass through the environment.
-start_server() {
-    local name=$1 log_file=$2 tries=0
-    claim_port
-    # taskset and the environment assignment both exec, so $! is the server.
-    SQUALL_WORKERS=1 SQUALL_ADDR="127.0.0.1:$PORT" \
-        taskset -c "$SERVER_CPU" "${BINARY[$name]}" >"$log_file" 2>&1 &
-    SERVER_PID=$!
-    until port_open "$PORT"; do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            SERVER_PID=""
-            die "$name exited before listening on 127.0.0.1:$PORT; its output: $(tail -n 20 "$log_file")"
-        fi
-        ((++tries < STARTUP_TRIES)) ||
-            die "$name did not listen on 127.0.0.1:$PORT within $((STARTUP_TRIES / 10)) s (log: $log_file)"
-        sleep 0.1
-    done
-}
 
-# SIGTERM, a bounded wait, then SIGKILL.
-stop_server() {
-    local pid=$SERVER_PID tries=0
-    [[ -n $pid ]] || return 0
-    SERVER_PID=""
-    kill -TERM "$pid" 2>/dev/null || return 0
-    while kill -0 "$pid" 2>/dev/null && ((tries++ < STOP_TRIES)); do sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 # One request per case before any load: a server answering errors would
 # otherwise look fast. Failures are warned about (and wrk counts them too).

@@ -1,0 +1,66 @@
+# Shared by the side-by-side benchmark scripts (bench-peers.sh, bench-db.sh): logging, wrk,
+# ports, and starting and stopping one pinned server. Sourced, not run. The caller defines
+# SERVER_CPU, FIRST_PORT, NEXT_PORT, STARTUP_TRIES, STOP_TRIES, the BINARY map and SERVER_PID.
+# shellcheck shell=bash
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+warn() { printf 'warning: %s\n' "$*" >&2; }
+
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# wrk comes from Debian's package; only touch apt when it is really missing.
+ensure_wrk() {
+    command -v wrk >/dev/null && return
+    log "wrk not found; installing it with apt-get"
+    if ! { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; then
+        die "could not install wrk"
+    fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A fresh port per launch: nothing lingering from the previous server
+# (TIME_WAIT, a slow exit) can be measured by mistake.
+claim_port() {
+    local tries=0
+    while port_open "$NEXT_PORT"; do
+        ((++tries < 100)) || die "no free port found from $FIRST_PORT upwards"
+        NEXT_PORT=$((NEXT_PORT + 1))
+    done
+    PORT=$NEXT_PORT
+    NEXT_PORT=$((NEXT_PORT + 1))
+}
+
+# Start server $1 on CPU 0 with one worker and wait until it accepts.
+start_server() {
+    local name=$1 log_file=$2 tries=0
+    claim_port
+    # taskset and the environment assignment both exec, so $! is the server.
+    SQUALL_WORKERS=1 SQUALL_ADDR="127.0.0.1:$PORT" \
+        taskset -c "$SERVER_CPU" "${BINARY[$name]}" >"$log_file" 2>&1 &
+    SERVER_PID=$!
+    until port_open "$PORT"; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            SERVER_PID=""
+            die "$name exited before listening on 127.0.0.1:$PORT; its output: $(tail -n 20 "$log_file")"
+        fi
+        ((++tries < STARTUP_TRIES)) ||
+            die "$name did not listen on 127.0.0.1:$PORT within $((STARTUP_TRIES / 10)) s (log: $log_file)"
+        sleep 0.1
+    done
+}
+
+# SIGTERM, a bounded wait, then SIGKILL.
+stop_server() {
+    local pid=$SERVER_PID tries=0
+    [[ -n $pid ]] || return 0
+    SERVER_PID=""
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null && ((tries++ < STOP_TRIES)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
