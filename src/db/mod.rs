@@ -5,3 +5,7 @@
 
 pub mod postgres;
 pub mod redis;
+
+mod deadline;
+
+pub(crate) use deadline::within;

@@ -509,7 +509,7 @@ async fn open(settings: &Rc<Settings>) -> Result<Conn, Rc<str>> {
     let limit = settings.config.connect_timeout;
     let mut last = String::from("no address to connect to");
     for target in &settings.targets {
-        match glommio::future::timeout(limit, open_one(settings, target)).await {
+        match super::within(limit, open_one(settings, target)).await {
             Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(e)) => last = format!("cannot connect to postgres at {target}: {e}"),
             Err(_) => {
@@ -637,7 +637,7 @@ impl Conn {
                     .await
                     .map_err(|e| describe(&e))
             };
-            match glommio::future::timeout(limit, cancel).await {
+            match super::within(limit, cancel).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(target: "squall::db", "postgres cancel failed: {e}"),
                 Err(_) => tracing::warn!(target: "squall::db", "postgres cancel timed out"),
@@ -810,7 +810,7 @@ impl PgConn {
         operation: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, Error> {
         let limit = self.conn.settings.config.query_timeout;
-        match glommio::future::timeout(limit, operation).await {
+        match super::within(limit, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.conn.fail(e, sql)),
             Err(_) => {

@@ -181,7 +181,7 @@ impl Subscriber {
             }
             Ok(())
         };
-        match glommio::future::timeout(timeout, settle).await {
+        match crate::db::within(timeout, settle).await {
             Ok(result) => result,
             Err(_) => Err(Error::unavailable(format!(
                 "redis did not confirm the subscription change within {timeout:?}"
