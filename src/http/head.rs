@@ -210,11 +210,6 @@ impl HeadArena {
         self.chunk.extend_from_slice(head);
         self.chunk.split().freeze()
     }
-
-    /// Frees the chunk (for an idle connection); the next head allocates a new one.
-    pub fn release(&mut self) {
-        self.chunk = bytes::BytesMut::new();
-    }
 }
 
 /// [`decode_head`], keeping the head's bytes in `arena`.

@@ -33,8 +33,9 @@ enum Next {
     Continue,
     /// Write what is buffered, then close.
     Close,
-    /// The head is encoded; the body streams from these chunks, then `Next` applies.
-    Stream(ChunkStream, ResponseFraming, Box<Next>),
+    /// The head is encoded; the body streams from these chunks, then the connection persists
+    /// or closes.
+    Stream(ChunkStream, ResponseFraming, Persistence),
     /// The 101 response is encoded; after it is written the socket goes to this callback.
     Upgrade(crate::response::OnUpgrade),
 }
@@ -114,7 +115,7 @@ impl Driver {
                         if !Box::pin(self.stream_body(chunks, framing)).await {
                             break Next::Close;
                         }
-                        if let Next::Close = *after {
+                        if after == Persistence::Close {
                             break Next::Close;
                         }
                     }
@@ -254,7 +255,7 @@ impl Driver {
                 self.output.extend_from_slice(&bytes);
                 after
             }
-            Body::Stream { chunks, .. } => Next::Stream(chunks, framing, Box::new(after)),
+            Body::Stream { chunks, .. } => Next::Stream(chunks, framing, persistence),
         }
     }
 

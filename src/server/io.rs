@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -74,8 +73,7 @@ impl InBuf {
     /// Takes every buffered byte out (for an upgrade).
     pub(crate) fn take_all(&mut self) -> bytes::Bytes {
         let taken = bytes::Bytes::copy_from_slice(self.filled());
-        self.start = 0;
-        self.end = 0;
+        self.consume(taken.len());
         taken
     }
 
@@ -225,7 +223,11 @@ impl ConnIo {
         let deadline = glommio::timer::Timer::new(Duration::from_millis(100));
         let drain = async {
             loop {
-                self.input.borrow_mut().consume_all();
+                {
+                    let mut input = self.input.borrow_mut();
+                    let unread = input.filled().len();
+                    input.consume(unread);
+                }
                 if self.read_more(Wait::Body, READ_BUFFER_SIZE).await.is_err() {
                     break;
                 }
@@ -245,23 +247,5 @@ impl ConnIo {
     /// Frees the read buffer if nothing is left in it.
     pub(crate) fn release_input(&self) {
         self.input.borrow_mut().release_if_empty(&self.core);
-    }
-}
-
-impl InBuf {
-    fn consume_all(&mut self) {
-        self.start = 0;
-        self.end = 0;
-    }
-}
-
-impl From<IoStop> for io::ErrorKind {
-    fn from(stop: IoStop) -> io::ErrorKind {
-        match stop {
-            IoStop::Eof => io::ErrorKind::UnexpectedEof,
-            IoStop::TimedOut => io::ErrorKind::TimedOut,
-            IoStop::Shutdown => io::ErrorKind::Interrupted,
-            IoStop::Failed => io::ErrorKind::BrokenPipe,
-        }
     }
 }
