@@ -68,59 +68,6 @@ SERVER_PID=""   # the server currently running, for the exit trap
 NEXT_PORT=$FIRST_PORT
 declare -A BINARY=() # server name -> executable
 
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-
-parse_args() {
-    while (($#)); do
-        case "$1" in
-        --rounds)
-            ROUNDS=${2:?--rounds needs a value}
-            shift 2
-            ;;
-        --duration)
-            DURATION=${2:?--duration needs a value}
-            shift 2
-            ;;
-        --only)
-            ONLY=${2:?--only needs a value}
-            shift 2
-            ;;
-        --write)
-            WRITE=1
-            shift
-            ;;
-        -h | --help)
-            usage
-            exit 0
-            ;;
-        *) die "unknown argument: $1 (see --help)" ;;
-        esac
-    done
-    [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
-    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
-}
-
-# SERVERS: the servers asked for, in the canonical order.
-select_servers() {
-    local name wanted
-    SERVERS=()
-    IFS=',' read -ra wanted <<<"${ONLY:-$(
-        IFS=','
-        echo "${ALL_SERVERS[*]}"
-    )}"
-    for name in "${wanted[@]}"; do
-        [[ " ${ALL_SERVERS[*]} " == *" $name "* ]] ||
-            die "unknown server '$name' (known: ${ALL_SERVERS[*]})"
-    done
-    for name in "${ALL_SERVERS[@]}"; do
-        [[ " ${wanted[*]} " == *" $name "* ]] && SERVERS+=("$name")
-    done
-    ((${#SERVERS[@]})) || die "no server selected"
-}
-
 check_machine() {
     local cpus tool
     cpus=$(nproc --all)
@@ -129,7 +76,6 @@ check_machine() {
         command -v "$tool" >/dev/null || die "$tool is required"
     done
 }
-
 
 setup_db() {
     log "preparing the database (scripts/setup-db.sh)"
@@ -165,10 +111,6 @@ build_servers() {
         fi
     done
 }
-
-
-
-
 
 # One request per case before any load: a server answering errors would
 # otherwise look fast. Failures are warned about (and wrk counts them too).

@@ -51,67 +51,12 @@ SERVER_PID=""   # the server currently running, for the exit trap
 NEXT_PORT=$FIRST_PORT
 declare -A BINARY=() # server name -> executable
 
-
-usage() {
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
-}
-
-parse_args() {
-    while (($#)); do
-        case "$1" in
-        --rounds)
-            ROUNDS=${2:?--rounds needs a value}
-            shift 2
-            ;;
-        --duration)
-            DURATION=${2:?--duration needs a value}
-            shift 2
-            ;;
-        --only)
-            ONLY=${2:?--only needs a value}
-            shift 2
-            ;;
-        --write)
-            WRITE=1
-            shift
-            ;;
-        -h | --help)
-            usage
-            exit 0
-            ;;
-        *) die "unknown argument: $1 (see --help)" ;;
-        esac
-    done
-    [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
-    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
-}
-
-# SERVERS: the servers asked for, in the canonical order. (Not a command
-# substitution, so that die() ends the script rather than a subshell.)
-select_servers() {
-    local name wanted
-    SERVERS=()
-    IFS=',' read -ra wanted <<<"${ONLY:-$(
-        IFS=','
-        echo "${ALL_SERVERS[*]}"
-    )}"
-    for name in "${wanted[@]}"; do
-        [[ " ${ALL_SERVERS[*]} " == *" $name "* ]] ||
-            die "unknown server '$name' (known: ${ALL_SERVERS[*]})"
-    done
-    for name in "${ALL_SERVERS[@]}"; do
-        [[ " ${wanted[*]} " == *" $name "* ]] && SERVERS+=("$name")
-    done
-    ((${#SERVERS[@]})) || die "no server selected"
-}
-
 check_machine() {
     local cpus
     cpus=$(nproc --all)
     ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU); have $cpus"
     command -v taskset >/dev/null || die "taskset (util-linux) is required"
 }
-
 
 # Build everything first so compile load never overlaps a measurement.
 # squall's example may not exist yet while the library is being written, so
@@ -141,10 +86,6 @@ build_servers() {
         fi
     done
 }
-
-
-
-
 
 # utime + stime of the whole process in clock ticks. The process-level stat
 # file already sums every thread, including threads that have exited.

@@ -1,6 +1,7 @@
 # Shared by the side-by-side benchmark scripts (bench-peers.sh, bench-db.sh): logging, wrk,
 # ports, and starting and stopping one pinned server. Sourced, not run. The caller defines
-# SERVER_CPU, FIRST_PORT, NEXT_PORT, STARTUP_TRIES, STOP_TRIES, the BINARY map and SERVER_PID.
+# SERVER_CPU, FIRST_PORT, NEXT_PORT, STARTUP_TRIES, STOP_TRIES, the BINARY map and SERVER_PID,
+# and, for argument parsing, ALL_SERVERS and the defaults of ROUNDS, DURATION, ONLY and WRITE.
 # shellcheck shell=bash
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -63,4 +64,59 @@ stop_server() {
     while kill -0 "$pid" 2>/dev/null && ((tries++ < STOP_TRIES)); do sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
+}
+
+# The usage text is the comment block at the top of the calling script.
+usage() {
+    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+}
+
+# shellcheck disable=SC2034 # ROUNDS, DURATION, ONLY and WRITE are read by the caller.
+parse_args() {
+    while (($#)); do
+        case "$1" in
+        --rounds)
+            ROUNDS=${2:?--rounds needs a value}
+            shift 2
+            ;;
+        --duration)
+            DURATION=${2:?--duration needs a value}
+            shift 2
+            ;;
+        --only)
+            ONLY=${2:?--only needs a value}
+            shift 2
+            ;;
+        --write)
+            WRITE=1
+            shift
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+        esac
+    done
+    [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+    [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
+}
+
+# SERVERS: the servers asked for, in the canonical order. (Not a command
+# substitution, so that die() ends the script rather than a subshell.)
+select_servers() {
+    local name wanted
+    SERVERS=()
+    IFS=',' read -ra wanted <<<"${ONLY:-$(
+        IFS=','
+        echo "${ALL_SERVERS[*]}"
+    )}"
+    for name in "${wanted[@]}"; do
+        [[ " ${ALL_SERVERS[*]} " == *" $name "* ]] ||
+            die "unknown server '$name' (known: ${ALL_SERVERS[*]})"
+    done
+    for name in "${ALL_SERVERS[@]}"; do
+        [[ " ${wanted[*]} " == *" $name "* ]] && SERVERS+=("$name")
+    done
+    ((${#SERVERS[@]})) || die "no server selected"
 }
