@@ -204,3 +204,12 @@ mod tests {
         assert_eq!(e.kind(), Kind::Io);
     }
 }
+
+/// The text of a caught panic's payload, for logs and error pages.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload")
+}

@@ -55,7 +55,9 @@ pub mod response;
 pub mod router;
 pub mod template;
 pub mod upgrade;
+pub mod ws;
 
+mod deadline;
 mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};

@@ -72,6 +72,12 @@ impl Request {
         }
     }
 
+    /// Gives the head bytes of their own, for a request kept for a connection's whole life
+    /// (a WebSocket session), so that it does not hold on to the core's shared head arena.
+    pub(crate) fn detach(&mut self) {
+        self.inner.head.detach();
+    }
+
     pub(crate) fn set_params(&mut self, params: PathParams) {
         self.inner.params = params;
     }

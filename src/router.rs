@@ -304,11 +304,7 @@ enum Dispatch {
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".to_owned());
+    let what = crate::error::panic_message(&*panic);
     Error::internal(format!("handler panicked: {what}")).into_response()
 }
 

@@ -6,6 +6,4 @@
 pub mod postgres;
 pub mod redis;
 
-mod deadline;
-
-pub(crate) use deadline::within;
+pub(crate) use crate::deadline::within;

@@ -97,6 +97,11 @@ pub struct Head {
 }
 
 impl Head {
+    /// Copies the head's bytes out of the arena chunk they share with other heads.
+    pub(crate) fn detach(&mut self) {
+        self.raw = Bytes::copy_from_slice(&self.raw);
+    }
+
     /// The request method.
     pub fn method(&self) -> &Method {
         &self.method

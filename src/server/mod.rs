@@ -94,18 +94,25 @@ impl Server {
             .and_then(|a| a.as_socket())
             .ok_or_else(|| Error::startup("no listener was bound"))?;
         let stop = Arc::new(EventFd::new()?);
+        let hub_mesh = crate::ws::mesh(cpus.len());
         let app = Arc::new(app);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
 
         let mut threads = Vec::with_capacity(cpus.len());
         for (index, (cpu, socket)) in cpus.into_iter().zip(sockets).enumerate() {
-            let config = self.config.clone();
             let app = Arc::clone(&app);
-            let stop = Arc::clone(&stop);
-            let ready = ready_tx.clone();
+            let worker = Worker {
+                index,
+                cpu,
+                config: self.config.clone(),
+                socket,
+                hub_mesh: hub_mesh.clone(),
+                stop: Arc::clone(&stop),
+                ready: ready_tx.clone(),
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("squall-{index}"))
-                .spawn(move || run_worker(index, cpu, config, socket, app, stop, ready))
+                .spawn(move || run_worker(worker, app))
                 .map_err(|e| Error::io("cannot start a worker thread", e))?;
             threads.push(thread);
         }
@@ -190,19 +197,32 @@ impl Drop for RunningServer {
     }
 }
 
-/// One core: build the application, then accept and serve until shutdown.
-fn run_worker<F>(
+/// What one worker thread is given.
+struct Worker {
     index: usize,
     cpu: usize,
     config: Config,
     socket: socket2::Socket,
-    app: Arc<F>,
+    hub_mesh: crate::ws::HubMesh,
     stop: Arc<EventFd>,
     ready: mpsc::Sender<Result<(), Error>>,
-) -> Result<(), Error>
+}
+
+/// One core: build the application, join the other cores' hub, then accept and serve until
+/// shutdown.
+fn run_worker<F>(worker: Worker, app: Arc<F>) -> Result<(), Error>
 where
     F: Fn() -> App + Send + Sync + 'static,
 {
+    let Worker {
+        index,
+        cpu,
+        config,
+        socket,
+        hub_mesh,
+        stop,
+        ready,
+    } = worker;
     let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("squall-{index}"))
         .io_memory(IO_MEMORY)
@@ -229,6 +249,24 @@ where
         // SAFETY: `socket` is a listening socket this thread owns; ownership moves here.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) };
         let stop_watch = stop.watch()?;
+        // Every core must join before any can publish; a core that failed to start makes
+        // `spawn` signal the stop, which ends the wait here.
+        let joined = futures_lite::future::or(
+            async { Some(crate::ws::join_cores(hub_mesh).await) },
+            async {
+                let _ = stop_watch.readable().await;
+                None
+            },
+        )
+        .await;
+        match joined {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                let _ = ready.send(Err(Error::startup(e.to_string())));
+                return Err(e);
+            }
+            None => return Ok(()),
+        }
         let shutdown_timeout = config.shutdown_timeout;
         let core = Rc::new(Core::new(config, service));
         let _ = ready.send(Ok(()));
@@ -266,11 +304,7 @@ fn spawn_connection(core: Rc<Core>, stream: glommio::net::TcpStream) {
             return; // The peer left before it could be served.
         };
         if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {
-            let what = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("non-string payload");
+            let what = crate::error::panic_message(&*panic);
             tracing::error!(target: "squall::server", "connection task panicked: {what}");
         }
     })

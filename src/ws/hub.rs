@@ -1,0 +1,224 @@
+//! Named topics, per core, with fan-out to every core and (through [`bridge`](super::bridge))
+//! to other machines.
+//!
+//! Each core keeps its own subscriber table: a subscription is a [`WsSender`] in a slab under
+//! its topic, and delivering a message is a `try_send` into each subscriber's bounded queue,
+//! so a slow subscriber is closed by its own queue's policy and never holds up the others.
+//! A publish delivers on its own core, then hands one envelope per other core to glommio's
+//! channel mesh (lock-free single-producer rings between each pair of cores), where a task
+//! on each receiving core delivers it to that core's subscribers.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
+use slab::Slab;
+
+use super::bridge::Bridge;
+use super::{Message, WsSender};
+use crate::db::redis;
+use crate::Error;
+
+/// Envelopes waiting per pair of cores before a publisher waits for room.
+const MESH_CAPACITY: usize = 1024;
+
+/// A message on its way to the subscribers of another core.
+pub(crate) struct Envelope {
+    topic: Box<str>,
+    message: Message,
+}
+
+/// What the server builds once and every core joins at startup.
+pub(crate) type HubMesh = MeshBuilder<Envelope, Full>;
+
+/// A mesh for `cores` workers.
+pub(crate) fn mesh(cores: usize) -> HubMesh {
+    MeshBuilder::full(cores, MESH_CAPACITY)
+}
+
+#[derive(Default)]
+struct State {
+    topics: RefCell<HashMap<Box<str>, Slab<WsSender>>>,
+    peers: RefCell<Option<Rc<Senders<Envelope>>>>,
+    cores: Cell<usize>,
+    bridge: RefCell<Option<Rc<Bridge>>>,
+}
+
+thread_local! {
+    // One hub per executor thread, so per core.
+    static HUB: Rc<State> = Rc::new(State::default());
+}
+
+/// Joins this core to the mesh and starts delivering what other cores publish. Called by
+/// the server on each core before it reports ready; returns when every core has joined.
+pub(crate) async fn join_cores(mesh: HubMesh) -> Result<(), Error> {
+    let cores = mesh.nr_peers();
+    let (senders, mut receivers) = mesh
+        .join()
+        .await
+        .map_err(|_| Error::startup("the cores could not join the websocket hub's mesh"))?;
+    let hub = Hub::current();
+    hub.state.cores.set(cores);
+    *hub.state.peers.borrow_mut() = Some(Rc::new(senders));
+    for (_, from) in receivers.streams() {
+        let hub = hub.clone();
+        glommio::spawn_local(async move {
+            while let Some(envelope) = from.recv().await {
+                hub.publish_local(&envelope.topic, envelope.message);
+            }
+        })
+        .detach();
+    }
+    Ok(())
+}
+
+/// This core's hub. Cheap to clone; every clone on a core is the same hub.
+///
+/// ```no_run
+/// # async fn chat(socket: squall::ws::WebSocket) {
+/// use squall::ws::Hub;
+///
+/// let hub = Hub::current();
+/// let _subscription = hub.subscribe("lobby", socket.sender());
+/// while let Some(message) = socket.recv().await {
+///     let _ = hub.publish("lobby", message).await; // to every core's "lobby"
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    state: Rc<State>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("topics", &self.state.topics.borrow().len())
+            .field("cores", &self.state.cores.get())
+            .field("bridged", &self.state.bridge.borrow().is_some())
+            .finish()
+    }
+}
+
+impl Hub {
+    /// The hub of the core this runs on.
+    pub fn current() -> Hub {
+        Hub {
+            state: HUB.with(Rc::clone),
+        }
+    }
+
+    /// Delivers what is published to `topic` to `sender` until the subscription is dropped.
+    pub fn subscribe(&self, topic: &str, sender: WsSender) -> Subscription {
+        let mut topics = self.state.topics.borrow_mut();
+        let key = match topics.get_mut(topic) {
+            Some(subscribers) => subscribers.insert(sender),
+            None => {
+                let mut subscribers = Slab::new();
+                let key = subscribers.insert(sender);
+                topics.insert(topic.into(), subscribers);
+                key
+            }
+        };
+        Subscription {
+            state: Rc::clone(&self.state),
+            topic: topic.into(),
+            key,
+        }
+    }
+
+    /// How many connections on this core subscribe to `topic`.
+    pub fn local_subscribers(&self, topic: &str) -> usize {
+        self.state.topics.borrow().get(topic).map_or(0, Slab::len)
+    }
+
+    /// Publishes to the subscribers of `topic` on every core, and on other machines when the
+    /// hub is [bridged](Hub::bridge_redis). Waits only while another core's mesh channel is
+    /// full. An `Err` means the Redis bridge failed; the local cores were served regardless.
+    pub async fn publish(&self, topic: &str, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        let peers = self.state.peers.borrow().clone();
+        if let Some(peers) = peers {
+            let me = peers.peer_id();
+            for core in (0..peers.nr_consumers()).filter(|&core| core != me) {
+                let envelope = Envelope {
+                    topic: topic.into(),
+                    message: message.clone(),
+                };
+                // Fails only while the cores shut down; nobody is left to deliver to.
+                let _ = peers.send_to(core, envelope).await;
+            }
+        }
+        let bridge = self.state.bridge.borrow().clone();
+        let bridged = match bridge {
+            Some(bridge) => bridge.publish(topic, &message).await,
+            None => Ok(()),
+        };
+        self.publish_local(topic, message);
+        bridged
+    }
+
+    /// Delivers to the subscribers of `topic` on this core only; returns how many took it.
+    /// A subscriber whose queue is full is closed (1008) rather than waited for.
+    pub fn publish_local(&self, topic: &str, message: impl Into<Message>) -> usize {
+        let message = message.into();
+        let topics = self.state.topics.borrow();
+        let Some(subscribers) = topics.get(topic) else {
+            return 0;
+        };
+        subscribers
+            .iter()
+            .filter(|(_, sender)| sender.try_send(message.clone()).is_ok())
+            .count()
+    }
+
+    /// Number of cores a publish reaches (1 until the server has joined them).
+    pub fn cores(&self) -> usize {
+        self.state.cores.get().max(1)
+    }
+
+    /// Bridges this core's hub to other machines through Redis pub/sub: publishes also go
+    /// to the Redis channel `prefix` + topic, and what other machines publish there is
+    /// delivered here. Call it on every core (in the application factory); each core keeps
+    /// its own subscriber connection, reconnecting with backoff while Redis is away.
+    pub fn bridge_redis(&self, config: redis::Config, prefix: &str) {
+        let bridge = Bridge::start(config, prefix, self.clone());
+        *self.state.bridge.borrow_mut() = Some(bridge);
+    }
+}
+
+/// A subscription to a topic; dropping it unsubscribes.
+pub struct Subscription {
+    state: Rc<State>,
+    topic: Box<str>,
+    key: usize,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topic", &self.topic)
+            .finish()
+    }
+}
+
+impl Subscription {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut topics = self.state.topics.borrow_mut();
+        if let Some(subscribers) = topics.get_mut(&*self.topic) {
+            subscribers.try_remove(self.key);
+            if subscribers.is_empty() {
+                topics.remove(&*self.topic);
+            }
+        }
+    }
+}

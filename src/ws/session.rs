@@ -1,0 +1,713 @@
+//! One WebSocket connection after the upgrade: the handles a handler holds ([`WebSocket`],
+//! [`WsSender`]) and the pump that owns the socket.
+//!
+//! Handles and pump share one [`Shared`] record: two bounded queues and the close state.
+//! Data flows one way through each queue (socket → pump → inbound → handler; handler or hub
+//! → outbound → pump → socket), and only the pump touches the socket. The pump and the
+//! handler run in the connection's own task, so nothing here is shared between cores.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use async_tungstenite::tungstenite::protocol::Role;
+use async_tungstenite::tungstenite::{Error as WsError, Message as Frame};
+use async_tungstenite::WebSocketStream;
+use bytes::Bytes;
+use futures_lite::{FutureExt, Stream};
+use futures_sink::Sink;
+use glommio::net::TcpStream;
+
+use super::{CloseCode, CloseInfo, Message, WsConfig};
+use crate::deadline::{within, Alarm};
+use crate::upgrade::Upgraded;
+use crate::Request;
+
+/// Runs after the connection has ended, with how it ended.
+pub(crate) type CloseHook = Box<dyn FnOnce(&CloseInfo)>;
+
+/// The connection has closed (or is closing): the message was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the websocket is closed")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+/// Messages read ahead of the handler, at most; beyond that the pump stops reading and TCP
+/// holds the peer back. Enough to keep reading (and answering pings) while the handler works.
+const INBOUND_MESSAGES: usize = 16;
+
+/// A close reason travels in a control frame: 125 bytes less the 2-byte code.
+const MAX_REASON: usize = 123;
+
+/// What the handles and the pump share.
+struct Shared {
+    inbound: VecDeque<Message>,
+    inbound_bytes: usize,
+    outbound: VecDeque<Message>,
+    outbound_bytes: usize,
+    max_outbound_messages: usize,
+    max_outbound_bytes: usize,
+    /// A close the server side asked for, not yet taken by the pump.
+    close_request: Option<CloseFrame>,
+    /// How the connection ended, once it has.
+    ended: Option<CloseInfo>,
+    /// The task waiting in `recv`.
+    receiver: Option<Waker>,
+    /// The pump's task.
+    pump: Option<Waker>,
+    /// Tasks waiting in `send` for room in the queue.
+    senders: Vec<Waker>,
+}
+
+/// Whether a message joined the send queue.
+enum Push {
+    Queued,
+    Full(Message),
+    Closed,
+}
+
+impl Shared {
+    fn new(config: &WsConfig) -> Shared {
+        Shared {
+            inbound: VecDeque::new(),
+            inbound_bytes: 0,
+            outbound: VecDeque::new(),
+            outbound_bytes: 0,
+            max_outbound_messages: config.send_queue_messages,
+            max_outbound_bytes: config.send_queue_bytes,
+            close_request: None,
+            ended: None,
+            receiver: None,
+            pump: None,
+            senders: Vec::new(),
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.close_request.is_some() || self.ended.is_some()
+    }
+
+    fn push(&mut self, message: Message) -> Push {
+        if self.is_closing() {
+            return Push::Closed;
+        }
+        // One message always fits an empty queue, however large, so that a bound smaller
+        // than a message cannot wedge the connection.
+        if !self.outbound.is_empty()
+            && (self.outbound.len() >= self.max_outbound_messages
+                || self.outbound_bytes + message.len() > self.max_outbound_bytes)
+        {
+            return Push::Full(message);
+        }
+        self.outbound_bytes += message.len();
+        self.outbound.push_back(message);
+        wake(&mut self.pump);
+        Push::Queued
+    }
+
+    fn pop_outbound(&mut self) -> Option<Message> {
+        let message = self.outbound.pop_front()?;
+        self.outbound_bytes -= message.len();
+        Some(message)
+    }
+
+    fn request_close(&mut self, code: CloseCode, reason: &str) {
+        if self.is_closing() {
+            return;
+        }
+        self.close_request = Some(CloseFrame {
+            code,
+            reason: truncate(reason, MAX_REASON).into(),
+        });
+        wake(&mut self.pump);
+    }
+
+    /// Drops what is queued and closes: for a slow consumer (1008), whose backlog is the
+    /// problem, and after a handler panic (1011), when nothing it queued is worth waiting for.
+    fn discard_and_close(&mut self, code: CloseCode, reason: &str) {
+        self.outbound.clear();
+        self.outbound_bytes = 0;
+        self.request_close(code, reason);
+    }
+
+    fn finish(&mut self, info: CloseInfo) {
+        self.ended = Some(info);
+        self.inbound.clear();
+        self.inbound_bytes = 0;
+        self.outbound.clear();
+        self.outbound_bytes = 0;
+        wake(&mut self.receiver);
+        for waker in self.senders.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+fn wake(waker: &mut Option<Waker>) {
+    if let Some(waker) = waker.take() {
+        waker.wake();
+    }
+}
+
+fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// A cheap, cloneable handle that queues messages on one connection: what a [`Hub`](super::Hub)
+/// subscription holds, or another task that wants to write to this client.
+#[derive(Clone)]
+pub struct WsSender {
+    shared: Rc<RefCell<Shared>>,
+}
+
+impl fmt::Debug for WsSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsSender")
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+impl WsSender {
+    /// Queues `message` without waiting. A full queue means the client is not keeping up:
+    /// the connection is closed with 1008 (see [`WsConfig::send_queue`]) and `Err` returned.
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), Closed> {
+        let mut shared = self.shared.borrow_mut();
+        match shared.push(message.into()) {
+            Push::Queued => Ok(()),
+            Push::Full(_) => {
+                shared.discard_and_close(CloseCode::Policy, "slow consumer: send queue full");
+                Err(Closed)
+            }
+            Push::Closed => Err(Closed),
+        }
+    }
+
+    /// Queues `message`, waiting while the queue is full.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Closed> {
+        let mut message = Some(message.into());
+        poll_fn(|cx| {
+            let mut shared = self.shared.borrow_mut();
+            let Some(next) = message.take() else {
+                return Poll::Ready(Err(Closed));
+            };
+            match shared.push(next) {
+                Push::Queued => Poll::Ready(Ok(())),
+                Push::Closed => Poll::Ready(Err(Closed)),
+                Push::Full(back) => {
+                    message = Some(back);
+                    if !shared.senders.iter().any(|w| w.will_wake(cx.waker())) {
+                        shared.senders.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Starts the close handshake with `code` and `reason` (cut to 123 bytes) once the
+    /// messages already queued are written.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.shared.borrow_mut().request_close(code, reason);
+    }
+
+    /// Whether messages can still be queued.
+    pub fn is_open(&self) -> bool {
+        !self.shared.borrow().is_closing()
+    }
+
+    /// Whether `other` is a handle on the same connection.
+    pub fn same_connection(&self, other: &WsSender) -> bool {
+        Rc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+/// The handler's side of one connection.
+pub struct WebSocket {
+    sender: WsSender,
+    request: Request,
+    peer: SocketAddr,
+}
+
+impl fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("path", &self.request.path())
+            .field("peer", &self.peer)
+            .field("open", &self.sender.is_open())
+            .finish()
+    }
+}
+
+impl WebSocket {
+    /// The next text or binary message; `None` once the connection has ended (or is
+    /// closing: messages that arrive after a close has begun are not delivered).
+    pub async fn recv(&self) -> Option<Message> {
+        poll_fn(|cx| {
+            let mut shared = self.sender.shared.borrow_mut();
+            if let Some(message) = shared.inbound.pop_front() {
+                shared.inbound_bytes -= message.len();
+                wake(&mut shared.pump); // There is room to read again.
+                return Poll::Ready(Some(message));
+            }
+            if shared.ended.is_some() {
+                return Poll::Ready(None);
+            }
+            register(&mut shared.receiver, cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Queues `message`, waiting while the send queue is full.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), Closed> {
+        self.sender.send(message).await
+    }
+
+    /// Queues `message` without waiting; see [`WsSender::try_send`].
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), Closed> {
+        self.sender.try_send(message)
+    }
+
+    /// Starts the close handshake; [`recv`](WebSocket::recv) returns `None` once it is done.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.sender.close(code, reason);
+    }
+
+    /// A handle for queueing messages from elsewhere (a hub subscription, another task).
+    pub fn sender(&self) -> WsSender {
+        self.sender.clone()
+    }
+
+    /// The upgrade request: path parameters, headers, cookies, query.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether messages can still be sent.
+    pub fn is_open(&self) -> bool {
+        self.sender.is_open()
+    }
+
+    /// How the connection ended, once it has.
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.sender.shared.borrow().ended.clone()
+    }
+}
+
+/// Runs one upgraded connection: the pump and the handler, side by side in this task.
+pub(crate) async fn run<H, F>(
+    upgraded: Upgraded,
+    request: Request,
+    config: Rc<WsConfig>,
+    handler: H,
+    on_close: Option<CloseHook>,
+) where
+    H: FnOnce(WebSocket) -> F + 'static,
+    F: Future<Output = ()> + 'static,
+{
+    let Upgraded {
+        stream,
+        read_ahead,
+        peer,
+    } = upgraded;
+    let socket = WebSocketStream::from_partially_read(
+        stream,
+        read_ahead.to_vec(),
+        Role::Server,
+        Some(config.framing()),
+    )
+    .await;
+    let shared = Rc::new(RefCell::new(Shared::new(&config)));
+    let mut pump = Pump::new(socket, Rc::clone(&shared), Rc::clone(&config));
+    let websocket = WebSocket {
+        sender: WsSender {
+            shared: Rc::clone(&shared),
+        },
+        request,
+        peer,
+    };
+    let mut handler =
+        pin!(AssertUnwindSafe(async move { handler(websocket).await }).catch_unwind());
+    let mut handler_running = true;
+    let info = poll_fn(|cx| {
+        if handler_running {
+            if let Poll::Ready(outcome) = handler.as_mut().poll(cx) {
+                handler_running = false;
+                let mut shared = shared.borrow_mut();
+                match outcome {
+                    Ok(()) => shared.request_close(CloseCode::Normal, ""),
+                    Err(panic) => {
+                        let what = crate::error::panic_message(&*panic);
+                        tracing::error!(target: "squall::ws", %peer, "websocket handler panicked: {what}");
+                        shared.discard_and_close(CloseCode::Error, "internal error");
+                    }
+                }
+            }
+        }
+        pump.poll(cx)
+    })
+    .await;
+    drop(pump); // Closes the socket.
+    shared.borrow_mut().finish(info.clone());
+    if handler_running {
+        // The handler sees `recv` return `None` and its sends fail; it gets a moment to
+        // finish its own business before it is dropped.
+        let _ = within(config.close_timeout, handler).await;
+    }
+    if let Some(hook) = on_close {
+        hook(&info);
+    }
+}
+
+/// A close handshake under way.
+struct Closing {
+    info: CloseInfo,
+    deadline: Instant,
+}
+
+/// Owns the socket: reads frames into the inbound queue, writes the outbound queue, answers
+/// control frames, keeps the peer alive, and runs the close handshake.
+struct Pump {
+    socket: WebSocketStream<TcpStream>,
+    shared: Rc<RefCell<Shared>>,
+    config: Rc<WsConfig>,
+    alarm: Alarm,
+    /// When the peer last sent anything.
+    heard_at: Instant,
+    ping_sent_at: Option<Instant>,
+    /// When queued output last moved, for the stall limit.
+    progress_at: Instant,
+    needs_flush: bool,
+    reading: bool,
+    closing: Option<Closing>,
+}
+
+/// The session is over.
+type Over = CloseInfo;
+
+impl Pump {
+    fn new(
+        socket: WebSocketStream<TcpStream>,
+        shared: Rc<RefCell<Shared>>,
+        config: Rc<WsConfig>,
+    ) -> Pump {
+        let now = Instant::now();
+        Pump {
+            socket,
+            shared,
+            config,
+            alarm: Alarm::default(),
+            heard_at: now,
+            ping_sent_at: None,
+            progress_at: now,
+            needs_flush: false,
+            reading: true,
+            closing: None,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<CloseInfo> {
+        register(&mut self.shared.borrow_mut().pump, cx);
+        loop {
+            if let Err(over) = self.step(cx) {
+                self.alarm.clear();
+                return Poll::Ready(over);
+            }
+            let Some(deadline) = self.next_deadline() else {
+                self.alarm.clear();
+                return Poll::Pending;
+            };
+            if self.alarm.poll_at(deadline, cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Err(over) = self.on_deadline(Instant::now()) {
+                self.alarm.clear();
+                return Poll::Ready(over);
+            }
+        }
+    }
+
+    /// Moves everything that can move without waiting.
+    fn step(&mut self, cx: &mut Context<'_>) -> Result<(), Over> {
+        self.write_queued(cx)?;
+        // A requested close waits for the messages queued before it.
+        if self.closing.is_none() && !self.output_pending() {
+            let request = self.shared.borrow_mut().close_request.take();
+            if let Some(frame) = request {
+                self.begin_close(frame, false)?;
+            }
+        }
+        self.read(cx)?;
+        if self.needs_flush {
+            match Pin::new(&mut self.socket).poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.needs_flush = false;
+                    self.progress_at = Instant::now();
+                }
+                Poll::Ready(Err(e)) => return Err(self.lost(e)),
+                Poll::Pending => {}
+            }
+        }
+        match &self.closing {
+            // Our close is out and nothing more can be read: done.
+            Some(closing) if !self.reading && !self.needs_flush => Err(closing.info.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_queued(&mut self, cx: &mut Context<'_>) -> Result<(), Over> {
+        if self.closing.is_some() {
+            return Ok(());
+        }
+        let mut wrote = false;
+        loop {
+            if self.shared.borrow().outbound.is_empty() {
+                break;
+            }
+            match Pin::new(&mut self.socket).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(self.lost(e)),
+                Poll::Pending => break,
+            }
+            let Some(message) = self.shared.borrow_mut().pop_outbound() else {
+                break;
+            };
+            if let Err(e) = Pin::new(&mut self.socket).start_send(message.into_frame()) {
+                return Err(self.lost(e));
+            }
+            wrote = true;
+        }
+        if wrote {
+            self.needs_flush = true;
+            self.progress_at = Instant::now();
+            let mut shared = self.shared.borrow_mut();
+            for waker in shared.senders.drain(..) {
+                waker.wake();
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, cx: &mut Context<'_>) -> Result<(), Over> {
+        while self.reading && self.has_inbound_room() {
+            let frame = match Pin::new(&mut self.socket).poll_next(cx) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(None) => {
+                    self.reading = false;
+                    return Err(self.ended_without_close());
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.reading = false;
+                    return self.fail(e);
+                }
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            self.heard_at = Instant::now();
+            match frame {
+                Frame::Text(text) => self.deliver(Message::Text(text)),
+                Frame::Binary(bytes) => self.deliver(Message::Binary(bytes)),
+                // tungstenite has queued the pong; it goes out with the next flush.
+                Frame::Ping(_) => self.needs_flush = true,
+                Frame::Pong(_) => self.ping_sent_at = None,
+                Frame::Close(frame) => self.peer_closed(frame),
+                Frame::Frame(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn has_inbound_room(&self) -> bool {
+        let shared = self.shared.borrow();
+        shared.inbound.len() < INBOUND_MESSAGES
+            && shared.inbound_bytes < self.config.max_message_size
+    }
+
+    fn deliver(&mut self, message: Message) {
+        if self.closing.is_some() {
+            return; // A close has begun: the handler is no longer listening.
+        }
+        let mut shared = self.shared.borrow_mut();
+        shared.inbound_bytes += message.len();
+        shared.inbound.push_back(message);
+        wake(&mut shared.receiver);
+    }
+
+    fn peer_closed(&mut self, frame: Option<CloseFrame>) {
+        if self.closing.is_some() {
+            // The answer to our close: tungstenite reports the end of the stream next.
+            return;
+        }
+        let info = match frame {
+            Some(frame) => CloseInfo::new(frame.code, frame.reason.as_str(), true),
+            None => CloseInfo::new(CloseCode::Status, "", true),
+        };
+        // tungstenite has queued the reply; reading on flushes it and ends the stream.
+        self.needs_flush = true;
+        self.start_closing(info);
+        let mut shared = self.shared.borrow_mut();
+        shared.close_request = None;
+        shared.outbound.clear();
+        shared.outbound_bytes = 0;
+    }
+
+    fn begin_close(&mut self, frame: CloseFrame, by_peer: bool) -> Result<(), Over> {
+        let info = CloseInfo::new(frame.code, frame.reason.as_str(), by_peer);
+        self.start_closing(info);
+        match Pin::new(&mut self.socket).start_send(Frame::Close(Some(frame))) {
+            Ok(()) => {
+                self.needs_flush = true;
+                Ok(())
+            }
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    fn start_closing(&mut self, info: CloseInfo) {
+        self.closing = Some(Closing {
+            info,
+            deadline: Instant::now() + self.config.close_timeout,
+        });
+    }
+
+    /// A read error: a protocol violation is answered with its close code; a broken
+    /// connection just ends.
+    fn fail(&mut self, error: WsError) -> Result<(), Over> {
+        let (code, reason) = match &error {
+            WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+            WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in a text message"),
+            WsError::Capacity(_) => (CloseCode::Size, "message too big"),
+            WsError::AttackAttempt => (CloseCode::Policy, "attack attempt"),
+            _ => return Err(self.lost(error)),
+        };
+        tracing::debug!(target: "squall::ws", "closing with {code}: {error}");
+        if self.closing.is_some() {
+            return Ok(()); // Already closing: the handshake (or its deadline) ends it.
+        }
+        self.begin_close(
+            CloseFrame {
+                code,
+                reason: reason.into(),
+            },
+            false,
+        )
+    }
+
+    /// The stream ended: after a close handshake that is the normal end.
+    fn ended_without_close(&mut self) -> Over {
+        match &self.closing {
+            Some(closing) => closing.info.clone(),
+            None => CloseInfo::abnormal("the connection ended without a close frame"),
+        }
+    }
+
+    /// The socket failed; a close already under way keeps its code.
+    fn lost(&mut self, error: WsError) -> Over {
+        match (&self.closing, error) {
+            (Some(closing), _) => closing.info.clone(),
+            (None, WsError::ConnectionClosed | WsError::AlreadyClosed) => {
+                CloseInfo::abnormal("the connection ended without a close frame")
+            }
+            (None, error) => CloseInfo::abnormal(&error.to_string()),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        if let Some(closing) = &self.closing {
+            return Some(closing.deadline);
+        }
+        let keepalive = self
+            .config
+            .ping_interval
+            .map(|interval| match self.ping_sent_at {
+                Some(sent) => sent + self.config.pong_timeout,
+                None => self.heard_at + interval,
+            });
+        let stalled = self
+            .output_pending()
+            .then(|| self.progress_at + self.config.send_stall_timeout);
+        match (keepalive, stalled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn output_pending(&self) -> bool {
+        self.needs_flush || !self.shared.borrow().outbound.is_empty()
+    }
+
+    fn on_deadline(&mut self, now: Instant) -> Result<(), Over> {
+        if let Some(closing) = &self.closing {
+            if now >= closing.deadline {
+                return Err(closing.info.clone());
+            }
+            return Ok(());
+        }
+        if self.output_pending() && now >= self.progress_at + self.config.send_stall_timeout {
+            // What is stuck in tungstenite's buffer goes before the close frame; the close
+            // deadline then ends a peer that reads nothing at all.
+            self.shared
+                .borrow_mut()
+                .discard_and_close(CloseCode::Policy, "slow consumer: output stalled");
+            self.needs_flush = false;
+            let request = self.shared.borrow_mut().close_request.take();
+            if let Some(frame) = request {
+                return self.begin_close(frame, false);
+            }
+            return Ok(());
+        }
+        let Some(interval) = self.config.ping_interval else {
+            return Ok(());
+        };
+        match self.ping_sent_at {
+            Some(sent) if now >= sent + self.config.pong_timeout => {
+                Err(CloseInfo::abnormal("no pong within the timeout"))
+            }
+            None if now >= self.heard_at + interval => {
+                self.ping_sent_at = Some(now);
+                match Pin::new(&mut self.socket).start_send(Frame::Ping(Bytes::new())) {
+                    Ok(()) => {
+                        self.needs_flush = true;
+                        Ok(())
+                    }
+                    Err(e) => Err(self.lost(e)),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
