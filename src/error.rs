@@ -181,6 +181,15 @@ impl From<serde_json::Error> for Error {
     }
 }
 
+/// The text of a caught panic's payload, for logs and error pages.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,13 +212,4 @@ mod tests {
         assert!(e.to_string().starts_with("cannot bind: "), "{e}");
         assert_eq!(e.kind(), Kind::Io);
     }
-}
-
-/// The text of a caught panic's payload, for logs and error pages.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a non-string panic payload")
 }

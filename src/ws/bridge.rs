@@ -3,11 +3,10 @@
 //!
 //! Every core keeps its own Redis subscriber and delivers what arrives to its own
 //! subscribers only, so nothing crosses cores on this path either. A publish goes to Redis
-//! once, from the publishing core, tagged with this process's id; each process skips its own
+//! once, from the publishing core, tagged with its server's id; each server skips its own
 //! messages, which its cores have already had through the mesh.
 
 use std::rc::Rc;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -23,42 +22,29 @@ const BINARY: u8 = b'b';
 /// Pause before retrying a first connection that failed.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// This process's tag on the messages it publishes.
-fn origin() -> u64 {
-    static ORIGIN: OnceLock<u64> = OnceLock::new();
-    *ORIGIN.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        // RandomState is seeded from the OS; the pid and time keep restarts apart too.
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(std::process::id());
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        hasher.finish()
-    })
-}
-
 pub(crate) struct Bridge {
     client: redis::Client,
     prefix: Box<str>,
+    hub: Hub,
 }
 
 impl Bridge {
     /// Starts this core's listener and returns the publishing side.
     pub(crate) fn start(config: redis::Config, prefix: &str, hub: Hub) -> Rc<Bridge> {
         let pattern = format!("{}*", escape_glob(prefix));
-        glommio::spawn_local(listen(config.clone(), pattern, prefix.len(), hub)).detach();
+        glommio::spawn_local(listen(config.clone(), pattern, prefix.len(), hub.clone())).detach();
         Rc::new(Bridge {
             client: redis::Client::new(config),
             prefix: prefix.into(),
+            hub,
         })
     }
 
     pub(crate) async fn publish(&self, topic: &str, message: &Message) -> Result<(), Error> {
         let channel = [self.prefix.as_bytes(), topic.as_bytes()].concat();
-        self.client.publish(channel, encode(message)).await?;
+        self.client
+            .publish(channel, encode(self.hub.origin(), message))
+            .await?;
         Ok(())
     }
 }
@@ -89,7 +75,7 @@ async fn listen(config: redis::Config, pattern: String, prefix_len: usize, hub: 
                     continue;
                 };
                 match decode(published.payload) {
-                    Some((from, message)) if from != origin() => {
+                    Some((from, message)) if from != hub.origin() => {
                         hub.publish_local(topic, message);
                     }
                     Some(_) => {} // Our own: the mesh has delivered it already.
@@ -106,10 +92,10 @@ async fn listen(config: redis::Config, pattern: String, prefix_len: usize, hub: 
 }
 
 /// `origin (8 bytes) | kind (1 byte) | payload`.
-fn encode(message: &Message) -> Bytes {
+fn encode(origin: u64, message: &Message) -> Bytes {
     let payload = message.as_bytes();
     let mut out = BytesMut::with_capacity(9 + payload.len());
-    out.put_u64(origin());
+    out.put_u64(origin);
     out.put_u8(match message {
         Message::Text(_) => TEXT,
         Message::Binary(_) => BINARY,
@@ -151,12 +137,12 @@ mod tests {
     #[test]
     fn messages_survive_the_wire_format() {
         for message in [Message::text("héllo"), Message::binary(vec![0, 255, 7])] {
-            let (from, back) = decode(encode(&message)).expect("decodes");
-            assert_eq!(from, origin());
+            let (from, back) = decode(encode(42, &message)).expect("decodes");
+            assert_eq!(from, 42);
             assert_eq!(back, message);
         }
         assert_eq!(decode(Bytes::from_static(b"short")), None);
-        let mut bad_text = encode(&Message::text("x")).to_vec();
+        let mut bad_text = encode(1, &Message::text("x")).to_vec();
         bad_text.push(0xff);
         assert_eq!(decode(bad_text.into()), None);
     }

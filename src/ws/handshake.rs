@@ -91,16 +91,21 @@ impl fmt::Debug for Upgrade {
 impl Upgrade {
     /// Checks `request` as a WebSocket opening handshake with the default [`WsConfig`].
     pub fn new(request: Request) -> Result<Upgrade, Rejection> {
-        Upgrade::with_config(request, Rc::new(WsConfig::default()))
+        Upgrade::with_config(request, WsConfig::default())
     }
 
-    /// Checks `request` against `config` (shared between the route's connections).
+    /// Checks `request` against `config`: a `WsConfig`, or an `Rc<WsConfig>` that the
+    /// route's connections share.
     ///
     /// Refusals: a method other than GET is 405; HTTP/1.0, a missing `Upgrade: websocket`
     /// or `Connection: upgrade`, a `Sec-WebSocket-Key` that is not 16 bytes in base64, or a
     /// body are 400; a `Sec-WebSocket-Version` other than 13 is 426 naming version 13; an
     /// `Origin` that is neither the request's host nor allowed by the config is 403.
-    pub fn with_config(request: Request, config: Rc<WsConfig>) -> Result<Upgrade, Rejection> {
+    pub fn with_config(
+        request: Request,
+        config: impl Into<Rc<WsConfig>>,
+    ) -> Result<Upgrade, Rejection> {
+        let config = config.into();
         let accept_key = check(&request, &config)?;
         Ok(Upgrade {
             request,
@@ -109,12 +114,6 @@ impl Upgrade {
             config,
             on_close: None,
         })
-    }
-
-    /// Replaces the settings (see [`Upgrade::with_config`] to share one between routes).
-    pub fn config(mut self, config: WsConfig) -> Upgrade {
-        self.config = Rc::new(config);
-        self
     }
 
     /// The upgrade request: headers, cookies, path parameters.
@@ -289,7 +288,7 @@ mod tests {
     fn the_accept_key_is_rfc_6455s_example() {
         assert_eq!(
             derive_accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kK5XsxZmPFbWvE="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 

@@ -30,12 +30,28 @@ pub(crate) struct Envelope {
     message: Message,
 }
 
-/// What the server builds once and every core joins at startup.
-pub(crate) type HubMesh = MeshBuilder<Envelope, Full>;
+/// What the server builds once and every core joins at startup: the mesh, and the id that
+/// tags this server's messages on a Redis bridge.
+#[derive(Clone)]
+pub(crate) struct HubMesh {
+    builder: MeshBuilder<Envelope, Full>,
+    origin: u64,
+}
 
-/// A mesh for `cores` workers.
+/// The mesh for a server of `cores` workers.
 pub(crate) fn mesh(cores: usize) -> HubMesh {
-    MeshBuilder::full(cores, MESH_CAPACITY)
+    HubMesh {
+        builder: MeshBuilder::full(cores, MESH_CAPACITY),
+        origin: new_origin(),
+    }
+}
+
+/// An id no other server is likely to draw: `RandomState` is seeded by the OS.
+fn new_origin() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 #[derive(Default)]
@@ -43,6 +59,7 @@ struct State {
     topics: RefCell<HashMap<Box<str>, Slab<WsSender>>>,
     peers: RefCell<Option<Rc<Senders<Envelope>>>>,
     cores: Cell<usize>,
+    origin: Cell<u64>,
     bridge: RefCell<Option<Rc<Bridge>>>,
 }
 
@@ -54,13 +71,15 @@ thread_local! {
 /// Joins this core to the mesh and starts delivering what other cores publish. Called by
 /// the server on each core before it reports ready; returns when every core has joined.
 pub(crate) async fn join_cores(mesh: HubMesh) -> Result<(), Error> {
-    let cores = mesh.nr_peers();
-    let (senders, mut receivers) = mesh
+    let HubMesh { builder, origin } = mesh;
+    let cores = builder.nr_peers();
+    let (senders, mut receivers) = builder
         .join()
         .await
         .map_err(|_| Error::startup("the cores could not join the websocket hub's mesh"))?;
     let hub = Hub::current();
     hub.state.cores.set(cores);
+    hub.state.origin.set(origin);
     *hub.state.peers.borrow_mut() = Some(Rc::new(senders));
     for (_, from) in receivers.streams() {
         let hub = hub.clone();
@@ -177,6 +196,11 @@ impl Hub {
     /// Number of cores a publish reaches (1 until the server has joined them).
     pub fn cores(&self) -> usize {
         self.state.cores.get().max(1)
+    }
+
+    /// The server's tag on what this hub publishes through a bridge.
+    pub(crate) fn origin(&self) -> u64 {
+        self.state.origin.get()
     }
 
     /// Bridges this core's hub to other machines through Redis pub/sub: publishes also go

@@ -465,28 +465,36 @@ impl Pump {
     /// Moves everything that can move without waiting.
     fn step(&mut self, cx: &mut Context<'_>) -> Result<(), Over> {
         self.write_queued(cx)?;
-        // A requested close waits for the messages queued before it.
+        self.flush(cx)?;
+        // A requested close goes out after the messages queued before it.
         if self.closing.is_none() && !self.output_pending() {
             let request = self.shared.borrow_mut().close_request.take();
             if let Some(frame) = request {
-                self.begin_close(frame, false)?;
+                self.begin_close(frame)?;
+                self.flush(cx)?;
             }
         }
         self.read(cx)?;
-        if self.needs_flush {
-            match Pin::new(&mut self.socket).poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.needs_flush = false;
-                    self.progress_at = Instant::now();
-                }
-                Poll::Ready(Err(e)) => return Err(self.lost(e)),
-                Poll::Pending => {}
-            }
-        }
+        self.flush(cx)?; // Pongs and close replies tungstenite queued while reading.
         match &self.closing {
             // Our close is out and nothing more can be read: done.
             Some(closing) if !self.reading && !self.needs_flush => Err(closing.info.clone()),
             _ => Ok(()),
+        }
+    }
+
+    fn flush(&mut self, cx: &mut Context<'_>) -> Result<(), Over> {
+        if !self.needs_flush {
+            return Ok(());
+        }
+        match Pin::new(&mut self.socket).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.needs_flush = false;
+                self.progress_at = Instant::now();
+                Ok(())
+            }
+            Poll::Ready(Err(e)) => Err(self.lost(e)),
+            Poll::Pending => Ok(()),
         }
     }
 
@@ -585,8 +593,8 @@ impl Pump {
         shared.outbound_bytes = 0;
     }
 
-    fn begin_close(&mut self, frame: CloseFrame, by_peer: bool) -> Result<(), Over> {
-        let info = CloseInfo::new(frame.code, frame.reason.as_str(), by_peer);
+    fn begin_close(&mut self, frame: CloseFrame) -> Result<(), Over> {
+        let info = CloseInfo::new(frame.code, frame.reason.as_str(), false);
         self.start_closing(info);
         match Pin::new(&mut self.socket).start_send(Frame::Close(Some(frame))) {
             Ok(()) => {
@@ -618,13 +626,10 @@ impl Pump {
         if self.closing.is_some() {
             return Ok(()); // Already closing: the handshake (or its deadline) ends it.
         }
-        self.begin_close(
-            CloseFrame {
-                code,
-                reason: reason.into(),
-            },
-            false,
-        )
+        self.begin_close(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
     }
 
     /// The stream ended: after a close handshake that is the normal end.
@@ -683,10 +688,9 @@ impl Pump {
             self.shared
                 .borrow_mut()
                 .discard_and_close(CloseCode::Policy, "slow consumer: output stalled");
-            self.needs_flush = false;
             let request = self.shared.borrow_mut().close_request.take();
             if let Some(frame) = request {
-                return self.begin_close(frame, false);
+                return self.begin_close(frame);
             }
             return Ok(());
         }
