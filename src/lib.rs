@@ -42,7 +42,8 @@
 //! }
 //! ```
 //!
-//! Configuration (address, workers, every limit and timeout) is described in [`config`].
+//! Configuration (address, workers, every limit and timeout) is described in [`config`];
+//! WebSockets and the cross-core hub in [`ws`].
 
 pub mod body;
 pub mod config;
