@@ -1,7 +1,8 @@
-# Shared by the side-by-side benchmark scripts (bench-peers.sh, bench-db.sh): logging, wrk,
-# ports, and starting and stopping one pinned server. Sourced, not run. The caller defines
-# SERVER_CPU, FIRST_PORT, NEXT_PORT, STARTUP_TRIES, STOP_TRIES, the BINARY map and SERVER_PID,
-# and, for argument parsing, ALL_SERVERS and the defaults of ROUNDS, DURATION, ONLY and WRITE.
+# Shared by the side-by-side benchmark scripts (bench-peers.sh, bench-db.sh, bench-ws.sh):
+# logging, wrk, ports, and starting and stopping one pinned server. Sourced, not run. The
+# caller defines SERVER_CPU, FIRST_PORT, NEXT_PORT, STARTUP_TRIES, STOP_TRIES, the BINARY map
+# and SERVER_PID, and, for argument parsing, ALL_SERVERS and the defaults of ROUNDS, DURATION,
+# ONLY and WRITE.
 # shellcheck shell=bash
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -36,13 +37,14 @@ claim_port() {
     NEXT_PORT=$((NEXT_PORT + 1))
 }
 
-# Start server $1 on CPU 0 with one worker and wait until it accepts.
+# Start server $1 (output to $2) with $3 workers (default one) on the CPUs
+# $4 (a taskset list, default SERVER_CPU) and wait until it accepts.
 start_server() {
-    local name=$1 log_file=$2 tries=0
+    local name=$1 log_file=$2 workers=${3:-1} cpus=${4:-$SERVER_CPU} tries=0
     claim_port
     # taskset and the environment assignment both exec, so $! is the server.
-    SQUALL_WORKERS=1 SQUALL_ADDR="127.0.0.1:$PORT" \
-        taskset -c "$SERVER_CPU" "${BINARY[$name]}" >"$log_file" 2>&1 &
+    SQUALL_WORKERS=$workers SQUALL_ADDR="127.0.0.1:$PORT" \
+        taskset -c "$cpus" "${BINARY[$name]}" >"$log_file" 2>&1 &
     SERVER_PID=$!
     until port_open "$PORT"; do
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
