@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test, the way CI runs them: unit and property tests, loopback integration tests,
-# doc tests, then clippy with warnings as errors.
+# doc tests, clippy with warnings as errors, then the WebSocket conformance suite (Autobahn,
+# through kosoku) and the two-tab Chromium test of the chat example. Those two install what
+# they need (a virtualenv, Debian's chromium, playwright-core) and build release examples.
 #
 #   bash scripts/test.sh
 #
@@ -30,3 +32,5 @@ fi
 cargo test --locked --all-targets
 cargo test --locked --doc
 cargo clippy --locked --all-targets -- -D warnings
+bash scripts/autobahn.sh
+bash scripts/browser-test.sh

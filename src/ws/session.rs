@@ -414,6 +414,9 @@ struct Pump {
     progress_at: Instant,
     needs_flush: bool,
     reading: bool,
+    /// A read error's close, held until the handler has answered the messages before it
+    /// (or until the deadline).
+    failure: Option<(CloseFrame, Instant)>,
     closing: Option<Closing>,
 }
 
@@ -437,6 +440,7 @@ impl Pump {
             progress_at: now,
             needs_flush: false,
             reading: true,
+            failure: None,
             closing: None,
         }
     }
@@ -466,20 +470,36 @@ impl Pump {
     fn step(&mut self, cx: &mut Context<'_>) -> Result<(), Over> {
         self.write_queued(cx)?;
         self.flush(cx)?;
-        // A requested close goes out after the messages queued before it.
-        if self.closing.is_none() && !self.output_pending() {
-            let request = self.shared.borrow_mut().close_request.take();
-            if let Some(frame) = request {
-                self.begin_close(frame)?;
-                self.flush(cx)?;
-            }
-        }
         self.read(cx)?;
         self.flush(cx)?; // Pongs and close replies tungstenite queued while reading.
+        if self.begin_due_close()? {
+            self.flush(cx)?;
+        }
         match &self.closing {
             // Our close is out and nothing more can be read: done.
             Some(closing) if !self.reading && !self.needs_flush => Err(closing.info.clone()),
             _ => Ok(()),
+        }
+    }
+
+    /// Starts a close that is due: a requested one once the messages queued before it are
+    /// out, a failure's once the handler has also taken (and answered) what arrived before
+    /// the bad frame.
+    fn begin_due_close(&mut self) -> Result<bool, Over> {
+        if self.closing.is_some() || self.output_pending() {
+            return Ok(false);
+        }
+        let handler_caught_up = self.shared.borrow().inbound.is_empty();
+        let frame = match self.failure.take() {
+            Some((frame, _)) if handler_caught_up => Some(frame),
+            pending => {
+                self.failure = pending;
+                self.shared.borrow_mut().close_request.take()
+            }
+        };
+        match frame {
+            Some(frame) => self.begin_close(frame).map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -623,13 +643,15 @@ impl Pump {
             _ => return Err(self.lost(error)),
         };
         tracing::debug!(target: "squall::ws", "closing with {code}: {error}");
-        if self.closing.is_some() {
-            return Ok(()); // Already closing: the handshake (or its deadline) ends it.
+        if self.closing.is_none() {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            self.failure = Some((frame, Instant::now() + self.config.close_timeout));
         }
-        self.begin_close(CloseFrame {
-            code,
-            reason: reason.into(),
-        })
+        // Already closing: the handshake (or its deadline) ends it.
+        Ok(())
     }
 
     /// The stream ended: after a close handshake that is the normal end.
@@ -654,6 +676,9 @@ impl Pump {
     fn next_deadline(&self) -> Option<Instant> {
         if let Some(closing) = &self.closing {
             return Some(closing.deadline);
+        }
+        if let Some((_, deadline)) = &self.failure {
+            return Some(*deadline);
         }
         let keepalive = self
             .config
@@ -680,6 +705,13 @@ impl Pump {
             if now >= closing.deadline {
                 return Err(closing.info.clone());
             }
+            return Ok(());
+        }
+        if let Some((frame, deadline)) = self.failure.take() {
+            if now >= deadline {
+                return self.begin_close(frame);
+            }
+            self.failure = Some((frame, deadline));
             return Ok(());
         }
         if self.output_pending() && now >= self.progress_at + self.config.send_stall_timeout {
