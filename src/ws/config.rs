@@ -27,8 +27,9 @@ impl Default for WsConfig {
         WsConfig {
             max_message_size: 1 << 20,
             // tungstenite allocates its read buffer up front: its 128 KiB default would cost
-            // ≈135 KiB per idle connection, 4 KiB keeps one near 7 KiB.
-            read_buffer_size: 4 << 10,
+            // ≈135 KiB per idle connection. Measured with scripts/bench-ws.sh --only idle:
+            // 4 KiB → 8,998 B per idle WebSocket, 2 KiB → 6,967 B.
+            read_buffer_size: 2 << 10,
             write_buffer_size: 16 << 10,
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Duration::from_secs(10),
@@ -50,8 +51,9 @@ impl WsConfig {
         self
     }
 
-    /// The read buffer tungstenite allocates per connection. Default 4 KiB; larger buffers
-    /// read big messages in fewer calls at the cost of memory per idle connection.
+    /// The read buffer tungstenite allocates per connection, and the most one read takes.
+    /// Default 2 KiB, for many idle connections; endpoints that receive large messages read
+    /// them in fewer calls with more, at that cost per connection.
     pub fn read_buffer_size(mut self, bytes: usize) -> WsConfig {
         self.read_buffer_size = bytes.max(256);
         self
