@@ -66,8 +66,8 @@ impl WsConfig {
         self
     }
 
-    /// How long a connection may stay silent before the server pings it; `None` turns
-    /// keepalive off. Default 30 s.
+    /// How long a connection may stay silent before the server pings it (silence is noticed
+    /// within one to two intervals); `None` turns keepalive off. Default 30 s.
     pub fn ping_interval(mut self, interval: Option<Duration>) -> WsConfig {
         self.ping_interval = interval.filter(|i| !i.is_zero());
         self
