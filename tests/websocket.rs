@@ -835,3 +835,33 @@ fn the_redis_bridge_carries_publishes_between_servers() {
         "a bridged message was delivered twice"
     );
 }
+
+#[test]
+fn graceful_shutdown_closes_websockets_with_1001() {
+    let closes = Closes::default();
+    let server = start(&closes);
+    let mut stream = raw_open(server.local_addr(), "/echo");
+    stream
+        .write_all(&frame(0x1, b"before", true))
+        .expect("write");
+    assert_eq!(
+        read_frame(&mut stream).expect("echo"),
+        (0x1, b"before".to_vec())
+    );
+    let started = Instant::now();
+    server.shutdown();
+    assert_eq!(expect_close_code(&mut stream), 1001);
+    // The client answers the close; the session ends and the server stops well before its
+    // shutdown deadline.
+    let mut reply = vec![0x88, 0x82, 0, 0, 0, 0];
+    reply.extend_from_slice(&1001u16.to_be_bytes());
+    stream.write_all(&reply).expect("close reply");
+    server.join().expect("clean shutdown");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let info = closes_for(&closes, "echo", Duration::ZERO).expect("close hook ran");
+    assert_eq!(info.code, CloseCode::Away);
+}

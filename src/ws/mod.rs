@@ -37,6 +37,7 @@
 //! | a message over [`WsConfig::max_message_size`] | 1009 |
 //! | the send queue overflows, or output stalls ([`WsConfig::send_queue`]) | 1008 |
 //! | no pong within [`WsConfig::pong_timeout`] | the socket is dropped (1006) |
+//! | the server shuts down gracefully | 1001 |
 //!
 //! When the connection ends, [`WebSocket::recv`] returns `None` and sends fail; a handler
 //! still running then has [`WsConfig::close_timeout`] to return before it is dropped.
@@ -56,6 +57,7 @@ pub use self::config::WsConfig;
 pub use self::handshake::{Rejection, Upgrade};
 pub(crate) use self::hub::{join_cores, mesh, HubMesh};
 pub use self::hub::{Hub, Subscription};
+pub(crate) use self::session::close_all_for_shutdown;
 pub use self::session::{Closed, WebSocket, WsSender};
 
 /// A text or binary message. Control frames (ping, pong, close) never reach handlers.

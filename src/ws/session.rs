@@ -25,6 +25,7 @@ use bytes::Bytes;
 use futures_lite::{FutureExt, Stream};
 use futures_sink::Sink;
 use glommio::net::TcpStream;
+use slab::Slab;
 
 use super::{CloseCode, CloseInfo, Message, WsConfig};
 use crate::deadline::{within, Alarm};
@@ -329,6 +330,53 @@ impl WebSocket {
     }
 }
 
+/// The sessions open on this core, so that shutdown can close them with 1001.
+#[derive(Default)]
+struct OpenSessions {
+    sessions: Slab<WsSender>,
+    going_away: bool,
+}
+
+thread_local! {
+    static OPEN: RefCell<OpenSessions> = RefCell::new(OpenSessions::default());
+}
+
+/// Starts the close handshake with 1001 (going away) on every WebSocket of this core, and on
+/// any upgraded from now on: the server is shutting down. The sessions then end within their
+/// close timeout, which lets graceful shutdown finish without cutting them off.
+pub(crate) fn close_all_for_shutdown() {
+    OPEN.with(|open| {
+        let mut open = open.borrow_mut();
+        open.going_away = true;
+        for (_, session) in open.sessions.iter() {
+            session.close(CloseCode::Away, "server shutting down");
+        }
+    });
+}
+
+/// A session's place in [`OPEN`], given up when it ends.
+struct Registration(usize);
+
+impl Registration {
+    fn new(sender: &WsSender) -> Registration {
+        OPEN.with(|open| {
+            let mut open = open.borrow_mut();
+            if open.going_away {
+                sender.close(CloseCode::Away, "server shutting down");
+            }
+            Registration(open.sessions.insert(sender.clone()))
+        })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        OPEN.with(|open| {
+            open.borrow_mut().sessions.try_remove(self.0);
+        });
+    }
+}
+
 /// Runs one upgraded connection: the pump and the handler, side by side in this task.
 pub(crate) async fn run<H, F>(
     upgraded: Upgraded,
@@ -361,6 +409,7 @@ pub(crate) async fn run<H, F>(
         request,
         peer,
     };
+    let _registration = Registration::new(&websocket.sender);
     let mut handler =
         pin!(AssertUnwindSafe(async move { handler(websocket).await }).catch_unwind());
     let mut handler_running = true;
