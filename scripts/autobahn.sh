@@ -16,31 +16,13 @@
 # kosoku's HTML reports are left in target/autobahn/report/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/ci.sh
+source scripts/lib/ci.sh
 
 readonly EXPECTED=tests/autobahn/expected.json
 readonly REQUIREMENTS=tests/autobahn/requirements.txt
 readonly VENV=target/venv
 readonly OUT=target/autobahn
-
-log() { printf '==> %s\n' "$*" >&2; }
-
-die() {
-    printf 'error: %s\n' "$*" >&2
-    exit 1
-}
-
-case ${SQUALL_REQUIRE_SERVICES:-} in 1 | true | yes) require=1 ;; *) require=0 ;; esac
-
-# Missing tools end the run: a failure when CI requires them, a skip on a user's machine.
-unavailable() {
-    if ((require)); then
-        die "$* (SQUALL_REQUIRE_SERVICES=1 requires it)"
-    fi
-    echo "autobahn: skipped: $*" >&2
-    exit 0
-}
-
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 
 update=()
 url=""
@@ -64,7 +46,7 @@ apt_install() {
         die "apt-get could not install $*"
 }
 if ! command -v python3 >/dev/null; then
-    ((require)) || unavailable "python3 is not installed"
+    ((REQUIRE)) || unavailable "python3 is not installed"
     apt_install python3 python3-venv
 fi
 
@@ -74,7 +56,7 @@ if [[ ! -x $VENV/bin/kosoku ]] || ! cmp -s "$REQUIREMENTS" "$VENV/.autobahn-requ
         log "creating the virtualenv $VENV"
         if ! python3 -m venv "$VENV" 2>/dev/null; then
             rm -rf "$VENV"
-            ((require)) || unavailable "python3 cannot create a virtualenv (install python3-venv)"
+            ((REQUIRE)) || unavailable "python3 cannot create a virtualenv (install python3-venv)"
             apt_install python3-venv
             python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
         fi
@@ -86,38 +68,13 @@ if [[ ! -x $VENV/bin/kosoku ]] || ! cmp -s "$REQUIREMENTS" "$VENV/.autobahn-requ
 fi
 
 mkdir -p "$OUT"
-server_pid=""
-# shellcheck disable=SC2317 # run by the EXIT trap, which shellcheck 0.9 does not follow
-stop_server() {
-    [[ -n $server_pid ]] || return 0
-    kill -TERM "$server_pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-}
-trap stop_server EXIT
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 if [[ -z $url ]]; then
     log "building examples/hello (release)"
     cargo build --locked --release --example hello
     # The kernel picks a port that is free now; the server binds it a moment later.
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     # One worker: every case meets the same core, so results do not depend on scheduling.
-    SQUALL_ADDR=127.0.0.1:$port SQUALL_WORKERS=1 RUST_LOG=${RUST_LOG:-warn} \
-        target/release/examples/hello >"$OUT/hello.log" 2>&1 &
-    server_pid=$!
-    for _ in $(seq 100); do
-        port_open "$port" && break
-        kill -0 "$server_pid" 2>/dev/null ||
-            die "hello exited before listening; its output: $(tail -n 20 "$OUT/hello.log")"
-        sleep 0.1
-    done
-    port_open "$port" || die "hello did not listen on 127.0.0.1:$port within 10 s"
+    start_example hello "$port" 1 "$OUT/hello.log"
     url=ws://127.0.0.1:$port/ws
 fi
 
@@ -126,7 +83,7 @@ status=0
     --expected "$EXPECTED" --outdir "$OUT" \
     --parallelism "${AUTOBAHN_PARALLELISM:-4}" --timeout "${AUTOBAHN_TIMEOUT:-120}" || status=$?
 # A server that died under the fuzzer explains every verdict after it: say so plainly.
-if [[ -n $server_pid ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+if [[ -n $SERVER_PID ]] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "error: hello exited during the run; its output ends with:" >&2
     tail -n 20 "$OUT/hello.log" >&2
     status=1

@@ -20,8 +20,6 @@
 # is shown beside it when its processes are visible on this machine. Raw
 # output goes to perf/runs/<timestamp>/.
 set -euo pipefail
-shopt -s inherit_errexit # a failure inside $(...) stops the script too
-export LC_ALL=C           # '.' as decimal point in printf, awk, sort and $EPOCHREALTIME
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
@@ -30,10 +28,7 @@ source "$ROOT/scripts/lib/bench.sh"
 readonly PEERS_DIR="$ROOT/perf/peers"
 
 # The exact invocation, for the report.
-INVOCATION="scripts/bench-db.sh"
-for arg in "$@"; do
-    if [[ $arg =~ ^[A-Za-z0-9_,./:=-]+$ ]]; then INVOCATION+=" $arg"; else INVOCATION+=" $(printf '%q' "$arg")"; fi
-done
+set_invocation scripts/bench-db.sh "$@"
 readonly INVOCATION
 
 # Fixed parameters of the comparison.
@@ -129,26 +124,6 @@ check_endpoints() {
     done
 }
 
-# utime + stime of a whole process in clock ticks (every thread, including
-# exited ones); 0 for a process that is gone.
-proc_ticks() {
-    local stat fields
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
-        echo 0
-        return
-    }
-    # Field 2 (comm) may contain spaces; everything after the last ')' is
-    # fixed-format, starting with field 3, so utime (14) and stime (15) are
-    # at indexes 11 and 12.
-    read -ra fields <<<"${stat##*) }"
-    echo $((fields[11] + fields[12]))
-}
-
-cpu_ticks() {
-    [[ -r /proc/$1/stat ]] || die "server (pid $1) is gone; see its log in $RUN_DIR"
-    proc_ticks "$1"
-}
-
 # utime + stime summed over every process named postgres on this machine, as
 # "pid:ticks" pairs, so that a backend born or gone during a run can be
 # matched; empty when PostgreSQL runs elsewhere.
@@ -168,31 +143,6 @@ pg_ticks_between() {
         m = split(a, y, " "); if (m == 0) { print -1; exit }
         for (i = 1; i <= m; i++) { split(y[i], p, ":"); s += p[2] - (p[1] in before ? before[p[1]] : 0) }
         print s }'
-}
-
-# "busy total" ticks from /proc/stat for CPU $1, or for all CPUs if $1 is
-# empty.
-cpu_busy_ticks() {
-    local label user nice system idle iowait irq softirq steal _
-    while read -r label user nice system idle iowait irq softirq steal _; do
-        if [[ $label == "cpu$1" ]]; then
-            echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
-            return
-        fi
-    done </proc/stat
-    die "cpu$1 not found in /proc/stat"
-}
-
-# Anything else running (a build, a test suite) skews every figure; say so
-# rather than report it silently.
-warn_if_busy() {
-    local before after busy
-    before=$(cpu_busy_ticks "")
-    sleep 1
-    after=$(cpu_busy_ticks "")
-    busy=$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ")
-        print (y[2] > x[2]) ? int(100 * (y[1] - x[1]) / (y[2] - x[2])) : 0 }')
-    ((busy < 10)) || warn "the machine is ${busy}% busy with no server running; figures will be skewed"
 }
 
 # CPU seconds (user + system) of this shell's waited-for children, from the
@@ -279,14 +229,6 @@ bench_one() {
         measure "$name" "$case" "$round"
     done
     stop_server
-}
-
-# Median of the numbers on stdin (non-numbers such as "nan" are skipped).
-median() {
-    awk '$1 ~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/' | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR == 0) print "nan"
-              else if (NR % 2) print v[(NR + 1) / 2]
-              else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # Median of column $3 of results.tsv over the rows for server $1, case $2.
@@ -395,15 +337,7 @@ main() {
     check_machine
     select_servers
 
-    # One directory per run; a suffix only if two runs start in the same second.
-    local stamp n=1
-    stamp=$(date -u +%Y%m%dT%H%M%SZ)
-    mkdir -p "$ROOT/perf/runs"
-    RUN_DIR="$ROOT/perf/runs/$stamp"
-    until mkdir "$RUN_DIR" 2>/dev/null; do
-        ((++n < 100)) || die "cannot create a run directory under $ROOT/perf/runs"
-        RUN_DIR="$ROOT/perf/runs/$stamp-$n"
-    done
+    new_run_dir ""
     CLK_TCK=$(getconf CLK_TCK)
     printf 'server\tcase\tround\treq_per_s\trequests\tserver_cpu_us\tcpu_us_per_req\tserver_cpu_pct\terrors\twrk_cpu_pct\tpg_cpu_us_per_req\tp99_ms\tmachine_cpu_pct\n' \
         >"$RUN_DIR/results.tsv"
@@ -420,19 +354,9 @@ main() {
     ((${#ready[@]})) || die "nothing to benchmark"
     log "servers: ${ready[*]}; $ROUNDS round(s) x ${#CASES[@]} cases x ${DURATION}s; raw output in $RUN_DIR"
 
-    local round i order
-    for ((round = 1; round <= ROUNDS; round++)); do
-        # Odd rounds go forward, even rounds backward, so no server is always
-        # first or last and slow drifts of the machine (and of the tables,
-        # which /updates keeps changing) even out.
-        order=()
-        for ((i = 0; i < ${#ready[@]}; i++)); do
-            if ((round % 2)); then order+=("${ready[i]}"); else order+=("${ready[${#ready[@]} - 1 - i]}"); fi
-        done
-        for name in "${order[@]}"; do
-            bench_one "$name" "$round"
-        done
-    done
+    # The alternating order also evens out the drift of the tables, which
+    # /updates keeps changing.
+    run_rounds bench_one "${ready[@]}"
 
     report >"$RUN_DIR/report.md"
     cat "$RUN_DIR/report.md"

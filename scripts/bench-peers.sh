@@ -14,8 +14,6 @@
 # Every server runs with one worker on CPU 0 and wrk runs on CPU 1, so the
 # two never compete for a core. Raw output goes to perf/runs/<timestamp>/.
 set -euo pipefail
-shopt -s inherit_errexit # a failure inside $(...) stops the script too
-export LC_ALL=C           # '.' as decimal point in printf, awk, sort and $EPOCHREALTIME
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
@@ -25,10 +23,7 @@ readonly PEERS_DIR="$ROOT/perf/peers"
 readonly PIPELINE_LUA="scripts/wrk/pipeline.lua" # relative to ROOT, where wrk runs
 
 # The exact invocation, for the report.
-INVOCATION="scripts/bench-peers.sh"
-for arg in "$@"; do
-    if [[ $arg =~ ^[A-Za-z0-9_,./:=-]+$ ]]; then INVOCATION+=" $arg"; else INVOCATION+=" $(printf '%q' "$arg")"; fi
-done
+set_invocation scripts/bench-peers.sh "$@"
 readonly INVOCATION
 
 # Fixed parameters of the comparison.
@@ -87,47 +82,9 @@ build_servers() {
     done
 }
 
-# utime + stime of the whole process in clock ticks. The process-level stat
-# file already sums every thread, including threads that have exited.
-cpu_ticks() {
-    local stat fields
-    [[ -r /proc/$1/stat ]] || die "server (pid $1) is gone; see its log in $RUN_DIR"
-    stat=$(<"/proc/$1/stat")
-    # Field 2 (comm) may contain spaces; everything after the last ')' is
-    # fixed-format, starting with field 3, so utime (14) and stime (15) are
-    # at indexes 11 and 12.
-    read -ra fields <<<"${stat##*) }"
-    echo $((fields[11] + fields[12]))
-}
-
-# "busy total" ticks from /proc/stat for CPU $1, or for all CPUs if $1 is
-# empty.
-cpu_busy_ticks() {
-    local label user nice system idle iowait irq softirq steal _
-    while read -r label user nice system idle iowait irq softirq steal _; do
-        if [[ $label == "cpu$1" ]]; then
-            echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
-            return
-        fi
-    done </proc/stat
-    die "cpu$1 not found in /proc/stat"
-}
-
 # The client CPU's busy share over a run says whether wrk itself was the
 # bottleneck (or whether something else was running there).
 client_cpu_ticks() { cpu_busy_ticks "$CLIENT_CPU"; }
-
-# Anything else running (a build, a test suite) skews every figure, and the
-# client's busy share would hide it; say so rather than report it silently.
-warn_if_busy() {
-    local before after busy
-    before=$(cpu_busy_ticks "")
-    sleep 1
-    after=$(cpu_busy_ticks "")
-    busy=$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ")
-        print (y[2] > x[2]) ? int(100 * (y[1] - x[1]) / (y[2] - x[2])) : 0 }')
-    ((busy < 10)) || warn "the machine is ${busy}% busy with no server running; figures will be skewed"
-}
 
 # wrk's command line for a case, as an array in WRK_CMD.
 wrk_command() {
@@ -194,14 +151,6 @@ bench_one() {
         measure "$name" "$case" "$round"
     done
     stop_server
-}
-
-# Median of the numbers on stdin.
-median() {
-    sort -g | awk '{ v[NR] = $1 }
-        END { if (NR == 0) print "nan"
-              else if (NR % 2) print v[(NR + 1) / 2]
-              else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # Median of column $3 of results.tsv over the rows for server $1, case $2.
@@ -280,15 +229,7 @@ main() {
     check_machine
     select_servers
 
-    # One directory per run; a suffix only if two runs start in the same second.
-    local stamp n=1
-    stamp=$(date -u +%Y%m%dT%H%M%SZ)
-    mkdir -p "$ROOT/perf/runs"
-    RUN_DIR="$ROOT/perf/runs/$stamp"
-    until mkdir "$RUN_DIR" 2>/dev/null; do
-        ((++n < 100)) || die "cannot create a run directory under $ROOT/perf/runs"
-        RUN_DIR="$ROOT/perf/runs/$stamp-$n"
-    done
+    new_run_dir ""
     CLK_TCK=$(getconf CLK_TCK)
     printf 'server\tcase\tround\treq_per_s\trequests\tserver_cpu_us\tcpu_us_per_req\tserver_cpu_pct\terrors\twrk_cpu_pct\n' \
         >"$RUN_DIR/results.tsv"
@@ -304,18 +245,7 @@ main() {
     ((${#ready[@]})) || die "nothing to benchmark"
     log "servers: ${ready[*]}; $ROUNDS round(s) x ${DURATION}s; raw output in $RUN_DIR"
 
-    local round i order
-    for ((round = 1; round <= ROUNDS; round++)); do
-        # Odd rounds go forward, even rounds backward, so no server is always
-        # first or last and slow drifts of the machine even out.
-        order=()
-        for ((i = 0; i < ${#ready[@]}; i++)); do
-            if ((round % 2)); then order+=("${ready[i]}"); else order+=("${ready[${#ready[@]} - 1 - i]}"); fi
-        done
-        for name in "${order[@]}"; do
-            bench_one "$name" "$round"
-        done
-    done
+    run_rounds bench_one "${ready[@]}"
 
     report >"$RUN_DIR/report.md"
     cat "$RUN_DIR/report.md"

@@ -26,8 +26,6 @@
 # perf/runs/ws-<timestamp>/; the report is Markdown ready to paste into
 # BENCHMARKS.md.
 set -euo pipefail
-shopt -s inherit_errexit # a failure inside $(...) stops the script too
-export LC_ALL=C           # '.' as decimal point in printf, awk, sort and $EPOCHREALTIME
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly ROOT
@@ -38,10 +36,7 @@ readonly LOAD_DIR="$ROOT/perf/ws-load"
 readonly WS_LOAD="$LOAD_DIR/target/release/ws-load"
 
 # The exact invocation, for the report.
-INVOCATION="scripts/bench-ws.sh"
-for arg in "$@"; do
-    if [[ $arg =~ ^[A-Za-z0-9_,./:=-]+$ ]]; then INVOCATION+=" $arg"; else INVOCATION+=" $(printf '%q' "$arg")"; fi
-done
+set_invocation scripts/bench-ws.sh "$@"
 readonly INVOCATION
 
 # Fixed parameters of the comparison.
@@ -92,18 +87,8 @@ check_machine() {
 
 # MODES: the modes asked for, in the canonical order.
 select_modes() {
-    local mode wanted
-    IFS=',' read -ra wanted <<<"${ONLY:-$(
-        IFS=','
-        echo "${ALL_MODES[*]}"
-    )}"
-    for mode in "${wanted[@]}"; do
-        [[ " ${ALL_MODES[*]} " == *" $mode "* ]] || die "unknown mode '$mode' (known: ${ALL_MODES[*]})"
-    done
-    for mode in "${ALL_MODES[@]}"; do
-        [[ " ${wanted[*]} " == *" $mode "* ]] && MODES+=("$mode")
-    done
-    ((${#MODES[@]})) || die "no mode selected"
+    select_only mode "${ALL_MODES[@]}"
+    MODES=("${SELECTED[@]}")
 }
 
 # Build everything first so compile load never overlaps a measurement. The
@@ -154,47 +139,10 @@ servers_for() {
     return 0
 }
 
-# utime + stime of the whole process in clock ticks. The process-level stat
-# file already sums every thread, including threads that have exited.
-cpu_ticks() {
-    local stat fields
-    [[ -r /proc/$1/stat ]] || die "server (pid $1) is gone; see its log in $RUN_DIR"
-    stat=$(<"/proc/$1/stat")
-    # Field 2 (comm) may contain spaces; everything after the last ')' is
-    # fixed-format, starting with field 3, so utime (14) and stime (15) are
-    # at indexes 11 and 12.
-    read -ra fields <<<"${stat##*) }"
-    echo $((fields[11] + fields[12]))
-}
-
-# "busy total" ticks from /proc/stat for CPU $1, or for all CPUs if $1 is
-# empty.
-cpu_busy_ticks() {
-    local label user nice system idle iowait irq softirq steal _
-    while read -r label user nice system idle iowait irq softirq steal _; do
-        if [[ $label == "cpu$1" ]]; then
-            echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
-            return
-        fi
-    done </proc/stat
-    die "cpu$1 not found in /proc/stat"
-}
-
 # Percent busy between two cpu_busy_ticks samples.
 busy_pct() {
     awk -v b="$1" -v a="$2" 'BEGIN { split(b, x, " "); split(a, y, " ")
         printf "%.1f\n", (y[2] > x[2]) ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 0 }'
-}
-
-# Anything else running (a build, a test suite) skews every figure; say so
-# rather than report it silently.
-warn_if_busy() {
-    local before after busy
-    before=$(cpu_busy_ticks "")
-    sleep 1
-    after=$(cpu_busy_ticks "")
-    busy=$(busy_pct "$before" "$after")
-    ((${busy%.*} < 10)) || warn "the machine is ${busy}% busy with no server running; figures will be skewed"
 }
 
 # VmRSS of process $1 in KiB.
@@ -376,14 +324,6 @@ broadcast_round() {
     stop_server
 }
 
-# Median of the numbers on stdin (non-numbers are skipped).
-median() {
-    awk '$1 ~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/' | sort -g | awk '{ v[NR] = $1 }
-        END { if (NR == 0) print "nan"
-              else if (NR % 2) print v[(NR + 1) / 2]
-              else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 # Median of column $3 of file $2 over the rows for server $1.
 median_of() {
     awk -F'\t' -v n="$1" -v col="$3" '$1 == n { print $col }' "$RUN_DIR/$2" | median
@@ -398,24 +338,15 @@ runs_of() {
     awk -F'\t' -v n="$1" '$1 == n' "$RUN_DIR/$2" | wc -l
 }
 
-# Runs order: odd rounds forward, even rounds backward, so no server is
-# always first or last and slow drifts of the machine even out.
+# Every round of mode $1 (run_rounds alternates the order of the servers).
 run_mode() {
-    local mode=$1 round i order name
+    local mode=$1
     servers_for "$mode"
     if ((${#READY[@]} == 0)); then
         warn "no server supports $mode; skipped"
         return
     fi
-    for ((round = 1; round <= ROUNDS; round++)); do
-        order=()
-        for ((i = 0; i < ${#READY[@]}; i++)); do
-            if ((round % 2)); then order+=("${READY[i]}"); else order+=("${READY[${#READY[@]} - 1 - i]}"); fi
-        done
-        for name in "${order[@]}"; do
-            "${mode}_round" "$name" "$round"
-        done
-    done
+    run_rounds "${mode}_round" "${READY[@]}"
 }
 
 report_echo() {
@@ -511,15 +442,7 @@ main() {
     check_machine
     select_modes
 
-    # One directory per run; a suffix only if two runs start in the same second.
-    local stamp n=1
-    stamp=$(date -u +%Y%m%dT%H%M%SZ)
-    mkdir -p "$ROOT/perf/runs"
-    RUN_DIR="$ROOT/perf/runs/ws-$stamp"
-    until mkdir "$RUN_DIR" 2>/dev/null; do
-        ((++n < 100)) || die "cannot create a run directory under $ROOT/perf/runs"
-        RUN_DIR="$ROOT/perf/runs/ws-$stamp-$n"
-    done
+    new_run_dir ws-
     CLK_TCK=$(getconf CLK_TCK)
     printf 'server\tround\tmsg_per_s\tmessages\tserver_cpu_us\tcpu_us_per_msg\tserver_cpu_pct\tp50_us\tp99_us\terrors\tclient_cpu_pct\n' \
         >"$RUN_DIR/echo.tsv"

@@ -1,9 +1,15 @@
 # Shared by the side-by-side benchmark scripts (bench-peers.sh, bench-db.sh, bench-ws.sh):
-# logging, wrk, ports, and starting and stopping one pinned server. Sourced, not run. The
-# caller defines SERVER_CPU, FIRST_PORT, NEXT_PORT, STARTUP_TRIES, STOP_TRIES, the BINARY map
-# and SERVER_PID, and, for argument parsing, ALL_SERVERS and the defaults of ROUNDS, DURATION,
-# ONLY and WRITE.
+# logging, wrk, ports, starting and stopping one pinned server, the arguments and --only,
+# the run directory, the order of rounds, CPU time from /proc, the machine-busy check and
+# medians. Sourced, not run, right after `set -euo pipefail`; it also turns on
+# inherit_errexit and sets LC_ALL=C, which its helpers and the callers' printf and awk rely
+# on. The caller defines ROOT, SERVER_CPU, FIRST_PORT, NEXT_PORT, STARTUP_TRIES, STOP_TRIES,
+# the BINARY map and SERVER_PID, and, for argument parsing, the defaults of ROUNDS,
+# DURATION, ONLY and WRITE (and ALL_SERVERS for select_servers).
 # shellcheck shell=bash
+
+shopt -s inherit_errexit # a failure inside $(...) stops the script too
+export LC_ALL=C           # '.' as decimal point in printf, awk, sort and $EPOCHREALTIME
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -68,6 +74,17 @@ stop_server() {
     wait "$pid" 2>/dev/null || true
 }
 
+# INVOCATION: the command line for the report, script $1 and then its arguments, each
+# quoted only when the shell needs it.
+set_invocation() {
+    local arg
+    INVOCATION=$1
+    shift
+    for arg in "$@"; do
+        if [[ $arg =~ ^[A-Za-z0-9_,./:=-]+$ ]]; then INVOCATION+=" $arg"; else INVOCATION+=" $(printf '%q' "$arg")"; fi
+    done
+}
+
 # The usage text is the comment block at the top of the calling script.
 usage() {
     sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
@@ -104,21 +121,114 @@ parse_args() {
     [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
 }
 
-# SERVERS: the servers asked for, in the canonical order. (Not a command
-# substitution, so that die() ends the script rather than a subshell.)
-select_servers() {
-    local name wanted
-    SERVERS=()
+# SELECTED: the $1s (servers, modes) that --only asked for, all of them by
+# default, in the canonical order given by the rest of the arguments. (Not a
+# command substitution, so that die() ends the script rather than a subshell.)
+select_only() {
+    local kind=$1 name wanted
+    shift
+    SELECTED=()
     IFS=',' read -ra wanted <<<"${ONLY:-$(
         IFS=','
-        echo "${ALL_SERVERS[*]}"
+        echo "$*"
     )}"
     for name in "${wanted[@]}"; do
-        [[ " ${ALL_SERVERS[*]} " == *" $name "* ]] ||
-            die "unknown server '$name' (known: ${ALL_SERVERS[*]})"
+        [[ " $* " == *" $name "* ]] || die "unknown $kind '$name' (known: $*)"
     done
-    for name in "${ALL_SERVERS[@]}"; do
-        [[ " ${wanted[*]} " == *" $name "* ]] && SERVERS+=("$name")
+    for name in "$@"; do
+        [[ " ${wanted[*]} " == *" $name "* ]] && SELECTED+=("$name")
     done
-    ((${#SERVERS[@]})) || die "no server selected"
+    ((${#SELECTED[@]})) || die "no $kind selected"
+}
+
+# SERVERS: the servers asked for, in the canonical order.
+# shellcheck disable=SC2034 # SERVERS is read by the caller.
+select_servers() {
+    select_only server "${ALL_SERVERS[@]}"
+    SERVERS=("${SELECTED[@]}")
+}
+
+# RUN_DIR: a new directory perf/runs/$1<UTC timestamp> for this run's raw output
+# ($1 a prefix, or empty); a suffix only if two runs start in the same second.
+new_run_dir() {
+    local prefix=$1 stamp n=1
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    mkdir -p "$ROOT/perf/runs"
+    RUN_DIR="$ROOT/perf/runs/$prefix$stamp"
+    until mkdir "$RUN_DIR" 2>/dev/null; do
+        ((++n < 100)) || die "cannot create a run directory under $ROOT/perf/runs"
+        RUN_DIR="$ROOT/perf/runs/$prefix$stamp-$n"
+    done
+}
+
+# Calls `$1 NAME ROUND` for each round and each name after $1. Odd rounds go
+# forward, even rounds backward, so no server is always first or last and slow
+# drifts of the machine even out.
+run_rounds() {
+    local run=$1 round i name order
+    shift
+    local names=("$@")
+    for ((round = 1; round <= ROUNDS; round++)); do
+        order=()
+        for ((i = 0; i < ${#names[@]}; i++)); do
+            if ((round % 2)); then order+=("${names[i]}"); else order+=("${names[${#names[@]} - 1 - i]}"); fi
+        done
+        for name in "${order[@]}"; do
+            "$run" "$name" "$round"
+        done
+    done
+}
+
+# utime + stime of a whole process in clock ticks (every thread, including
+# exited ones); 0 for a process that is gone.
+proc_ticks() {
+    local stat fields
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
+        echo 0
+        return
+    }
+    # Field 2 (comm) may contain spaces; everything after the last ')' is
+    # fixed-format, starting with field 3, so utime (14) and stime (15) are
+    # at indexes 11 and 12.
+    read -ra fields <<<"${stat##*) }"
+    echo $((fields[11] + fields[12]))
+}
+
+# proc_ticks of the server $1, which must still be running.
+cpu_ticks() {
+    [[ -r /proc/$1/stat ]] || die "server (pid $1) is gone; see its log in $RUN_DIR"
+    proc_ticks "$1"
+}
+
+# "busy total" ticks from /proc/stat for CPU $1, or for all CPUs if $1 is
+# empty.
+cpu_busy_ticks() {
+    local label user nice system idle iowait irq softirq steal _
+    while read -r label user nice system idle iowait irq softirq steal _; do
+        if [[ $label == "cpu$1" ]]; then
+            echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+            return
+        fi
+    done </proc/stat
+    die "cpu$1 not found in /proc/stat"
+}
+
+# Anything else running (a build, a test suite) skews every figure; say so
+# rather than report it silently.
+warn_if_busy() {
+    local before after busy
+    before=$(cpu_busy_ticks "")
+    sleep 1
+    after=$(cpu_busy_ticks "")
+    busy=$(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ")
+        print (y[2] > x[2]) ? int(100 * (y[1] - x[1]) / (y[2] - x[2])) : 0 }')
+    ((busy < 10)) || warn "the machine is ${busy}% busy with no server running; figures will be skewed"
+}
+
+# Median of the numbers on stdin (non-numbers such as "nan" are skipped).
+median() {
+    awk '$1 ~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/' | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) print "nan"
+              else if (NR % 2) print v[(NR + 1) / 2]
+              else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }

@@ -11,8 +11,8 @@ use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::args::{Broadcast, Common};
-use crate::close_cleanly;
-use crate::connect::{Tally, Target, Ws, open_many, partition};
+use crate::close_unless_failed;
+use crate::connect::{Tally, Target, Ws, open_some};
 use crate::stats::{Latencies, Recorder, process_cpu, unix_nanos};
 
 /// What the subscribers share.
@@ -47,14 +47,7 @@ pub async fn run(common: &Common, args: &Broadcast) -> Result<bool, String> {
     let target = Target::resolve(&common.url, common.per_address, common.connect_timeout).await?;
     let started = Instant::now();
     let (subscribers, failed) =
-        partition(open_many(&target, 0, args.subscribers, common.concurrency).await);
-    failed.print("subscribers that did not open");
-    if subscribers.is_empty() {
-        return Err(format!(
-            "none of the {} subscribers connected",
-            args.subscribers
-        ));
-    }
+        open_some(&target, args.subscribers, common.concurrency, "subscribers").await?;
     // The publisher's index follows the subscribers', so it gets a source
     // port of its own.
     let publisher = target
@@ -172,17 +165,10 @@ pub async fn run(common: &Common, args: &Broadcast) -> Result<bool, String> {
     };
     println!(
         "broadcast subscribers={count} failed={} sent={sent} delivered={received} \
-         expected={expected} missing={missing} duplicates={duplicates} p50_us={:.1} \
-         p90_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} mean_us={:.1} \
+         expected={expected} missing={missing} duplicates={duplicates} {s} \
          rate_delivered={rate_delivered:.0} errors={all_errors} close_errors={} \
          client_cpu_s={:.3} client_cpu_us_per_delivery={client_us:.3}",
         failed.total(),
-        s.p50_us,
-        s.p90_us,
-        s.p99_us,
-        s.p999_us,
-        s.max_us,
-        s.mean_us,
         close_errors.total(),
         client_cpu.as_secs_f64(),
     );
@@ -256,11 +242,7 @@ async fn publish(
             _ = stop.changed() => break,
         }
     }
-    let close_error = if error.is_none() {
-        close_cleanly(&mut ws, Duration::from_secs(10)).await.err()
-    } else {
-        None
-    };
+    let close_error = close_unless_failed(&mut ws, error.is_some(), Duration::from_secs(10)).await;
     PublisherOutcome {
         received,
         error,
@@ -327,9 +309,8 @@ async fn subscribe(
         }
     }
     drop(rec);
-    if out.error.is_none() {
-        out.close_error = close_cleanly(&mut ws, Duration::from_secs(10)).await.err();
-    }
+    out.close_error =
+        close_unless_failed(&mut ws, out.error.is_some(), Duration::from_secs(10)).await;
     out
 }
 

@@ -226,6 +226,22 @@ impl Tally {
     }
 }
 
+/// Opens `count` connections (see `open_many`) and prints the failures by cause
+/// as "`what` that did not open"; an error when none opened.
+pub async fn open_some(
+    target: &Arc<Target>,
+    count: usize,
+    concurrency: usize,
+    what: &str,
+) -> Result<(Vec<Ws>, Tally), String> {
+    let (conns, failed) = partition(open_many(target, 0, count, concurrency).await);
+    failed.print(&format!("{what} that did not open"));
+    if conns.is_empty() {
+        return Err(format!("none of the {count} {what} opened"));
+    }
+    Ok((conns, failed))
+}
+
 /// Splits opened connections from failures, tallying the failures.
 pub fn partition(results: Vec<Result<Ws, ConnectError>>) -> (Vec<Ws>, Tally) {
     let mut ok = Vec::with_capacity(results.len());

@@ -7,8 +7,8 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::args::{Common, Echo};
-use crate::close_cleanly;
-use crate::connect::{Tally, Target, Ws, open_many, partition};
+use crate::close_unless_failed;
+use crate::connect::{Tally, Target, Ws, open_some};
 use crate::stats::{Latencies, Recorder, process_cpu};
 
 struct Outcome {
@@ -28,14 +28,7 @@ pub async fn run(common: &Common, args: &Echo) -> Result<bool, String> {
     };
 
     let (conns, failed) =
-        partition(open_many(&target, 0, args.connections, common.concurrency).await);
-    failed.print("connections that did not open");
-    if conns.is_empty() {
-        return Err(format!(
-            "none of the {} connections opened",
-            args.connections
-        ));
-    }
+        open_some(&target, args.connections, common.concurrency, "connections").await?;
 
     let latencies = Latencies::new();
     let cpu_start = process_cpu();
@@ -79,8 +72,7 @@ pub async fn run(common: &Common, args: &Echo) -> Result<bool, String> {
     let all_errors = failed.total() + errors.total();
     println!(
         "echo connections={} size={} pipeline={} binary={} duration_s={:.3} messages={} \
-         rate={:.0} p50_us={:.1} p90_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} \
-         mean_us={:.1} errors={} close_errors={} client_cpu_s={:.3} client_cpu_us_per_msg={:.3}",
+         rate={:.0} {s} errors={} close_errors={} client_cpu_s={:.3} client_cpu_us_per_msg={:.3}",
         args.connections,
         args.size,
         args.pipeline,
@@ -88,12 +80,6 @@ pub async fn run(common: &Common, args: &Echo) -> Result<bool, String> {
         elapsed.as_secs_f64(),
         messages,
         rate,
-        s.p50_us,
-        s.p90_us,
-        s.p99_us,
-        s.p999_us,
-        s.max_us,
-        s.mean_us,
         all_errors,
         close_errors.total(),
         client_cpu.as_secs_f64(),
@@ -143,11 +129,7 @@ async fn connection(
     .err();
     let finished = Instant::now();
     drop(rec);
-    let close_error = if error.is_none() {
-        close_cleanly(&mut ws, Duration::from_secs(5)).await.err()
-    } else {
-        None
-    };
+    let close_error = close_unless_failed(&mut ws, error.is_some(), Duration::from_secs(5)).await;
     Outcome {
         messages,
         finished,

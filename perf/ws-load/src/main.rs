@@ -136,6 +136,19 @@ pub(crate) async fn close_cleanly(ws: &mut Ws, within: Duration) -> Result<(), S
         .unwrap_or_else(|_| Err(format!("no close reply within {}s", within.as_secs_f64())))
 }
 
+/// How a connection ends: the close handshake when it worked to the end (the
+/// handshake's error, if any), nothing when it `failed` already.
+pub(crate) async fn close_unless_failed(
+    ws: &mut Ws,
+    failed: bool,
+    within: Duration,
+) -> Option<String> {
+    if failed {
+        return None;
+    }
+    close_cleanly(ws, within).await.err()
+}
+
 /// Resolves on SIGTERM or SIGINT; says which.
 pub(crate) async fn terminated() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};

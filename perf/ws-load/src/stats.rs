@@ -91,6 +91,18 @@ pub struct Summary {
     pub mean_us: f64,
 }
 
+/// The `key=value` fields of the report lines: `p50_us=... p90_us=... p99_us=...
+/// p999_us=... max_us=... mean_us=...`, in microseconds to one decimal.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50_us={:.1} p90_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1} mean_us={:.1}",
+            self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us, self.mean_us
+        )
+    }
+}
+
 /// CPU time (user + system) this process has used so far, every thread
 /// included: the client's own cost, to tell whether it limited a run.
 pub fn process_cpu() -> Duration {
@@ -133,5 +145,21 @@ mod tests {
         let s = l.summary();
         assert!((s.p50_us - 500.0).abs() < 2.5, "{s:?}");
         assert!((s.max_us - 5000.0).abs() < 25.0, "{s:?}");
+    }
+
+    #[test]
+    fn summary_prints_the_report_fields() {
+        let s = Summary {
+            p50_us: 1.0,
+            p90_us: 2.34,
+            p99_us: 3.0,
+            p999_us: 4.0,
+            max_us: 5.0,
+            mean_us: 1.5,
+        };
+        assert_eq!(
+            s.to_string(),
+            "p50_us=1.0 p90_us=2.3 p99_us=3.0 p999_us=4.0 max_us=5.0 mean_us=1.5"
+        );
     }
 }
