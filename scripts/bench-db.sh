@@ -308,30 +308,6 @@ report() {
     echo "- load: \`${WRK_CMD[*]}\` and likewise for each path above"
 }
 
-# Replace what lies between the markers in BENCHMARKS.md; never create them.
-write_benchmarks() {
-    local file="$ROOT/BENCHMARKS.md" section
-    local start='<!-- bench-db:start -->' end='<!-- bench-db:end -->'
-    if [[ ! -f $file ]] || ! grep -qF "$start" "$file" || ! grep -qF "$end" "$file"; then
-        echo "BENCHMARKS.md or its markers ($start / $end) are missing; not written." >&2
-        return 0
-    fi
-    section="$RUN_DIR/section.md"
-    {
-        echo
-        echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc --all) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), Linux $(uname -r), $(psql --version 2>/dev/null | head -n 1 || echo 'PostgreSQL')."
-        echo
-        cat "$RUN_DIR/report.md"
-        echo
-    } >"$section"
-    awk -v start="$start" -v end="$end" -v section="$section" '
-        index($0, start) { print; while ((getline line < section) > 0) print line; skip = 1; next }
-        index($0, end)   { skip = 0 }
-        !skip' "$file" >"$file.tmp"
-    mv "$file.tmp" "$file"
-    log "wrote the table into $file"
-}
-
 main() {
     parse_args "$@"
     check_machine
@@ -360,7 +336,7 @@ main() {
 
     report >"$RUN_DIR/report.md"
     cat "$RUN_DIR/report.md"
-    ((WRITE == 0)) || write_benchmarks
+    ((WRITE == 0)) || write_benchmarks bench-db ", $(psql --version 2>/dev/null | head -n 1 || echo 'PostgreSQL')"
 }
 
 main "$@"

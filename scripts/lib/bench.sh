@@ -1,7 +1,7 @@
 # Shared by the side-by-side benchmark scripts (bench-peers.sh, bench-db.sh, bench-ws.sh):
 # logging, wrk, ports, starting and stopping one pinned server, the arguments and --only,
-# the run directory, the order of rounds, CPU time from /proc, the machine-busy check and
-# medians. Sourced, not run, right after `set -euo pipefail`; it also turns on
+# the run directory, the order of rounds, CPU time from /proc, the machine-busy check,
+# medians and writing a report into BENCHMARKS.md. Sourced, not run, right after `set -euo pipefail`; it also turns on
 # inherit_errexit and sets LC_ALL=C, which its helpers and the callers' printf and awk rely
 # on. The caller defines ROOT, SERVER_CPU, FIRST_PORT, NEXT_PORT, STARTUP_TRIES, STOP_TRIES,
 # the BINARY map and SERVER_PID, and, for argument parsing, the defaults of ROUNDS,
@@ -231,4 +231,30 @@ median() {
         END { if (NR == 0) print "nan"
               else if (NR % 2) print v[(NR + 1) / 2]
               else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Replace what lies between `<!-- $1:start -->` and `<!-- $1:end -->` in BENCHMARKS.md with a
+# dated machine line ($2 appended to it, if given) and $RUN_DIR/report.md; never create the
+# markers.
+write_benchmarks() {
+    local marker=$1 extra=${2:-} file="$ROOT/BENCHMARKS.md" section
+    local start="<!-- $marker:start -->" end="<!-- $marker:end -->"
+    if [[ ! -f $file ]] || ! grep -qF "$start" "$file" || ! grep -qF "$end" "$file"; then
+        echo "BENCHMARKS.md or its markers ($start / $end) are missing; not written." >&2
+        return 0
+    fi
+    section="$RUN_DIR/section.md"
+    {
+        echo
+        echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc --all) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), Linux $(uname -r)${extra}."
+        echo
+        cat "$RUN_DIR/report.md"
+        echo
+    } >"$section"
+    awk -v start="$start" -v end="$end" -v section="$section" '
+        index($0, start) { print; while ((getline line < section) > 0) print line; skip = 1; next }
+        index($0, end)   { skip = 0 }
+        !skip' "$file" >"$file.tmp"
+    mv "$file.tmp" "$file"
+    log "wrote the table into $file"
 }
