@@ -1,23 +1,17 @@
-//! Sailfish templates through `squall::template::Page`, checked against the TechEmpower
-//! reference page in `../shared/tfb/`.
+//! Sailfish templates through `squall::template::Page`: the TechEmpower example's fortunes
+//! page, checked against the reference page in `../shared/tfb/`.
 
 use sailfish::TemplateSimple;
 use squall::template::Page;
 use squall::{IntoResponse, StatusCode};
 
+#[path = "../examples/techempower/app.rs"]
+#[allow(dead_code)]
+mod app;
 mod support;
+
+use app::{fortunes_page, Fortune, Fortunes};
 use support::normalise_html as normalise;
-
-struct Fortune {
-    id: i32,
-    message: String,
-}
-
-#[derive(TemplateSimple)]
-#[template(path = "fortunes.stpl")]
-struct Fortunes {
-    fortunes: Vec<Fortune>,
-}
 
 /// The TechEmpower reference data lives beside the repository, in `../shared/tfb/`. Without
 /// it (a bare clone) the reference tests are skipped with a reason, unless
@@ -36,8 +30,8 @@ fn shared(file: &str) -> Option<String> {
     }
 }
 
-fn reference_fortunes() -> Option<Vec<Fortune>> {
-    let mut fortunes: Vec<Fortune> = shared("fortunes.tsv")?
+fn reference_fortunes() -> Option<Fortunes> {
+    let stored = shared("fortunes.tsv")?
         .lines()
         .skip(1)
         .filter(|line| !line.is_empty())
@@ -48,13 +42,8 @@ fn reference_fortunes() -> Option<Vec<Fortune>> {
                 message: message.to_owned(),
             }
         })
-        .collect();
-    fortunes.push(Fortune {
-        id: 0,
-        message: "Additional fortune added at request time.".to_owned(),
-    });
-    fortunes.sort_by(|a, b| a.message.cmp(&b.message));
-    Some(fortunes)
+        .collect::<Vec<_>>();
+    Some(fortunes_page(stored))
 }
 
 #[test]
@@ -63,18 +52,18 @@ fn fortunes_page_matches_the_reference() {
     else {
         return;
     };
-    let page = Fortunes { fortunes }.render_once().expect("renders");
+    let page = fortunes.render_once().expect("renders");
     assert_eq!(normalise(&page), normalise(&expected));
     assert!(page.contains("&lt;script&gt;"), "escaped by default");
 }
 
 #[test]
 fn pages_are_html_responses() {
-    let fortunes = vec![Fortune {
+    let fortunes = fortunes_page([Fortune {
         id: 1,
         message: "<b>bold</b>".to_owned(),
-    }];
-    let response = Page(Fortunes { fortunes }).into_response();
+    }]);
+    let response = Page(fortunes).into_response();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.content_type().expect("content type"),

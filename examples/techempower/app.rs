@@ -32,15 +32,27 @@ struct Message {
     message: &'static str,
 }
 
-struct Fortune {
-    id: i32,
-    message: String,
+pub(crate) struct Fortune {
+    pub(crate) id: i32,
+    pub(crate) message: String,
 }
 
 #[derive(TemplateSimple)]
 #[template(path = "fortunes.stpl")]
-struct Fortunes {
+pub(crate) struct Fortunes {
     fortunes: Vec<Fortune>,
+}
+
+/// The fortunes page by the test's rules: the stored rows plus one added at request time,
+/// sorted by message.
+pub(crate) fn fortunes_page(stored: impl IntoIterator<Item = Fortune>) -> Fortunes {
+    let mut fortunes: Vec<Fortune> = stored.into_iter().collect();
+    fortunes.push(Fortune {
+        id: 0,
+        message: "Additional fortune added at request time.".to_owned(),
+    });
+    fortunes.sort_by(|a, b| a.message.cmp(&b.message));
+    Fortunes { fortunes }
 }
 
 /// What each core keeps: its pool and its cache.
@@ -144,21 +156,11 @@ async fn updates(state: Rc<State>, req: Request) -> Result<Json<Vec<World>>, Err
 
 async fn fortunes(state: Rc<State>, _req: Request) -> Result<Page<Fortunes>, Error> {
     let conn = state.conn().await?;
-    let mut fortunes: Vec<Fortune> = conn
-        .query(SELECT_FORTUNES, &[])
-        .await?
-        .into_iter()
-        .map(|row| Fortune {
-            id: row.get(0),
-            message: row.get(1),
-        })
-        .collect();
-    fortunes.push(Fortune {
-        id: 0,
-        message: "Additional fortune added at request time.".to_owned(),
-    });
-    fortunes.sort_by(|a, b| a.message.cmp(&b.message));
-    Ok(Page(Fortunes { fortunes }))
+    let rows = conn.query(SELECT_FORTUNES, &[]).await?;
+    Ok(Page(fortunes_page(rows.into_iter().map(|row| Fortune {
+        id: row.get(0),
+        message: row.get(1),
+    }))))
 }
 
 async fn cached_queries(state: Rc<State>, req: Request) -> Result<Json<Vec<World>>, Error> {
