@@ -221,45 +221,48 @@ fn size_limits_have_their_own_statuses() {
         max_body_bytes: 100,
         ..Limits::default()
     };
-    let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(40));
-    assert_eq!(
-        decode_head(long_target.as_bytes(), &small).map(|_| ()),
-        Err(ParseError::TargetTooLong)
-    );
-    // Known before the head is complete.
-    let partial = format!("GET /{}", "a".repeat(100));
-    assert_eq!(
-        decode_head(partial.as_bytes(), &small).map(|_| ()),
-        Err(ParseError::TargetTooLong)
-    );
-    let many = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n";
-    assert_eq!(
-        decode_head(many.as_bytes(), &small).map(|_| ()),
-        Err(ParseError::TooManyHeaders)
-    );
-    let big = format!(
-        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
-        "v".repeat(300)
-    );
-    assert_eq!(
-        decode_head(big.as_bytes(), &small).map(|_| ()),
-        Err(ParseError::HeadTooLarge)
-    );
-    let partial_big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(300));
-    assert_eq!(
-        decode_head(partial_big.as_bytes(), &small).map(|_| ()),
-        Err(ParseError::HeadTooLarge)
-    );
-    let body = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n";
-    assert_eq!(
-        decode_head(body.as_bytes(), &small).map(|_| ()),
-        Err(ParseError::BodyTooLarge)
-    );
-    let huge = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n";
-    assert_eq!(
-        decode_head(huge.as_bytes(), &small).map(|_| ()),
-        Err(ParseError::BodyTooLarge)
-    );
+    let cases = [
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(40)),
+            ParseError::TargetTooLong,
+        ),
+        // Known before the head is complete.
+        (
+            format!("GET /{}", "a".repeat(100)),
+            ParseError::TargetTooLong,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n".to_owned(),
+            ParseError::TooManyHeaders,
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+                "v".repeat(300)
+            ),
+            ParseError::HeadTooLarge,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}", "v".repeat(300)),
+            ParseError::HeadTooLarge,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n".to_owned(),
+            ParseError::BodyTooLarge,
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n"
+                .to_owned(),
+            ParseError::BodyTooLarge,
+        ),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(
+            decode_head(input.as_bytes(), &small).map(|_| ()),
+            Err(expected),
+            "{input:?}"
+        );
+    }
 }
 
 #[test]
