@@ -6,15 +6,17 @@
 //! `/updates?queries=20` (`perf record`, one connection per core). Even one timer per operation
 //! left it at 30%: the reactor's timer processing grows with the thousands of live timers that
 //! many pipelined queries need. So a wait here only writes its deadline and waker into a
-//! per-core table, and one task sweeps the table every [`SWEEP`] while it is not empty. A limit
-//! is enforced to within that interval.
+//! per-core table, and one task sweeps the table while it is not empty: when the earliest
+//! deadline comes due, but at most every [`SWEEP`], so a limit is enforced to within that
+//! interval. Between sweeps it sleeps: 10,000 idle WebSockets with 30 s keepalive deadlines
+//! cost a sweep every few seconds, not a hundred a second.
 //!
 //! [`Alarm`] is the re-armable primitive (a WebSocket's keepalive moves its deadline on every
 //! frame); [`within`] is a one-shot limit on a future built from it.
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,21 @@ struct Entry {
 struct Deadlines {
     entries: Slab<Entry>,
     sweeping: bool,
+    /// When the sleeping sweeper will look next; `None` while it is awake.
+    next_sweep: Option<Instant>,
+    sweeper: Option<Waker>,
+}
+
+impl Deadlines {
+    /// Wakes the sweeper early when `deadline` comes before its next sweep.
+    fn nudge(&mut self, deadline: Instant) {
+        if self.next_sweep.is_some_and(|next| deadline < next) {
+            self.next_sweep = None;
+            if let Some(sweeper) = self.sweeper.take() {
+                sweeper.wake();
+            }
+        }
+    }
 }
 
 thread_local! {
@@ -60,7 +77,8 @@ impl Alarm {
             match self.key {
                 Some(key) => {
                     let entry = &mut d.entries[key];
-                    if entry.deadline != deadline {
+                    let moved = entry.deadline != deadline;
+                    if moved {
                         entry.deadline = deadline;
                         entry.expired = deadline <= Instant::now();
                     }
@@ -69,6 +87,9 @@ impl Alarm {
                     }
                     if !entry.waker.will_wake(cx.waker()) {
                         entry.waker = cx.waker().clone();
+                    }
+                    if moved {
+                        d.nudge(deadline);
                     }
                 }
                 None => {
@@ -80,8 +101,12 @@ impl Alarm {
                         waker: cx.waker().clone(),
                         expired: false,
                     }));
-                    if !d.sweeping {
+                    if d.sweeping {
+                        d.nudge(deadline);
+                    } else {
                         d.sweeping = true;
+                        // glommio runs a spawned task at once: let go of the table first.
+                        drop(d);
                         glommio::spawn_local(sweep()).detach();
                     }
                 }
@@ -126,24 +151,52 @@ pub(crate) async fn within<T>(
 /// Wakes the waits past their deadline; ends when none is left to watch.
 async fn sweep() {
     loop {
-        glommio::timer::sleep(SWEEP).await;
-        let idle = DEADLINES.with(|d| {
+        let next = DEADLINES.with(|d| {
             let mut d = d.borrow_mut();
             let now = Instant::now();
+            let mut earliest: Option<Instant> = None;
             for (_, entry) in d.entries.iter_mut() {
-                if !entry.expired && entry.deadline <= now {
+                if entry.expired {
+                    continue;
+                }
+                if entry.deadline <= now {
                     entry.expired = true;
                     entry.waker.wake_by_ref();
+                } else {
+                    earliest = Some(earliest.map_or(entry.deadline, |e| e.min(entry.deadline)));
                 }
             }
             if d.entries.is_empty() {
                 d.sweeping = false;
+                return None;
             }
-            !d.sweeping
+            // Nothing pending (all expired, not yet dropped): look again after a while.
+            let next = earliest.unwrap_or(now + SWEEP).max(now + SWEEP);
+            d.next_sweep = Some(next);
+            Some(next)
         });
-        if idle {
+        let Some(next) = next else {
             return;
-        }
+        };
+        let mut timer = glommio::timer::Timer::new(next.saturating_duration_since(Instant::now()));
+        std::future::poll_fn(|cx| {
+            if Pin::new(&mut timer).poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            DEADLINES.with(|d| {
+                let mut d = d.borrow_mut();
+                if d.next_sweep.is_none() {
+                    return Poll::Ready(()); // Nudged: a nearer deadline arrived.
+                }
+                match &d.sweeper {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => d.sweeper = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            })
+        })
+        .await;
+        DEADLINES.with(|d| d.borrow_mut().next_sweep = None);
     }
 }
 
