@@ -5,5 +5,3 @@
 
 pub mod postgres;
 pub mod redis;
-
-pub(crate) use crate::deadline::within;

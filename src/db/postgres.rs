@@ -405,7 +405,8 @@ impl PgPool {
     fn pick(&self) -> Pick {
         let n = self.size();
         let start = self.next.get() % n;
-        let now = Instant::now();
+        // Read the clock only if a failed slot needs it, not on every `get`.
+        let now = std::cell::OnceCell::new();
         let mut wait = None;
         let mut failure = None;
         let mut to_start = Vec::new();
@@ -426,7 +427,9 @@ impl PgPool {
                     State::Connecting(p) => {
                         wait.get_or_insert_with(|| p.clone());
                     }
-                    State::Failed { retry_at, error } if now < *retry_at => {
+                    State::Failed { retry_at, error }
+                        if *now.get_or_init(Instant::now) < *retry_at =>
+                    {
                         failure.get_or_insert_with(|| error.clone());
                     }
                     State::Ready(_) | State::Empty | State::Failed { .. } => to_start.push(index),
@@ -509,7 +512,7 @@ async fn open(settings: &Rc<Settings>) -> Result<Conn, Rc<str>> {
     let limit = settings.config.connect_timeout;
     let mut last = String::from("no address to connect to");
     for target in &settings.targets {
-        match super::within(limit, open_one(settings, target)).await {
+        match crate::deadline::within(limit, open_one(settings, target)).await {
             Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(e)) => last = format!("cannot connect to postgres at {target}: {e}"),
             Err(_) => {
@@ -585,7 +588,10 @@ impl Pending {
             if let Some(outcome) = pending.outcome.borrow().as_ref() {
                 return Poll::Ready(outcome.clone());
             }
-            pending.waiters.borrow_mut().push(cx.waker().clone());
+            let mut waiters = pending.waiters.borrow_mut();
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
             Poll::Pending
         })
     }
@@ -637,7 +643,7 @@ impl Conn {
                     .await
                     .map_err(|e| describe(&e))
             };
-            match super::within(limit, cancel).await {
+            match crate::deadline::within(limit, cancel).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(target: "squall::db", "postgres cancel failed: {e}"),
                 Err(_) => tracing::warn!(target: "squall::db", "postgres cancel timed out"),
@@ -810,7 +816,7 @@ impl PgConn {
         operation: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, Error> {
         let limit = self.conn.settings.config.query_timeout;
-        match super::within(limit, operation).await {
+        match crate::deadline::within(limit, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.conn.fail(e, sql)),
             Err(_) => {

@@ -7,7 +7,6 @@
 //! messages, which its cores have already had through the mesh.
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -18,9 +17,6 @@ use crate::Error;
 
 const TEXT: u8 = b't';
 const BINARY: u8 = b'b';
-
-/// Pause before retrying a first connection that failed.
-const RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Bridge {
     client: redis::Client,
@@ -49,17 +45,10 @@ impl Bridge {
     }
 }
 
-/// Delivers what other machines publish, for as long as the core runs.
+/// Delivers what other machines publish, for as long as the core runs. The subscriber
+/// connects on first use and reconnects, backing off, whenever Redis goes away.
 async fn listen(config: redis::Config, pattern: String, prefix_len: usize, hub: Hub) {
-    let mut subscriber = loop {
-        match Subscriber::connect(config.clone()).await {
-            Ok(subscriber) => break subscriber,
-            Err(e) => {
-                tracing::warn!(target: "squall::ws", "hub bridge: cannot reach redis ({e}); retrying");
-                glommio::timer::sleep(RETRY).await;
-            }
-        }
-    };
+    let mut subscriber = Subscriber::new(config);
     // Remembered even if this fails: the subscriber subscribes again when it reconnects.
     if let Err(e) = subscriber.psubscribe(&[pattern.as_bytes()]).await {
         tracing::warn!(target: "squall::ws", "hub bridge: subscribing failed ({e}); will retry");

@@ -180,7 +180,7 @@ impl Client {
                 .unwrap_or_else(|| Err(Error::unavailable("redis connection lost")))
         };
         let timeout = self.inner.config.command_timeout;
-        match crate::db::within(timeout, exchange).await {
+        match crate::deadline::within(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => {
                 if let Some((conn, seen)) = sent.borrow_mut().take() {

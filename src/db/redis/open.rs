@@ -19,7 +19,7 @@ use crate::Error;
 /// [`open`] within the connect timeout.
 pub(super) async fn open_in_time(config: &Config) -> Result<(TcpStream, BytesMut), Error> {
     let timeout = config.connect_timeout;
-    match crate::db::within(timeout, open(config)).await {
+    match crate::deadline::within(timeout, open(config)).await {
         Ok(result) => result,
         Err(_) => Err(Error::unavailable(format!(
             "connecting to redis at {}:{} timed out after {timeout:?}",

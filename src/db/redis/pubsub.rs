@@ -85,7 +85,15 @@ enum Change {
 impl Subscriber {
     /// Opens a connection for subscribing.
     pub async fn connect(config: Config) -> Result<Subscriber, Error> {
-        let mut subscriber = Subscriber {
+        let mut subscriber = Subscriber::new(config);
+        subscriber.ensure_connected().await?;
+        Ok(subscriber)
+    }
+
+    /// A subscriber that connects when first used, and from then on like any other: it
+    /// reconnects, backing off, while Redis is away.
+    pub fn new(config: Config) -> Subscriber {
+        Subscriber {
             config,
             stream: None,
             buf: BytesMut::new(),
@@ -96,9 +104,7 @@ impl Subscriber {
             unconfirmed: 0,
             queued: VecDeque::new(),
             failures: 0,
-        };
-        subscriber.ensure_connected().await?;
-        Ok(subscriber)
+        }
     }
 
     /// `SUBSCRIBE`: returns once Redis has confirmed, so later publishes are delivered.
@@ -181,7 +187,7 @@ impl Subscriber {
             }
             Ok(())
         };
-        match crate::db::within(timeout, settle).await {
+        match crate::deadline::within(timeout, settle).await {
             Ok(result) => result,
             Err(_) => Err(Error::unavailable(format!(
                 "redis did not confirm the subscription change within {timeout:?}"
