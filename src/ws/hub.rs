@@ -148,16 +148,20 @@ impl Hub {
         }
     }
 
-    /// How many connections on this core subscribe to `topic`.
+    /// How many subscriptions to `topic` this core holds (a connection that has closed
+    /// counts until its [`Subscription`] is dropped).
     pub fn local_subscribers(&self, topic: &str) -> usize {
         self.state.topics.borrow().get(topic).map_or(0, Slab::len)
     }
 
     /// Publishes to the subscribers of `topic` on every core, and on other machines when the
-    /// hub is [bridged](Hub::bridge_redis). Waits only while another core's mesh channel is
-    /// full. An `Err` means the Redis bridge failed; the local cores were served regardless.
+    /// hub is [bridged](Hub::bridge_redis). This core's subscribers are served first; then
+    /// it waits while another core's mesh channel is full, and for Redis to take the message.
+    /// An `Err` means the Redis bridge failed; the local cores were served regardless.
     pub async fn publish(&self, topic: &str, message: impl Into<Message>) -> Result<(), Error> {
         let message = message.into();
+        // This core first: nothing below (a full mesh channel, a Redis round trip) delays it.
+        self.publish_local(topic, message.clone());
         let peers = self.state.peers.borrow().clone();
         if let Some(peers) = peers {
             let me = peers.peer_id();
@@ -171,12 +175,10 @@ impl Hub {
             }
         }
         let bridge = self.state.bridge.borrow().clone();
-        let bridged = match bridge {
+        match bridge {
             Some(bridge) => bridge.publish(topic, &message).await,
             None => Ok(()),
-        };
-        self.publish_local(topic, message);
-        bridged
+        }
     }
 
     /// Delivers to the subscribers of `topic` on this core only; returns how many took it.

@@ -32,15 +32,16 @@
 //! |---|---|
 //! | the handler returns, or calls [`WebSocket::close`] | 1000, or the code given |
 //! | the handler panics | 1011 |
-//! | a protocol violation | 1002 |
+//! | a protocol violation | 1002 (1008 for what tungstenite takes for an attack) |
 //! | a text message that is not UTF-8 | 1007 |
 //! | a message over [`WsConfig::max_message_size`] | 1009 |
-//! | the send queue overflows, or output stalls ([`WsConfig::send_queue`]) | 1008 |
+//! | the send queue overflows ([`WsConfig::send_queue`]), or output stalls ([`WsConfig::send_stall_timeout`]) | 1008 |
 //! | no pong within [`WsConfig::pong_timeout`] | the socket is dropped (1006) |
 //! | the server shuts down gracefully | 1001 |
 //!
-//! When the connection ends, [`WebSocket::recv`] returns `None` and sends fail; a handler
-//! still running then has [`WsConfig::close_timeout`] to return before it is dropped.
+//! When the connection ends, [`WebSocket::recv`] returns the messages already received and
+//! then `None`, and sends fail; a handler still running then has [`WsConfig::close_timeout`]
+//! to return before it is dropped.
 
 mod bridge;
 mod config;

@@ -62,6 +62,8 @@ struct Shared {
     outbound_bytes: usize,
     max_outbound_messages: usize,
     max_outbound_bytes: usize,
+    /// Set once either side has begun to close: nothing more can be queued.
+    closing: bool,
     /// A close the server side asked for, not yet taken by the pump.
     close_request: Option<CloseFrame>,
     /// How the connection ended, once it has.
@@ -90,6 +92,7 @@ impl Shared {
             outbound_bytes: 0,
             max_outbound_messages: config.send_queue_messages,
             max_outbound_bytes: config.send_queue_bytes,
+            closing: false,
             close_request: None,
             ended: None,
             receiver: None,
@@ -99,7 +102,7 @@ impl Shared {
     }
 
     fn is_closing(&self) -> bool {
-        self.close_request.is_some() || self.ended.is_some()
+        self.closing
     }
 
     fn push(&mut self, message: Message) -> Push {
@@ -127,9 +130,10 @@ impl Shared {
     }
 
     fn request_close(&mut self, code: CloseCode, reason: &str) {
-        if self.is_closing() {
+        if self.closing {
             return;
         }
+        self.closing = true;
         self.close_request = Some(CloseFrame {
             code,
             reason: truncate(reason, MAX_REASON).into(),
@@ -140,21 +144,32 @@ impl Shared {
     /// Drops what is queued and closes: for a slow consumer (1008), whose backlog is the
     /// problem, and after a handler panic (1011), when nothing it queued is worth waiting for.
     fn discard_and_close(&mut self, code: CloseCode, reason: &str) {
-        self.outbound.clear();
-        self.outbound_bytes = 0;
         self.request_close(code, reason);
+        self.clear_outbound();
     }
 
-    fn finish(&mut self, info: CloseInfo) {
-        self.ended = Some(info);
-        self.inbound.clear();
-        self.inbound_bytes = 0;
+    /// Drops what is waiting to be sent and wakes the tasks waiting for room, which then
+    /// find the connection closing.
+    fn clear_outbound(&mut self) {
         self.outbound.clear();
         self.outbound_bytes = 0;
-        wake(&mut self.receiver);
         for waker in self.senders.drain(..) {
             waker.wake();
         }
+    }
+
+    /// Drops what the handler has not taken: it has returned, nobody will.
+    fn clear_inbound(&mut self) {
+        self.inbound.clear();
+        self.inbound_bytes = 0;
+    }
+
+    /// The connection has ended. Messages already received stay for the handler to take.
+    fn finish(&mut self, info: CloseInfo) {
+        self.closing = true;
+        self.ended = Some(info);
+        self.clear_outbound();
+        wake(&mut self.receiver);
     }
 }
 
@@ -244,11 +259,6 @@ impl WsSender {
     /// Whether messages can still be queued.
     pub fn is_open(&self) -> bool {
         !self.shared.borrow().is_closing()
-    }
-
-    /// Whether `other` is a handle on the same connection.
-    pub fn same_connection(&self, other: &WsSender) -> bool {
-        Rc::ptr_eq(&self.shared, &other.shared)
     }
 }
 
@@ -418,6 +428,7 @@ pub(crate) async fn run<H, F>(
             if let Poll::Ready(outcome) = handler.as_mut().poll(cx) {
                 handler_running = false;
                 let mut shared = shared.borrow_mut();
+                shared.clear_inbound();
                 match outcome {
                     Ok(()) => shared.request_close(CloseCode::Normal, ""),
                     Err(panic) => {
@@ -608,7 +619,8 @@ impl Pump {
     }
 
     fn read(&mut self, cx: &mut Context<'_>) -> Result<(), Over> {
-        while self.reading && self.has_inbound_room() {
+        // While closing, frames are read (and data dropped) to reach the peer's close.
+        while self.reading && (self.closing.is_some() || self.has_inbound_room()) {
             let frame = match Pin::new(&mut self.socket).poll_next(cx) {
                 Poll::Pending => return Ok(()),
                 Poll::Ready(None) => {
@@ -665,8 +677,7 @@ impl Pump {
         self.start_closing(info);
         let mut shared = self.shared.borrow_mut();
         shared.close_request = None;
-        shared.outbound.clear();
-        shared.outbound_bytes = 0;
+        shared.clear_outbound();
     }
 
     fn begin_close(&mut self, frame: CloseFrame) -> Result<(), Over> {
@@ -682,6 +693,7 @@ impl Pump {
     }
 
     fn start_closing(&mut self, info: CloseInfo) {
+        self.shared.borrow_mut().closing = true;
         self.closing = Some(Closing {
             info,
             deadline: Instant::now() + self.config.close_timeout,
@@ -792,6 +804,11 @@ impl Pump {
             return Ok(());
         };
         match self.ping_sent_at {
+            // A pong may be waiting behind messages the busy handler has not taken yet.
+            Some(sent) if now >= sent + self.config.pong_timeout && !self.has_inbound_room() => {
+                self.ping_sent_at = Some(now);
+                Ok(())
+            }
             Some(sent) if now >= sent + self.config.pong_timeout => {
                 Err(CloseInfo::abnormal("no pong within the timeout"))
             }
