@@ -865,3 +865,24 @@ fn graceful_shutdown_closes_websockets_with_1001() {
     let info = closes_for(&closes, "echo", Duration::ZERO).expect("close hook ran");
     assert_eq!(info.code, CloseCode::Away);
 }
+
+#[test]
+fn websockets_count_toward_the_connection_limit() {
+    let limits = squall::Limits {
+        max_connections_per_core: 1,
+        ..squall::Limits::default()
+    };
+    let closes = Closes::default();
+    let app_closes = Arc::clone(&closes);
+    let server = support::start_with(support::config().limits(limits), move || {
+        app(Arc::clone(&app_closes))
+    });
+    let mut socket = client(server.local_addr(), "/echo");
+    // The upgraded connection holds the core's one place: the next is not taken on.
+    let mut waiting = support::Client::connect(server.local_addr());
+    waiting.send("GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
+    waiting.expect_open(Duration::from_millis(300));
+    socket.close(None).expect("close");
+    while socket.read().is_ok() {}
+    assert_eq!(waiting.response().status, 404);
+}

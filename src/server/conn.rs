@@ -368,8 +368,9 @@ impl Driver {
             return;
         };
         let read_ahead = io.input.borrow_mut().take_all();
+        let (stream, _registration) = io.into_parts();
         let upgraded = Upgraded {
-            stream: io.into_stream(),
+            stream,
             read_ahead,
             peer: self.peer,
         };

@@ -239,9 +239,10 @@ impl ConnIo {
         .await;
     }
 
-    /// Hands the socket over (after an upgrade).
-    pub(crate) fn into_stream(self) -> TcpStream {
-        self.stream.into_inner()
+    /// Hands the socket over after an upgrade, with the connection's place in the core's
+    /// count: an upgraded connection still counts toward the limit of connections per core for as long as it lives.
+    pub(crate) fn into_parts(self) -> (TcpStream, Registration) {
+        (self.stream.into_inner(), self.registration)
     }
 
     /// Frees the read buffer if nothing is left in it.
