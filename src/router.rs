@@ -297,12 +297,6 @@ pub(crate) struct Service {
     error_page: Option<ErrorPage>,
 }
 
-/// A request after routing: answered already, or waiting on its handler.
-enum Dispatch {
-    Ready(Response),
-    Pending(LocalFuture<'static, Response>),
-}
-
 fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
     let what = crate::error::panic_message(&*panic);
     Error::internal(format!("handler panicked: {what}")).into_response()
@@ -367,14 +361,12 @@ impl Service {
     /// Routes a request and starts its handler. Answers that need no handler (404, 405,
     /// OPTIONS) and handler calls that panic come back as ready futures; one boxed future
     /// either way keeps the connection's awaiting state to a pointer.
-    pub(crate) fn dispatch(&self, req: Request) -> LocalFuture<'static, Response> {
-        match self.dispatch_inner(req) {
-            Dispatch::Ready(response) => Box::pin(std::future::ready(response)),
-            Dispatch::Pending(pending) => pending,
-        }
-    }
-
-    fn dispatch_inner(&self, mut req: Request) -> Dispatch {
+    pub(crate) fn dispatch(&self, mut req: Request) -> LocalFuture<'static, Response> {
+        // Answers decided here still go through `complete`, which logs them and applies the
+        // error page.
+        let ready = |response: Response| -> LocalFuture<'static, Response> {
+            Box::pin(std::future::ready(response))
+        };
         let handler: &dyn Handler = match self.route(req.method(), req.path()) {
             Routed::Handler(handler, params) => {
                 req.set_params(params);
@@ -382,23 +374,22 @@ impl Service {
             }
             Routed::NotFound => match &self.fallback {
                 Some(fallback) => &**fallback,
-                None => return Dispatch::Ready(self.finish(Error::not_found().into_response())),
+                None => return ready(Error::not_found().into_response()),
             },
             Routed::Options(allow) => {
-                let r = Response::new(StatusCode::NO_CONTENT).with_header(ALLOW, allow);
-                return Dispatch::Ready(r);
+                return ready(Response::new(StatusCode::NO_CONTENT).with_header(ALLOW, allow));
             }
             Routed::MethodNotAllowed(allow) => {
                 let r = Error::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
                     .into_response()
                     .with_header(ALLOW, allow);
-                return Dispatch::Ready(self.finish(r));
+                return ready(r);
             }
         };
         // A closure handler may panic before it returns its future.
         match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(req))) {
-            Ok(pending) => Dispatch::Pending(pending),
-            Err(panic) => Dispatch::Ready(self.finish(panic_response(panic))),
+            Ok(pending) => pending,
+            Err(panic) => ready(panic_response(panic)),
         }
     }
 
