@@ -194,7 +194,6 @@ impl Driver {
 
     /// Encodes the response to one exchange into `output`, and decides what comes next.
     fn finish(&mut self, exchange: Exchange, mut response: Response) -> Next {
-        let core = Rc::clone(&self.io.core);
         let Exchange {
             version,
             is_head,
@@ -207,7 +206,7 @@ impl Driver {
                 persistence = Persistence::Close;
             }
         }
-        if core.stopping() {
+        if self.io.core.stopping() {
             persistence = Persistence::Close;
         }
         let status = response.status();
@@ -241,7 +240,7 @@ impl Driver {
             persistence,
             version,
         };
-        core.with_date_line(|date| encode_head(&mut self.output, &response_head, date));
+        self.encode(&response_head);
         let after = match persistence {
             Persistence::KeepAlive => Next::Continue,
             Persistence::Close => Next::Close,
@@ -351,9 +350,7 @@ impl Driver {
             persistence: Persistence::KeepAlive,
             version,
         };
-        self.io
-            .core
-            .with_date_line(|date| encode_head(&mut self.output, &head, date));
+        self.encode(&head);
         Next::Upgrade(on_upgrade)
     }
 
@@ -377,6 +374,13 @@ impl Driver {
         on_upgrade(upgraded).await;
     }
 
+    /// Appends a response head, with the core's cached `Date` line, to the output.
+    fn encode(&mut self, head: &ResponseHead<'_>) {
+        self.io
+            .core
+            .with_date_line(|date| encode_head(&mut self.output, head, date));
+    }
+
     /// Appends a plain-text error response that closes the connection.
     fn encode_error(&mut self, status: StatusCode, message: &str, version: Version) {
         let body = format!("{message}\n");
@@ -390,13 +394,10 @@ impl Driver {
             persistence: Persistence::Close,
             version,
         };
-        self.io
-            .core
-            .with_date_line(|date| encode_head(&mut self.output, &head, date));
+        self.encode(&head);
         self.output.extend_from_slice(body.as_bytes());
     }
 
-    /// Writes the buffered output.
     /// Writes the buffered output and gives the buffer back to the core's pool.
     async fn flush(&mut self) -> Result<(), IoStop> {
         if self.output.is_empty() {
