@@ -9,6 +9,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 
 use super::session::{self, CloseHook, WebSocket};
 use super::{CloseInfo, WsConfig};
+use crate::http::head::list_items;
 use crate::http::{BodyFraming, Version};
 use crate::response::{IntoResponse, Response};
 use crate::Request;
@@ -126,9 +127,9 @@ impl Upgrade {
         self.request
             .header("sec-websocket-protocol")
             .into_iter()
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
+            .flat_map(|value| list_items(value.as_bytes()))
+            // Items of a `&str` cut at commas and blanks are UTF-8 still.
+            .filter_map(|item| std::str::from_utf8(item).ok())
     }
 
     /// Chooses the first of `supported` (in the server's order of preference) that the
@@ -198,10 +199,7 @@ fn check(request: &Request, config: &WsConfig) -> Result<HeaderValue, Rejection>
         S::BAD_REQUEST,
         "expected `Connection: upgrade` and `Upgrade: websocket`",
     ))?;
-    if !upgrade
-        .split(',')
-        .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-    {
+    if !list_items(upgrade.as_bytes()).any(|p| p.eq_ignore_ascii_case(b"websocket")) {
         return Err(Rejection::new(
             S::BAD_REQUEST,
             "expected `Upgrade: websocket`",
