@@ -28,7 +28,7 @@ Cache-Control: max-age=0\r\n\r\n";
 
 fn decode(c: &mut Criterion) {
     let limits = Limits::default();
-    // One arena across iterations, as a connection keeps one: heads are dropped each
+    // One arena across iterations, as each core keeps one: heads are dropped each
     // iteration, so the arena's chunk is reused the way it is under load.
     let mut arena = HeadArena::default();
     let mut group = c.benchmark_group("decode_head");

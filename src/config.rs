@@ -15,6 +15,8 @@
 //! | `SQUALL_MAX_HEADERS` | header count (at most 512) | `100` |
 //! | `SQUALL_MAX_TARGET_BYTES` | request target | `16384` |
 //! | `SQUALL_MAX_BODY_BYTES` | request body | `16777216` |
+//! | `SQUALL_MAX_CHUNK_EXTENSION_BYTES` | extensions on one chunk-size line | `1024` |
+//! | `SQUALL_MAX_TRAILER_BYTES` | trailer fields after a chunked body | `16384` |
 //! | `SQUALL_HEADER_READ_TIMEOUT` | whole head, counted from its first byte | `10s` |
 //! | `SQUALL_BODY_READ_TIMEOUT` | silence while a body is being read | `30s` |
 //! | `SQUALL_KEEP_ALIVE_TIMEOUT` | idle time between requests | `60s` |
@@ -162,7 +164,7 @@ impl Config {
                 .collect::<Result<_, _>>()?;
         }
         let l = &mut self.limits;
-        let sizes: [(&str, &mut usize); 5] = [
+        let sizes: [(&str, &mut usize); 7] = [
             ("SQUALL_MAX_HEAD_BYTES", &mut l.max_head_bytes),
             ("SQUALL_MAX_HEADERS", &mut l.max_headers),
             ("SQUALL_MAX_TARGET_BYTES", &mut l.max_target_bytes),
@@ -171,6 +173,11 @@ impl Config {
                 &mut l.max_connections_per_core,
             ),
             ("SQUALL_MAX_PENDING_OUTPUT", &mut l.max_pending_output),
+            (
+                "SQUALL_MAX_CHUNK_EXTENSION_BYTES",
+                &mut l.max_chunk_extension_bytes,
+            ),
+            ("SQUALL_MAX_TRAILER_BYTES", &mut l.max_trailer_bytes),
         ];
         for (name, slot) in sizes {
             if let Some(v) = var(name) {
@@ -361,8 +368,10 @@ mod tests {
             ("SQUALL_MAX_BODY_BYTES", "1024"),
             ("SQUALL_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
             ("SQUALL_ACCESS_LOG", "true"),
+            ("SQUALL_MAX_TRAILER_BYTES", "512"),
         ])
         .expect("valid environment");
+        assert_eq!(c.limits.max_trailer_bytes, 512);
         assert_eq!(c.addr, "0.0.0.0:9000".parse().expect("literal"));
         assert_eq!(c.workers, Some(2));
         assert_eq!(c.limits.keep_alive_timeout, Duration::from_millis(250));
