@@ -8,8 +8,9 @@
 //! many pipelined queries need. So a wait here only writes its deadline and waker into a
 //! per-core table, and one task sweeps the table while it is not empty: when the earliest
 //! deadline comes due, but at most every [`SWEEP`], so a limit is enforced to within that
-//! interval. Between sweeps it sleeps: 10,000 idle WebSockets with 30 s keepalive deadlines
-//! cost a sweep every few seconds, not a hundred a second.
+//! interval. Between sweeps it sleeps until the earliest deadline, so a table of far
+//! deadlines (idle WebSockets' 30 s keepalives) is scanned only as often as its deadlines
+//! actually fall due, not a hundred times a second.
 //!
 //! [`Alarm`] is the re-armable primitive (a WebSocket's keepalive moves its deadline on every
 //! frame); [`within`] is a one-shot limit on a future built from it.
