@@ -1,5 +1,6 @@
 //! The request a handler receives: head, path parameters, arguments, cookies, body.
 
+use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -52,6 +53,7 @@ struct Parts {
     body: RequestBody,
     peer: SocketAddr,
     context: Rc<RequestContext>,
+    extensions: Extensions,
 }
 
 impl Request {
@@ -68,6 +70,7 @@ impl Request {
                 body,
                 peer,
                 context,
+                extensions: Extensions::default(),
             }),
         }
     }
@@ -240,6 +243,16 @@ impl Request {
         self.inner.context.routes.url_for(name, params)
     }
 
+    /// Values middleware attached to this request (a negotiated locale, a loaded user…).
+    pub fn extensions(&self) -> &Extensions {
+        &self.inner.extensions
+    }
+
+    /// Mutable access to the request's [`Extensions`].
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.inner.extensions
+    }
+
     /// The body, to read in pieces.
     pub fn body_mut(&mut self) -> &mut RequestBody {
         &mut self.inner.body
@@ -305,6 +318,59 @@ impl std::fmt::Debug for Request {
             .field("target", &self.inner.head.target())
             .field("peer", &self.inner.peer)
             .finish_non_exhaustive()
+    }
+}
+
+/// Values attached to a request, one per type: how middleware hands what it worked out to
+/// the handler. Empty until the first insert, so a request that carries none allocates
+/// nothing. Values need not be `Send`: a request never leaves its core.
+#[derive(Default)]
+pub struct Extensions {
+    values: Option<Box<Vec<(TypeId, Box<dyn Any>)>>>,
+}
+
+impl Extensions {
+    /// Attaches `value`, returning the value of the same type it replaces.
+    pub fn insert<T: 'static>(&mut self, value: T) -> Option<T> {
+        let previous = self.remove::<T>();
+        self.values
+            .get_or_insert_with(Box::default)
+            .push((TypeId::of::<T>(), Box::new(value)));
+        previous
+    }
+
+    /// The attached value of type `T`.
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.values
+            .as_ref()?
+            .iter()
+            .find(|(id, _)| *id == TypeId::of::<T>())
+            .and_then(|(_, value)| value.downcast_ref())
+    }
+
+    /// The attached value of type `T`, mutably.
+    pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        self.values
+            .as_mut()?
+            .iter_mut()
+            .find(|(id, _)| *id == TypeId::of::<T>())
+            .and_then(|(_, value)| value.downcast_mut())
+    }
+
+    /// Detaches and returns the value of type `T`.
+    pub fn remove<T: 'static>(&mut self) -> Option<T> {
+        let values = self.values.as_mut()?;
+        let at = values.iter().position(|(id, _)| *id == TypeId::of::<T>())?;
+        values.swap_remove(at).1.downcast().ok().map(|value| *value)
+    }
+}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.values.as_ref().map_or(0, |v| v.len());
+        f.debug_struct("Extensions")
+            .field("values", &count)
+            .finish()
     }
 }
 
@@ -378,6 +444,19 @@ impl Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_hold_one_value_per_type() {
+        let mut ext = Extensions::default();
+        assert!(ext.get::<u32>().is_none());
+        assert_eq!(ext.insert(5u32), None);
+        assert_eq!(ext.insert(String::from("fr")), None);
+        assert_eq!(ext.insert(7u32), Some(5));
+        *ext.get_mut::<u32>().expect("inserted") += 1;
+        assert_eq!(ext.get::<u32>(), Some(&8));
+        assert_eq!(ext.remove::<String>().as_deref(), Some("fr"));
+        assert!(ext.get::<String>().is_none());
+    }
 
     #[test]
     fn typed_arguments_explain_what_is_wrong() {

@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 use crate::body::LocalFuture;
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::middleware::{Middleware, Next, Stack};
 use crate::request::{PathParams, Request, RequestContext};
 use crate::response::{IntoResponse, Response};
 
@@ -25,8 +26,9 @@ type ErrorPage = Box<dyn Fn(&Error) -> Response>;
 /// given to [`Server::serve`](crate::Server::serve).
 pub struct App {
     table: RouteTable,
-    fallback: Option<Box<dyn Handler>>,
+    fallback: Option<Rc<dyn Handler>>,
     error_page: Option<ErrorPage>,
+    middleware: Vec<Rc<dyn Middleware>>,
     /// The first registration mistake; reported when the server starts.
     mistake: Option<String>,
     last_route: Option<usize>,
@@ -49,6 +51,7 @@ impl App {
             },
             fallback: None,
             error_page: None,
+            middleware: Vec::new(),
             mistake: None,
             last_route: None,
         }
@@ -109,7 +112,14 @@ impl App {
 
     /// Answers requests that match no route (instead of 404).
     pub fn fallback(mut self, handler: impl Handler) -> App {
-        self.fallback = Some(Box::new(handler));
+        self.fallback = Some(Rc::new(handler));
+        self
+    }
+
+    /// Runs `middleware` around every request; the first registered runs outermost. See
+    /// [`middleware`](crate::middleware).
+    pub fn wrap(mut self, middleware: impl Middleware) -> App {
+        self.middleware.push(Rc::new(middleware));
         self
     }
 
@@ -138,6 +148,7 @@ impl App {
             table,
             fallback: self.fallback,
             error_page: self.error_page,
+            middleware: (!self.middleware.is_empty()).then(|| self.middleware.into()),
         })
     }
 }
@@ -293,8 +304,10 @@ impl Pattern {
 pub(crate) struct Service {
     table: Rc<RouteTable>,
     context: Rc<RequestContext>,
-    fallback: Option<Box<dyn Handler>>,
+    fallback: Option<Rc<dyn Handler>>,
     error_page: Option<ErrorPage>,
+    /// `None` when the application has no middleware, so it pays nothing for the chain.
+    middleware: Option<Stack>,
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
@@ -304,10 +317,38 @@ fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
 
 /// What the router decided for one request.
 enum Routed<'a> {
-    Handler(&'a dyn Handler, PathParams),
+    Handler(&'a Rc<dyn Handler>, PathParams),
+    Answer(RouterAnswer),
+}
+
+/// A response the router decides without a handler of the application's.
+enum RouterAnswer {
     Options(HeaderValue),
     MethodNotAllowed(HeaderValue),
     NotFound,
+}
+
+impl RouterAnswer {
+    fn response(&self) -> Response {
+        match self {
+            RouterAnswer::Options(allow) => {
+                Response::new(StatusCode::NO_CONTENT).with_header(ALLOW, allow.clone())
+            }
+            RouterAnswer::MethodNotAllowed(allow) => {
+                Error::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+                    .into_response()
+                    .with_header(ALLOW, allow.clone())
+            }
+            RouterAnswer::NotFound => Error::not_found().into_response(),
+        }
+    }
+}
+
+/// With middleware, the router's own answers run through the chain like any handler.
+impl Handler for RouterAnswer {
+    fn call(&self, _req: Request) -> LocalFuture<'static, Response> {
+        Box::pin(std::future::ready(self.response()))
+    }
 }
 
 impl Service {
@@ -323,10 +364,10 @@ impl Service {
                 .routes
                 .iter()
                 .flat_map(|r| r.methods.iter().map(|(m, _)| m));
-            return Routed::Options(allow_header(all));
+            return Routed::Answer(RouterAnswer::Options(allow_header(all)));
         }
         let Ok(found) = self.table.matcher.at(path) else {
-            return Routed::NotFound;
+            return Routed::Answer(RouterAnswer::NotFound);
         };
         let route = &self.table.routes[*found.value];
         let handler = route.methods.iter().find(|(m, _)| m == method).or_else(|| {
@@ -336,7 +377,7 @@ impl Service {
         });
         if let Some((_, handler)) = handler {
             if found.params.is_empty() {
-                return Routed::Handler(&**handler, PathParams::default());
+                return Routed::Handler(handler, PathParams::default());
             }
             let values = found
                 .params
@@ -348,49 +389,53 @@ impl Service {
                 })
                 .collect();
             let params = PathParams::new(Rc::clone(&route.pattern.names), values);
-            return Routed::Handler(&**handler, params);
+            return Routed::Handler(handler, params);
         }
         let allow = allow_header(route.methods.iter().map(|(m, _)| m));
         if method == Method::OPTIONS {
-            Routed::Options(allow)
+            Routed::Answer(RouterAnswer::Options(allow))
         } else {
-            Routed::MethodNotAllowed(allow)
+            Routed::Answer(RouterAnswer::MethodNotAllowed(allow))
         }
     }
 
-    /// Routes a request and starts its handler. Answers that need no handler (404, 405,
-    /// OPTIONS) and handler calls that panic come back as ready futures; one boxed future
-    /// either way keeps the connection's awaiting state to a pointer.
+    /// Routes a request and starts its handler (through the middleware, if any). Answers that
+    /// need no handler (404, 405, OPTIONS) and handler calls that panic come back as ready
+    /// futures; one boxed future either way keeps the connection's awaiting state to a pointer.
     pub(crate) fn dispatch(&self, mut req: Request) -> LocalFuture<'static, Response> {
-        // Answers decided here still go through `complete`, which logs them and applies the
-        // error page.
         let ready = |response: Response| -> LocalFuture<'static, Response> {
             Box::pin(std::future::ready(response))
         };
-        let handler: &dyn Handler = match self.route(req.method(), req.path()) {
+        /// Who answers: a handler of the application's, or the router itself.
+        enum Target<'a> {
+            Handler(&'a Rc<dyn Handler>),
+            Router(RouterAnswer),
+        }
+        let target = match self.route(req.method(), req.path()) {
             Routed::Handler(handler, params) => {
                 req.set_params(params);
-                handler
+                Target::Handler(handler)
             }
-            Routed::NotFound => match &self.fallback {
-                Some(fallback) => &**fallback,
-                None => return ready(Error::not_found().into_response()),
+            Routed::Answer(RouterAnswer::NotFound) => match &self.fallback {
+                Some(fallback) => Target::Handler(fallback),
+                None => Target::Router(RouterAnswer::NotFound),
             },
-            Routed::Options(allow) => {
-                return ready(Response::new(StatusCode::NO_CONTENT).with_header(ALLOW, allow));
-            }
-            Routed::MethodNotAllowed(allow) => {
-                let r = Error::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-                    .into_response()
-                    .with_header(ALLOW, allow);
-                return ready(r);
-            }
+            Routed::Answer(answer) => Target::Router(answer),
         };
-        // A closure handler may panic before it returns its future.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(req))) {
-            Ok(pending) => pending,
-            Err(panic) => ready(panic_response(panic)),
-        }
+        // Answers decided here still go through `complete`, which logs them and applies the
+        // error page. A closure handler or middleware may panic before it returns its future.
+        let start =
+            std::panic::catch_unwind(AssertUnwindSafe(|| match (&self.middleware, target) {
+                (None, Target::Handler(handler)) => handler.call(req),
+                (None, Target::Router(answer)) => ready(answer.response()),
+                (Some(stack), Target::Handler(handler)) => {
+                    Next::start(Rc::clone(stack), Rc::clone(handler)).run(req)
+                }
+                (Some(stack), Target::Router(answer)) => {
+                    Next::start(Rc::clone(stack), Rc::new(answer)).run(req)
+                }
+            }));
+        start.unwrap_or_else(|panic| ready(panic_response(panic)))
     }
 
     /// Runs a started handler to its response; a panic becomes 500.
@@ -517,18 +562,22 @@ mod tests {
         ));
         assert!(matches!(
             service.route(&Method::GET, "/b"),
-            Routed::NotFound
+            Routed::Answer(RouterAnswer::NotFound)
         ));
         match service.route(&Method::PUT, "/a") {
-            Routed::MethodNotAllowed(allow) => assert_eq!(allow, "GET, HEAD, OPTIONS, POST"),
+            Routed::Answer(RouterAnswer::MethodNotAllowed(allow)) => {
+                assert_eq!(allow, "GET, HEAD, OPTIONS, POST")
+            }
             _ => panic!("expected 405"),
         }
         assert!(matches!(
             service.route(&Method::OPTIONS, "/a"),
-            Routed::Options(_)
+            Routed::Answer(RouterAnswer::Options(_))
         ));
         match service.route(&Method::OPTIONS, "*") {
-            Routed::Options(allow) => assert_eq!(allow, "GET, HEAD, OPTIONS, POST"),
+            Routed::Answer(RouterAnswer::Options(allow)) => {
+                assert_eq!(allow, "GET, HEAD, OPTIONS, POST")
+            }
             _ => panic!("expected the server-wide allow list"),
         }
     }
