@@ -326,8 +326,10 @@ impl std::fmt::Debug for Request {
 /// nothing. Values need not be `Send`: a request never leaves its core.
 #[derive(Default)]
 pub struct Extensions {
-    values: Option<Box<Vec<(TypeId, Box<dyn Any>)>>>,
+    values: Option<Box<Vec<Extension>>>,
 }
+
+type Extension = (TypeId, Box<dyn Any>);
 
 impl Extensions {
     /// Attaches `value`, returning the value of the same type it replaces.
