@@ -326,7 +326,8 @@ impl std::fmt::Debug for Request {
 /// nothing. Values need not be `Send`: a request never leaves its core.
 #[derive(Default)]
 pub struct Extensions {
-    values: Option<Box<Vec<Extension>>>,
+    /// A few values at most, so a scan beats hashing.
+    values: Vec<Extension>,
 }
 
 type Extension = (TypeId, Box<dyn Any>);
@@ -335,16 +336,13 @@ impl Extensions {
     /// Attaches `value`, returning the value of the same type it replaces.
     pub fn insert<T: 'static>(&mut self, value: T) -> Option<T> {
         let previous = self.remove::<T>();
-        self.values
-            .get_or_insert_with(Box::default)
-            .push((TypeId::of::<T>(), Box::new(value)));
+        self.values.push((TypeId::of::<T>(), Box::new(value)));
         previous
     }
 
     /// The attached value of type `T`.
     pub fn get<T: 'static>(&self) -> Option<&T> {
         self.values
-            .as_ref()?
             .iter()
             .find(|(id, _)| *id == TypeId::of::<T>())
             .and_then(|(_, value)| value.downcast_ref())
@@ -353,7 +351,6 @@ impl Extensions {
     /// The attached value of type `T`, mutably.
     pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
         self.values
-            .as_mut()?
             .iter_mut()
             .find(|(id, _)| *id == TypeId::of::<T>())
             .and_then(|(_, value)| value.downcast_mut())
@@ -361,9 +358,16 @@ impl Extensions {
 
     /// Detaches and returns the value of type `T`.
     pub fn remove<T: 'static>(&mut self) -> Option<T> {
-        let values = self.values.as_mut()?;
-        let at = values.iter().position(|(id, _)| *id == TypeId::of::<T>())?;
-        values.swap_remove(at).1.downcast().ok().map(|value| *value)
+        let at = self
+            .values
+            .iter()
+            .position(|(id, _)| *id == TypeId::of::<T>())?;
+        self.values
+            .swap_remove(at)
+            .1
+            .downcast()
+            .ok()
+            .map(|value| *value)
     }
 }
 
