@@ -373,9 +373,8 @@ impl Extensions {
 
 impl std::fmt::Debug for Extensions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self.values.as_ref().map_or(0, |v| v.len());
         f.debug_struct("Extensions")
-            .field("values", &count)
+            .field("values", &self.values.len())
             .finish()
     }
 }
