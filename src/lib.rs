@@ -45,6 +45,7 @@
 //! Configuration (address, workers, every limit and timeout) is described in [`config`];
 //! WebSockets and the cross-core hub in [`ws`].
 
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod db;
@@ -55,6 +56,7 @@ pub mod middleware;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod signed;
 pub mod template;
 pub mod upgrade;
 pub mod ws;

@@ -11,16 +11,20 @@ use http::Method;
 use serde::de::DeserializeOwned;
 use smallvec::SmallVec;
 
+use crate::auth::{LoadedUser, LoginSettings};
 use crate::body::RequestBody;
 use crate::error::Error;
 use crate::http::{Head, Version};
 use crate::router::RouteTable;
+use crate::signed::{SigningKeys, DEFAULT_MAX_AGE};
 
-/// What every request on a core shares: the route table (for reverse URLs) and the proxies
-/// whose forwarding headers are believed.
+/// What every request on a core shares: the route table (for reverse URLs), the proxies
+/// whose forwarding headers are believed, and the application's keys and login settings.
 pub(crate) struct RequestContext {
     pub(crate) routes: Rc<RouteTable>,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) signing_keys: Option<SigningKeys>,
+    pub(crate) login: LoginSettings,
 }
 
 /// Named path parameters, as byte ranges of the request path.
@@ -194,6 +198,76 @@ impl Request {
             .collect()
     }
 
+    /// Signed cookie `name` ([`signed`](crate::signed)) if it is intact, signed by one of the
+    /// application's keys and at most 31 days old; `None` otherwise, tampered or not.
+    pub fn signed_cookie(&self, name: &str) -> Option<String> {
+        self.signed_cookie_within(name, DEFAULT_MAX_AGE)
+    }
+
+    /// Signed cookie `name` if it was signed no longer than `max_age` ago.
+    pub fn signed_cookie_within(&self, name: &str, max_age: std::time::Duration) -> Option<String> {
+        let keys = self.inner.context.signing_keys.as_ref()?;
+        let signed = self.cookie(name)?;
+        keys.verify(name, &signed, max_age)
+    }
+
+    /// A cookie carrying `value` signed with the application's current key, for
+    /// [`Response::set_cookie`](crate::Response::set_cookie): `Path=/`, `HttpOnly`,
+    /// `SameSite=Lax`, `Secure` when this request came over TLS through a trusted proxy, and
+    /// a 31-day `Max-Age` matching what [`signed_cookie`](Self::signed_cookie) accepts. Change
+    /// any of these on the returned cookie. An application without
+    /// [`App::signing_keys`](crate::App::signing_keys) gets a 500 error.
+    pub fn sign_cookie(&self, name: &str, value: &str) -> Result<cookie::Cookie<'static>, Error> {
+        let keys = self.inner.context.signing_keys.as_ref().ok_or_else(|| {
+            Error::internal("sign_cookie needs App::signing_keys to be configured")
+        })?;
+        let max_age = cookie::time::Duration::seconds(DEFAULT_MAX_AGE.as_secs() as i64);
+        Ok(
+            cookie::Cookie::build((name.to_owned(), keys.sign(name, value)))
+                .path("/")
+                .http_only(true)
+                .same_site(cookie::SameSite::Lax)
+                .secure(self.is_secure())
+                .max_age(max_age)
+                .build(),
+        )
+    }
+
+    /// Whether the client reached the server over TLS: true when a trusted proxy says so with
+    /// `X-Forwarded-Proto: https`. (squall itself speaks plain HTTP.)
+    pub fn is_secure(&self) -> bool {
+        self.came_through_trusted_proxy()
+            && self
+                .header("x-forwarded-proto")
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+    }
+
+    /// The request's user, found by the application's
+    /// [`App::current_user`](crate::App::current_user) loader (run at most once per request).
+    /// `None` without a user, without a loader, or when the loader produces another type
+    /// than `U`.
+    pub async fn current_user<U: 'static>(&mut self) -> Option<Rc<U>> {
+        self.load_user().await.and_then(|user| user.downcast().ok())
+    }
+
+    pub(crate) async fn has_current_user(&mut self) -> bool {
+        self.load_user().await.is_some()
+    }
+
+    async fn load_user(&mut self) -> Option<Rc<dyn std::any::Any>> {
+        if let Some(LoadedUser(user)) = self.inner.extensions.get::<LoadedUser>() {
+            return user.clone();
+        }
+        let loader = self.inner.context.login.loader.clone()?;
+        let user = loader(self).await;
+        self.inner.extensions.insert(LoadedUser(user.clone()));
+        user
+    }
+
+    pub(crate) fn login_url(&self) -> Option<&str> {
+        self.inner.context.login.login_url.as_deref()
+    }
+
     /// The address of the socket's peer.
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer
@@ -203,14 +277,7 @@ impl Request {
     /// case `X-Real-IP` or the nearest untrusted address in `X-Forwarded-For`.
     pub fn client_ip(&self) -> IpAddr {
         let peer = self.inner.peer.ip();
-        let trusted = |ip: &IpAddr| {
-            self.inner
-                .context
-                .trusted_proxies
-                .iter()
-                .any(|n| n.contains(ip))
-        };
-        if !trusted(&peer) {
+        if !self.came_through_trusted_proxy() {
             return peer;
         }
         if let Some(ip) = self
@@ -232,10 +299,22 @@ impl Request {
         forwarded
             .iter()
             .rev()
-            .find(|ip| !trusted(ip))
+            .find(|ip| !self.is_trusted_proxy(ip))
             .or(forwarded.first())
             .copied()
             .unwrap_or(peer)
+    }
+
+    fn came_through_trusted_proxy(&self) -> bool {
+        self.is_trusted_proxy(&self.inner.peer.ip())
+    }
+
+    fn is_trusted_proxy(&self, ip: &IpAddr) -> bool {
+        self.inner
+            .context
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(ip))
     }
 
     /// Builds the URL of the route named `name`, filling its parameters.

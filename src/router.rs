@@ -13,12 +13,14 @@ use http::header::{HeaderValue, ALLOW};
 use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
+use crate::auth::LoginSettings;
 use crate::body::LocalFuture;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::middleware::{Middleware, Next, Stack};
 use crate::request::{PathParams, Request, RequestContext};
 use crate::response::{IntoResponse, Response};
+use crate::signed::SigningKeys;
 
 type ErrorPage = Box<dyn Fn(&Error) -> Response>;
 
@@ -29,6 +31,8 @@ pub struct App {
     fallback: Option<Rc<dyn Handler>>,
     error_page: Option<ErrorPage>,
     middleware: Vec<Rc<dyn Middleware>>,
+    signing_keys: Option<SigningKeys>,
+    login: LoginSettings,
     /// The first registration mistake; reported when the server starts.
     mistake: Option<String>,
     last_route: Option<usize>,
@@ -52,6 +56,8 @@ impl App {
             fallback: None,
             error_page: None,
             middleware: Vec::new(),
+            signing_keys: None,
+            login: LoginSettings::default(),
             mistake: None,
             last_route: None,
         }
@@ -91,6 +97,32 @@ impl App {
     /// Routes `DELETE` requests.
     pub fn delete(self, pattern: &str, handler: impl Handler) -> App {
         self.route(Method::DELETE, pattern, handler)
+    }
+
+    /// The keys signed cookies are signed and verified with ([`signed`](crate::signed)).
+    pub fn signing_keys(mut self, keys: SigningKeys) -> App {
+        self.signing_keys = Some(keys);
+        self
+    }
+
+    /// How to find the user of a request, for [`Request::current_user`] and the
+    /// [`authenticated`](crate::auth::authenticated) guard. The loader reads what it needs from
+    /// the request (a signed cookie, a header) and returns a future that may look the user
+    /// up elsewhere; it runs at most once per request.
+    pub fn current_user<F, Fut, U>(mut self, loader: F) -> App
+    where
+        F: Fn(&Request) -> Fut + 'static,
+        Fut: std::future::Future<Output = Option<U>> + 'static,
+        U: 'static,
+    {
+        self.login.loader = Some(crate::auth::erase_loader(loader));
+        self
+    }
+
+    /// Where [`authenticated`](crate::auth::authenticated) sends visitors who must log in.
+    pub fn login_url(mut self, url: &str) -> App {
+        self.login.login_url = Some(url.to_owned());
+        self
     }
 
     /// Names the pattern of the route added last, for [`Request::url_for`].
@@ -144,6 +176,8 @@ impl App {
             context: Rc::new(RequestContext {
                 routes: Rc::clone(&table),
                 trusted_proxies,
+                signing_keys: self.signing_keys,
+                login: self.login,
             }),
             table,
             fallback: self.fallback,

@@ -1,0 +1,144 @@
+//! Login: who the current user is, and a guard for handlers that need one.
+//!
+//! The application says how to find the user of a request with [`App::current_user`]
+//! (typically from a signed cookie, perhaps looked up in a database), and where to send
+//! visitors who must log in with [`App::login_url`]. Handlers wrapped in [`authenticated`]
+//! run only for a request with a user:
+//!
+//! ```
+//! use squall::{auth::authenticated, App, Request, Response};
+//!
+//! async fn home(mut req: Request) -> String {
+//!     let user = req.current_user::<String>().await.expect("the guard checked");
+//!     format!("hello, {user}")
+//! }
+//!
+//! async fn login(req: Request) -> Result<Response, squall::Error> {
+//!     // …check a password…
+//!     let cookie = req.sign_cookie("user", "ada")?;
+//!     let next = squall::auth::safe_next(req.query_args().raw("next"));
+//!     Ok(Response::redirect_with(squall::StatusCode::SEE_OTHER, next).set_cookie(cookie))
+//! }
+//!
+//! # fn keys() -> squall::signed::SigningKeys {
+//! #     squall::signed::SigningKeys::new(1, [7u8; 32]).expect("32 bytes")
+//! # }
+//! let app = App::new()
+//!     .signing_keys(keys())
+//!     .login_url("/login")
+//!     .current_user(|req: &Request| std::future::ready(req.signed_cookie("user")))
+//!     .get("/", authenticated(home))
+//!     .post("/login", login);
+//! ```
+//!
+//! Without a user, the guard redirects `GET` and `HEAD` to the login URL with the requested
+//! path and query in `?next=`, and answers other methods `403` — a form posted after the
+//! session expired must not be replayed by a redirect. With no login URL configured every
+//! method gets `401`.
+
+use std::any::Any;
+use std::future::Future;
+use std::rc::Rc;
+
+use http::Method;
+
+use crate::body::LocalFuture;
+use crate::error::Error;
+use crate::handler::Handler;
+use crate::request::Request;
+use crate::response::{IntoResponse, Response};
+
+/// Finds the user of a request; type-erased so an [`App`](crate::App) stays one type.
+pub(crate) type UserLoader = Rc<dyn Fn(&Request) -> LocalFuture<'static, Option<Rc<dyn Any>>>>;
+
+/// The application's login settings, shared by every request on a core.
+#[derive(Clone, Default)]
+pub(crate) struct LoginSettings {
+    pub(crate) loader: Option<UserLoader>,
+    pub(crate) login_url: Option<String>,
+}
+
+/// Wraps a loader that returns `Option<U>` into the type-erased form.
+pub(crate) fn erase_loader<F, Fut, U>(loader: F) -> UserLoader
+where
+    F: Fn(&Request) -> Fut + 'static,
+    Fut: Future<Output = Option<U>> + 'static,
+    U: 'static,
+{
+    Rc::new(move |req: &Request| {
+        let user = loader(req);
+        Box::pin(async move { user.await.map(|u| Rc::new(u) as Rc<dyn Any>) })
+    })
+}
+
+/// The current user of a request once loaded, kept in the request's extensions so the
+/// loader runs at most once per request.
+pub(crate) struct LoadedUser(pub(crate) Option<Rc<dyn Any>>);
+
+/// Runs `handler` only for requests with a current user; see the [module docs](self).
+pub fn authenticated(handler: impl Handler) -> impl Handler {
+    let handler = Rc::new(handler);
+    move |mut req: Request| {
+        let handler = Rc::clone(&handler);
+        async move {
+            if req.has_current_user().await {
+                return handler.call(req).await;
+            }
+            refuse(&req)
+        }
+    }
+}
+
+fn refuse(req: &Request) -> Response {
+    let Some(login_url) = req.login_url() else {
+        return Error::unauthorized("login required").into_response();
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Error::forbidden("login required").into_response();
+    }
+    let mut next = req.path().to_owned();
+    if let Some(query) = req.query() {
+        next.push('?');
+        next.push_str(query);
+    }
+    let separator = if login_url.contains('?') { '&' } else { '?' };
+    let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    Response::redirect(&format!("{login_url}{separator}next={next}"))
+}
+
+/// Where to send a user after logging in: `next` when it is a path on this site, else `/`.
+/// Anything else — `//evil.example`, `/\evil.example`, `https://…` — would make the login
+/// page an open redirect.
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.starts_with("/\\")
+                && !next.bytes().any(|b| b.is_ascii_control()) =>
+        {
+            next
+        }
+        _ => "/",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/posts?page=2")), "/posts?page=2");
+        for hostile in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+            "/a\r\nSet-Cookie: x",
+        ] {
+            assert_eq!(safe_next(Some(hostile)), "/", "{hostile:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}
