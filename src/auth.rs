@@ -16,7 +16,8 @@
 //! async fn login(req: Request) -> Result<Response, squall::Error> {
 //!     // …check a password…
 //!     let cookie = req.sign_cookie("user", "ada")?;
-//!     let next = squall::auth::safe_next(req.query_args().raw("next"));
+//!     let args = req.query_args();
+//!     let next = squall::auth::safe_next(args.raw("next"));
 //!     Ok(Response::redirect_with(squall::StatusCode::SEE_OTHER, next).set_cookie(cookie))
 //! }
 //!

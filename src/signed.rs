@@ -190,7 +190,7 @@ mod tests {
     use super::*;
 
     const OLD: &str = "an old secret of at least thirty-two bytes";
-    const NEW: &str = "the new secret, also thirty-two bytes or more";
+    const NEW: &str = "the new secret and also thirty-two bytes or more";
     const DAY: Duration = Duration::from_secs(86_400);
 
     #[test]
