@@ -60,6 +60,7 @@ pub mod signed;
 pub mod template;
 pub mod upgrade;
 pub mod ws;
+pub mod xsrf;
 
 mod deadline;
 mod server;

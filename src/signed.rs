@@ -66,7 +66,8 @@ impl SigningKeys {
     }
 
     /// Reads keys from environment variable `var`: `version:secret` pairs separated by commas,
-    /// the first pair signing (`SQUALL_COOKIE_SECRET="2:new-secret,1:old-secret"`). A missing
+    /// the first pair signing (`SQUALL_COOKIE_SECRET="2:new-secret,1:old-secret"`), so a
+    /// secret cannot itself contain a comma. A missing
     /// variable or a malformed pair is a configuration error naming the variable.
     pub fn from_env(var: &str) -> Result<SigningKeys, Error> {
         let value = std::env::var(var).map_err(|_| {
