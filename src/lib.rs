@@ -63,6 +63,7 @@ pub mod ws;
 pub mod xsrf;
 
 mod deadline;
+mod debug;
 mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};

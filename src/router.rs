@@ -15,6 +15,7 @@ use smallvec::SmallVec;
 
 use crate::auth::LoginSettings;
 use crate::body::LocalFuture;
+use crate::debug::RequestSummary;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::middleware::{Middleware, Next, Stack};
@@ -33,6 +34,7 @@ pub struct App {
     middleware: Vec<Rc<dyn Middleware>>,
     signing_keys: Option<SigningKeys>,
     login: LoginSettings,
+    debug: bool,
     /// The first registration mistake; reported when the server starts.
     mistake: Option<String>,
     last_route: Option<usize>,
@@ -58,6 +60,7 @@ impl App {
             middleware: Vec::new(),
             signing_keys: None,
             login: LoginSettings::default(),
+            debug: false,
             mistake: None,
             last_route: None,
         }
@@ -125,6 +128,14 @@ impl App {
         self
     }
 
+    /// Debug mode: a server error answers with a page showing the error, its causes and the
+    /// request (line and headers) instead of the bare status. Off by default; never turn it
+    /// on in production, where error details help an attacker.
+    pub fn debug(mut self, on: bool) -> App {
+        self.debug = on;
+        self
+    }
+
     /// Names the pattern of the route added last, for [`Request::url_for`].
     pub fn name(mut self, name: &str) -> App {
         match self.last_route {
@@ -183,6 +194,7 @@ impl App {
             fallback: self.fallback,
             error_page: self.error_page,
             middleware: (!self.middleware.is_empty()).then(|| self.middleware.into()),
+            debug: self.debug,
         })
     }
 }
@@ -342,6 +354,7 @@ pub(crate) struct Service {
     error_page: Option<ErrorPage>,
     /// `None` when the application has no middleware, so it pays nothing for the chain.
     middleware: Option<Stack>,
+    debug: bool,
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
@@ -440,6 +453,7 @@ impl Service {
         let ready = |response: Response| -> LocalFuture<'static, Response> {
             Box::pin(std::future::ready(response))
         };
+        let summary = self.debug.then(|| RequestSummary::of(&req));
         /// Who answers: a handler of the application's, or the router itself.
         enum Target<'a> {
             Handler(&'a Rc<dyn Handler>),
@@ -469,7 +483,17 @@ impl Service {
                     Next::start(Rc::clone(stack), Rc::new(answer)).run(req)
                 }
             }));
-        start.unwrap_or_else(|panic| ready(panic_response(panic)))
+        let pending = start.unwrap_or_else(|panic| ready(panic_response(panic)));
+        match summary {
+            None => pending,
+            Some(summary) => Box::pin(async move {
+                let response = AssertUnwindSafe(pending)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(panic_response);
+                crate::debug::explain(response, &summary)
+            }),
+        }
     }
 
     /// Runs a started handler to its response; a panic becomes 500.
@@ -490,6 +514,8 @@ impl Service {
             tracing::error!(target: "squall::handler", status = error.status().as_u16(), "{error}");
         }
         match &self.error_page {
+            // Debug mode's page for a server error (already in the response) wins.
+            Some(_) if self.debug && error.status().is_server_error() => response,
             Some(page) => {
                 let mut page = page(&error);
                 if let Some(allow) = response.headers().get(ALLOW) {
