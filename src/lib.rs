@@ -58,6 +58,7 @@ pub mod response;
 pub mod router;
 pub mod signed;
 pub mod template;
+pub mod testing;
 pub mod upgrade;
 pub mod ws;
 pub mod xsrf;
