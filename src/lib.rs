@@ -48,6 +48,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod cores;
 pub mod db;
 pub mod error;
 pub mod handler;
@@ -57,6 +58,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 pub mod signed;
+pub mod tasks;
 pub mod template;
 pub mod testing;
 pub mod upgrade;

@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
 use self::core::{accept_loop, Core};
 use crate::config::Config;
@@ -28,6 +28,10 @@ use crate::router::App;
 /// io_uring memory per executor. squall does no DMA file I/O on the request path, so glommio's
 /// 10 MiB default would only cost locked memory.
 const IO_MEMORY: usize = 512 * 1024;
+
+/// Helper threads per core for `tasks::run_blocking`; glommio starts them when the core
+/// starts. Two let one long call (a password hash) not queue the next behind it.
+const BLOCKING_THREADS_PER_CORE: usize = 2;
 
 /// A configured server, ready to start.
 #[derive(Clone, Debug)]
@@ -94,7 +98,7 @@ impl Server {
             .and_then(|a| a.as_socket())
             .ok_or_else(|| Error::startup("no listener was bound"))?;
         let stop = Arc::new(EventFd::new()?);
-        let hub_mesh = crate::ws::mesh(cpus.len());
+        let core_mesh = crate::cores::mesh(cpus.len());
         let app = Arc::new(app);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
 
@@ -106,7 +110,7 @@ impl Server {
                 cpu,
                 config: self.config.clone(),
                 socket,
-                hub_mesh: hub_mesh.clone(),
+                core_mesh: core_mesh.clone(),
                 stop: Arc::clone(&stop),
                 ready: ready_tx.clone(),
             };
@@ -203,12 +207,12 @@ struct Worker {
     cpu: usize,
     config: Config,
     socket: socket2::Socket,
-    hub_mesh: crate::ws::HubMesh,
+    core_mesh: crate::cores::Mesh,
     stop: Arc<EventFd>,
     ready: mpsc::Sender<Result<(), Error>>,
 }
 
-/// One core: build the application, join the other cores' hub, then accept and serve until
+/// One core: build the application, join the other cores' mesh, then accept and serve until
 /// shutdown.
 fn run_worker<F>(worker: Worker, app: Arc<F>) -> Result<(), Error>
 where
@@ -219,13 +223,16 @@ where
         cpu,
         config,
         socket,
-        hub_mesh,
+        core_mesh,
         stop,
         ready,
     } = worker;
     let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("squall-{index}"))
         .io_memory(IO_MEMORY)
+        // `tasks::run_blocking` work goes to these threads; unpinned, so the OS can run it
+        // beside the core rather than on it.
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_CORE))
         .make()
         .map_err(|e| Error::startup(format!("cannot start the executor on cpu {cpu}: {e}")));
     let executor = match executor {
@@ -252,7 +259,7 @@ where
         // Every core must join before any can publish; a core that failed to start makes
         // `spawn` signal the stop, which ends the wait here.
         let joined = futures_lite::future::or(
-            async { Some(crate::ws::join_cores(hub_mesh).await) },
+            async { Some(crate::cores::join(core_mesh).await) },
             async {
                 let _ = stop_watch.readable().await;
                 None

@@ -21,25 +21,23 @@ const BINARY: u8 = b'b';
 pub(crate) struct Bridge {
     client: redis::Client,
     prefix: Box<str>,
-    hub: Hub,
 }
 
 impl Bridge {
     /// Starts this core's listener and returns the publishing side.
     pub(crate) fn start(config: redis::Config, prefix: &str, hub: Hub) -> Rc<Bridge> {
         let pattern = format!("{}*", escape_glob(prefix));
-        glommio::spawn_local(listen(config.clone(), pattern, prefix.len(), hub.clone())).detach();
+        glommio::spawn_local(listen(config.clone(), pattern, prefix.len(), hub)).detach();
         Rc::new(Bridge {
             client: redis::Client::new(config),
             prefix: prefix.into(),
-            hub,
         })
     }
 
     pub(crate) async fn publish(&self, topic: &str, message: &Message) -> Result<(), Error> {
         let channel = [self.prefix.as_bytes(), topic.as_bytes()].concat();
         self.client
-            .publish(channel, encode(self.hub.origin(), message))
+            .publish(channel, encode(crate::cores::server_id(), message))
             .await?;
         Ok(())
     }
@@ -64,7 +62,7 @@ async fn listen(config: redis::Config, pattern: String, prefix_len: usize, hub: 
                     continue;
                 };
                 match decode(published.payload) {
-                    Some((from, message)) if from != hub.origin() => {
+                    Some((from, message)) if from != crate::cores::server_id() => {
                         hub.publish_local(topic, message);
                     }
                     Some(_) => {} // Our own: the mesh has delivered it already.

@@ -4,93 +4,31 @@
 //! Each core keeps its own subscriber table: a subscription is a [`WsSender`] in a slab under
 //! its topic, and delivering a message is a `try_send` into each subscriber's bounded queue,
 //! so a slow subscriber is closed by its own queue's policy and never holds up the others.
-//! A publish delivers on its own core, then hands one envelope per other core to glommio's
-//! channel mesh (lock-free single-producer rings between each pair of cores), where a task
-//! on each receiving core delivers it to that core's subscribers.
+//! A publish delivers on its own core, then sends one job per other core through
+//! [`cores`](crate::cores), which delivers to that core's subscribers there.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
-use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use slab::Slab;
 
 use super::bridge::Bridge;
 use super::{Message, WsSender};
+use crate::cores;
 use crate::db::redis;
 use crate::Error;
-
-/// Envelopes waiting per pair of cores before a publisher waits for room.
-const MESH_CAPACITY: usize = 1024;
-
-/// A message on its way to the subscribers of another core.
-pub(crate) struct Envelope {
-    topic: Box<str>,
-    message: Message,
-}
-
-/// What the server builds once and every core joins at startup: the mesh, and the id that
-/// tags this server's messages on a Redis bridge.
-#[derive(Clone)]
-pub(crate) struct HubMesh {
-    builder: MeshBuilder<Envelope, Full>,
-    origin: u64,
-}
-
-/// The mesh for a server of `cores` workers.
-pub(crate) fn mesh(cores: usize) -> HubMesh {
-    HubMesh {
-        builder: MeshBuilder::full(cores, MESH_CAPACITY),
-        origin: new_origin(),
-    }
-}
-
-/// An id no other server is likely to draw: `RandomState` is seeded by the OS.
-fn new_origin() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.finish()
-}
 
 #[derive(Default)]
 struct State {
     topics: RefCell<HashMap<Box<str>, Slab<WsSender>>>,
-    peers: RefCell<Option<Rc<Senders<Envelope>>>>,
-    cores: Cell<usize>,
-    origin: Cell<u64>,
     bridge: RefCell<Option<Rc<Bridge>>>,
 }
 
 thread_local! {
     // One hub per executor thread, so per core.
     static HUB: Rc<State> = Rc::new(State::default());
-}
-
-/// Joins this core to the mesh and starts delivering what other cores publish. Called by
-/// the server on each core before it reports ready; returns when every core has joined.
-pub(crate) async fn join_cores(mesh: HubMesh) -> Result<(), Error> {
-    let HubMesh { builder, origin } = mesh;
-    let cores = builder.nr_peers();
-    let (senders, mut receivers) = builder
-        .join()
-        .await
-        .map_err(|_| Error::startup("the cores could not join the websocket hub's mesh"))?;
-    let hub = Hub::current();
-    hub.state.cores.set(cores);
-    hub.state.origin.set(origin);
-    *hub.state.peers.borrow_mut() = Some(Rc::new(senders));
-    for (_, from) in receivers.streams() {
-        let hub = hub.clone();
-        glommio::spawn_local(async move {
-            while let Some(envelope) = from.recv().await {
-                hub.publish_local(&envelope.topic, envelope.message);
-            }
-        })
-        .detach();
-    }
-    Ok(())
 }
 
 /// This core's hub. Cheap to clone; every clone on a core is the same hub.
@@ -115,7 +53,6 @@ impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("topics", &self.state.topics.borrow().len())
-            .field("cores", &self.state.cores.get())
             .field("bridged", &self.state.bridge.borrow().is_some())
             .finish()
     }
@@ -162,17 +99,15 @@ impl Hub {
         let message = message.into();
         // This core first: nothing below (a full mesh channel, a Redis round trip) delays it.
         self.publish_local(topic, message.clone());
-        let peers = self.state.peers.borrow().clone();
-        if let Some(peers) = peers {
-            let me = peers.peer_id();
-            for core in (0..peers.nr_consumers()).filter(|&core| core != me) {
-                let envelope = Envelope {
-                    topic: topic.into(),
-                    message: message.clone(),
-                };
-                // Fails only while the cores shut down; nobody is left to deliver to.
-                let _ = peers.send_to(core, envelope).await;
-            }
+        let me = cores::current();
+        for core in (0..cores::count()).filter(|&core| core != me) {
+            let topic: Box<str> = topic.into();
+            let message = message.clone();
+            let deliver = move || {
+                Hub::current().publish_local(&topic, message);
+            };
+            // Fails only while the cores shut down; nobody is left to deliver to.
+            let _ = cores::send(core, Box::new(deliver)).await;
         }
         let bridge = self.state.bridge.borrow().clone();
         match bridge {
@@ -197,12 +132,7 @@ impl Hub {
 
     /// Number of cores a publish reaches (1 until the server has joined them).
     pub fn cores(&self) -> usize {
-        self.state.cores.get().max(1)
-    }
-
-    /// The server's tag on what this hub publishes through a bridge.
-    pub(crate) fn origin(&self) -> u64 {
-        self.state.origin.get()
+        cores::count()
     }
 
     /// Bridges this core's hub to other machines through Redis pub/sub: publishes also go

@@ -56,7 +56,6 @@ pub use async_tungstenite::tungstenite::Utf8Bytes;
 
 pub use self::config::WsConfig;
 pub use self::handshake::{Rejection, Upgrade};
-pub(crate) use self::hub::{join_cores, mesh, HubMesh};
 pub use self::hub::{Hub, Subscription};
 pub(crate) use self::session::close_all_for_shutdown;
 pub use self::session::{Closed, WebSocket, WsSender};
