@@ -55,6 +55,7 @@ pub mod middleware;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod rpc;
 pub mod template;
 pub mod upgrade;
 pub mod ws;
