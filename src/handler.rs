@@ -14,6 +14,14 @@ use crate::response::{IntoResponse, Response};
 pub trait Handler: 'static {
     /// Starts answering `req`.
     fn call(&self, req: Request) -> LocalFuture<'static, Response>;
+
+    /// A mistake made while building this handler (a JSON-RPC method registered twice, say).
+    /// [`App`](crate::App) reports it with its own registration mistakes when the server
+    /// starts, so a handler that is configured by a builder need not panic or defer the error
+    /// to its first request.
+    fn registration_error(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<F, Fut, R> Handler for F

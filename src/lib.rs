@@ -57,6 +57,7 @@ pub mod middleware;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod rpc;
 pub mod signed;
 pub mod tasks;
 pub mod template;

@@ -68,6 +68,10 @@ impl App {
 
     /// Routes `method` requests for `pattern` to `handler`.
     pub fn route(mut self, method: Method, pattern: &str, handler: impl Handler) -> App {
+        if let Some(why) = handler.registration_error() {
+            self.mistake
+                .get_or_insert(format!("{method} {pattern}: {why}"));
+        }
         match self.table.insert(method, pattern, Rc::new(handler)) {
             Ok(index) => self.last_route = Some(index),
             Err(why) => {
@@ -155,6 +159,9 @@ impl App {
 
     /// Answers requests that match no route (instead of 404).
     pub fn fallback(mut self, handler: impl Handler) -> App {
+        if let Some(why) = handler.registration_error() {
+            self.mistake.get_or_insert(format!("fallback: {why}"));
+        }
         self.fallback = Some(Rc::new(handler));
         self
     }
