@@ -76,7 +76,7 @@ pub use crate::error::Error;
 pub use crate::handler::Handler;
 pub use crate::request::{Args, Extensions, Request};
 pub use crate::response::{Html, IntoResponse, Json, Response};
-pub use crate::router::App;
+pub use crate::router::{App, IntoApp};
 pub use crate::server::{RunningServer, Server};
 pub use crate::upgrade::Upgraded;
 

@@ -206,6 +206,26 @@ impl App {
     }
 }
 
+/// What an application factory returns: an [`App`], or `Result<App, Error>` when building it
+/// can fail (a pool that cannot be configured, a missing directory) — the error then stops
+/// the server at startup with its message.
+pub trait IntoApp {
+    /// The application, or why there is none.
+    fn into_app(self) -> Result<App, Error>;
+}
+
+impl IntoApp for App {
+    fn into_app(self) -> Result<App, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoApp for Result<App, Error> {
+    fn into_app(self) -> Result<App, Error> {
+        self
+    }
+}
+
 /// The routes of an application, frozen.
 pub(crate) struct RouteTable {
     matcher: matchit::Router<usize>,

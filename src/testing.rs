@@ -44,7 +44,7 @@ use crate::config::{Config, Limits};
 use crate::error::Error;
 use crate::http::decode_head;
 use crate::request::Request;
-use crate::router::{App, Service};
+use crate::router::{App, IntoApp, Service};
 use crate::server::{RunningServer, Server};
 
 /// Runs `test` on a fresh single-core executor, the environment handlers normally run in.
@@ -58,9 +58,10 @@ pub fn run<T>(test: impl Future<Output = T>) -> Result<T, Error> {
 /// Starts `app` on a real server at an ephemeral loopback port with one worker; the server
 /// stops when the returned handle is dropped. Use
 /// [`RunningServer::local_addr`] to connect.
-pub fn serve<F>(app: F) -> Result<RunningServer, Error>
+pub fn serve<F, A>(app: F) -> Result<RunningServer, Error>
 where
-    F: Fn() -> App + Send + Sync + 'static,
+    F: Fn() -> A + Send + Sync + 'static,
+    A: IntoApp,
 {
     let config = Config::default()
         .addr(SocketAddr::from(([127, 0, 0, 1], 0)))

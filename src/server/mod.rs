@@ -23,7 +23,7 @@ use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use self::core::{accept_loop, Core};
 use crate::config::Config;
 use crate::error::Error;
-use crate::router::App;
+use crate::router::IntoApp;
 
 /// io_uring memory per executor. squall does no DMA file I/O on the request path, so glommio's
 /// 10 MiB default would only cost locked memory.
@@ -57,9 +57,11 @@ impl Server {
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully. `app` runs once on each
     /// core to build that core's application.
-    pub fn serve<F>(self, app: F) -> Result<(), Error>
+    /// A factory that returns `Result<App, Error>` stops the server with its error.
+    pub fn serve<F, A>(self, app: F) -> Result<(), Error>
     where
-        F: Fn() -> App + Send + Sync + 'static,
+        F: Fn() -> A + Send + Sync + 'static,
+        A: IntoApp,
     {
         // Blocked before any worker exists, so every thread inherits the mask and the
         // signals wait for `sigtimedwait` below instead of killing the process.
@@ -83,9 +85,10 @@ impl Server {
 
     /// Starts the server in the background and returns a handle to stop it; signals are left
     /// alone. This is what tests and embedding applications use.
-    pub fn spawn<F>(self, app: F) -> Result<RunningServer, Error>
+    pub fn spawn<F, A>(self, app: F) -> Result<RunningServer, Error>
     where
-        F: Fn() -> App + Send + Sync + 'static,
+        F: Fn() -> A + Send + Sync + 'static,
+        A: IntoApp,
     {
         self.config.validate()?;
         check_io_uring()?;
@@ -214,9 +217,10 @@ struct Worker {
 
 /// One core: build the application, join the other cores' mesh, then accept and serve until
 /// shutdown.
-fn run_worker<F>(worker: Worker, app: Arc<F>) -> Result<(), Error>
+fn run_worker<F, A>(worker: Worker, app: Arc<F>) -> Result<(), Error>
 where
-    F: Fn() -> App + Send + Sync + 'static,
+    F: Fn() -> A + Send + Sync + 'static,
+    A: IntoApp,
 {
     let Worker {
         index,
@@ -245,6 +249,7 @@ where
     executor.run(async move {
         let built = std::panic::catch_unwind(AssertUnwindSafe(|| app()))
             .map_err(|_| Error::config("the application factory panicked"))
+            .and_then(IntoApp::into_app)
             .and_then(|app| app.into_service(config.trusted_proxies.clone()));
         let service = match built {
             Ok(service) => service,
