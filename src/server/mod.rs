@@ -487,7 +487,7 @@ mod tests {
                     .await
                     .expect("connect");
                 let server_side = listener.accept().await.expect("accept");
-                let service = App::new().into_service(Vec::new()).expect("service");
+                let service = crate::App::new().into_service(Vec::new()).expect("service");
                 let core = Rc::new(Core::new(Config::default(), service));
                 let future = conn::serve(core, server_side).expect("connected");
                 let size = std::mem::size_of_val(&future);
