@@ -51,6 +51,7 @@ pub mod db;
 pub mod error;
 pub mod handler;
 pub mod http;
+pub mod i18n;
 pub mod middleware;
 pub mod request;
 pub mod response;
