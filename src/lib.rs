@@ -53,6 +53,7 @@ pub mod handler;
 pub mod http;
 pub mod i18n;
 pub mod middleware;
+pub mod multipart;
 pub mod request;
 pub mod response;
 pub mod router;
