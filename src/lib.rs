@@ -46,9 +46,11 @@
 //! WebSockets and the cross-core hub in [`ws`].
 
 pub mod body;
+pub mod compress;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod handler;
 pub mod http;
 pub mod middleware;
@@ -63,8 +65,10 @@ mod deadline;
 mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};
+pub use crate::compress::Compression;
 pub use crate::config::{Config, Limits};
 pub use crate::error::Error;
+pub use crate::files::StaticFiles;
 pub use crate::handler::Handler;
 pub use crate::request::{Args, Extensions, Request};
 pub use crate::response::{Html, IntoResponse, Json, Response};
