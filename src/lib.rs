@@ -47,10 +47,12 @@
 
 pub mod auth;
 pub mod body;
+pub mod compress;
 pub mod config;
 pub mod cores;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod handler;
 pub mod http;
 pub mod i18n;
@@ -73,8 +75,10 @@ mod debug;
 mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};
+pub use crate::compress::Compression;
 pub use crate::config::{Config, Limits};
 pub use crate::error::Error;
+pub use crate::files::StaticFiles;
 pub use crate::handler::Handler;
 pub use crate::request::{Args, Extensions, Request};
 pub use crate::response::{Html, IntoResponse, Json, Response};

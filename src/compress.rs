@@ -1,0 +1,712 @@
+//! Response compression: gzip and brotli, negotiated from `Accept-Encoding`.
+//!
+//! [`Compression`] is a middleware:
+//!
+//! ```
+//! use squall::{compress::Compression, App, Request};
+//!
+//! let app = App::new()
+//!     .wrap(Compression::default())
+//!     .get("/", |_req: Request| async { squall::Html("<p>hello</p>".repeat(200)) });
+//! ```
+//!
+//! It compresses a response when all of these hold:
+//!
+//! - the client accepts brotli or gzip (q-values honoured: `q=0` excludes a coding, `*`
+//!   stands for the codings not named, `identity` may be preferred explicitly; equal
+//!   preferences pick brotli, then gzip, then no compression; no `Accept-Encoding` at all
+//!   means no compression);
+//! - the content type is one that compresses (text, JSON, JavaScript, XML, SVG, wasm,
+//!   uncompressed fonts — see [`is_compressible`]);
+//! - the body is at least [`Compression::min_size`] bytes, or of unknown length (a stream);
+//! - the status carries a whole body: never `206 Partial Content` (a range is of the
+//!   uncompressed bytes), `304`, `204` or `1xx`;
+//! - the handler has not encoded the body itself (`Content-Encoding` already set, as static
+//!   files do when they serve a precompressed `.br`/`.gz` sibling) and has not opted out
+//!   with `Cache-Control: no-transform` (see [`no_transform`]).
+//!
+//! `Vary: Accept-Encoding` is added to every response of a compressible type, compressed
+//! or not, so that a cache never hands the gzip bytes to a client that did not ask for them.
+//! A compressed response's strong `ETag` becomes weak (its bytes differ from the identity
+//! representation's) and its `Accept-Ranges` is dropped. `Content-Length` stays the
+//! server's business: a compressed in-memory body gets one, a compressed stream is sent
+//! chunked.
+//!
+//! Streamed bodies are compressed as they flow with bounded memory: each chunk is
+//! compressed and flushed on its own, so server-sent events and other long-lived streams
+//! reach the client chunk by chunk instead of waiting in the encoder. That costs a little
+//! ratio on many tiny chunks and is why the streaming brotli window is smaller (256 KiB).
+//! A `HEAD` request gets the headers a `GET` would get, without the work and without a
+//! `Content-Length` (which RFC 9110 allows for `HEAD`).
+//!
+//! The default levels, gzip 6 and brotli 4, are chosen for content compressed on every
+//! response; BENCHMARKS.md ("Compression cost per response") has the measurements behind
+//! them. Content that never changes compresses better once, ahead of time: write
+//! `site.css.br` and `site.css.gz` next to `site.css` and [`StaticFiles`] serves them.
+//!
+//! [`StaticFiles`]: crate::files::StaticFiles
+
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_lite::Stream;
+use http::header::{
+    HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_RANGE, ETAG, VARY,
+};
+use http::{Method, StatusCode};
+
+use crate::body::{Body, ChunkStream, LocalFuture};
+use crate::error::Error;
+use crate::http::encode::status_allows_body;
+use crate::middleware::{Middleware, Next};
+use crate::request::Request;
+use crate::response::Response;
+
+/// A content coding squall can produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Coding {
+    /// `br`
+    Brotli,
+    /// `gzip`
+    Gzip,
+    /// No coding.
+    Identity,
+}
+
+impl Coding {
+    /// The token used in `Accept-Encoding` and `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Brotli => "br",
+            Coding::Gzip => "gzip",
+            Coding::Identity => "identity",
+        }
+    }
+
+    /// Ranks codings the client likes equally: smaller output first.
+    fn rank(self) -> u8 {
+        match self {
+            Coding::Brotli => 2,
+            Coding::Gzip => 1,
+            Coding::Identity => 0,
+        }
+    }
+}
+
+/// What a request's `Accept-Encoding` allows, as q-values in thousandths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AcceptEncoding {
+    brotli: Option<u16>,
+    gzip: Option<u16>,
+    identity: Option<u16>,
+    any: Option<u16>,
+    present: bool,
+}
+
+/// An identity that is merely not excluded ranks below every coding the client named.
+const IMPLICIT_IDENTITY: u16 = 0;
+
+impl AcceptEncoding {
+    /// Parses the values of every `Accept-Encoding` line (none: the header is absent).
+    /// Unknown codings and elements with a malformed q-value are ignored.
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> AcceptEncoding {
+        let mut accept = AcceptEncoding::default();
+        for value in values {
+            accept.present = true;
+            let Ok(value) = std::str::from_utf8(value) else {
+                continue;
+            };
+            for element in value.split(',') {
+                let mut parts = element.split(';');
+                let coding = parts.next().unwrap_or("").trim();
+                let mut quality = Some(1000);
+                for parameter in parts {
+                    let Some((name, value)) = parameter.split_once('=') else {
+                        continue;
+                    };
+                    if name.trim().eq_ignore_ascii_case("q") {
+                        quality = parse_qvalue(value);
+                    }
+                }
+                let Some(quality) = quality else {
+                    continue;
+                };
+                let slot = if coding.eq_ignore_ascii_case("br") {
+                    &mut accept.brotli
+                } else if coding.eq_ignore_ascii_case("gzip")
+                    || coding.eq_ignore_ascii_case("x-gzip")
+                {
+                    &mut accept.gzip
+                } else if coding.eq_ignore_ascii_case("identity") {
+                    &mut accept.identity
+                } else if coding == "*" {
+                    &mut accept.any
+                } else {
+                    continue;
+                };
+                slot.get_or_insert(quality);
+            }
+        }
+        accept
+    }
+
+    /// The `Accept-Encoding` of `req`.
+    pub fn from_request(req: &Request) -> AcceptEncoding {
+        AcceptEncoding::parse(
+            req.headers()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("accept-encoding"))
+                .map(|(_, value)| value),
+        )
+    }
+
+    /// The client's preference for `coding` in thousandths; 0 means not acceptable, except
+    /// for identity, which is acceptable unless excluded (`identity;q=0`, or `*;q=0`
+    /// without naming identity) and then ranks below everything named.
+    fn quality(&self, coding: Coding) -> Option<u16> {
+        if !self.present {
+            return (coding == Coding::Identity).then_some(IMPLICIT_IDENTITY);
+        }
+        let named = match coding {
+            Coding::Brotli => self.brotli,
+            Coding::Gzip => self.gzip,
+            Coding::Identity => self.identity,
+        };
+        match (named.or(self.any), coding) {
+            (Some(0), _) => None,
+            (Some(q), _) => Some(q),
+            (None, Coding::Identity) => Some(IMPLICIT_IDENTITY),
+            (None, _) => None,
+        }
+    }
+
+    /// The coding among `offered` the client prefers, or `None` if it accepts none of them.
+    pub fn preferred(&self, offered: &[Coding]) -> Option<Coding> {
+        offered
+            .iter()
+            .filter_map(|&coding| Some((self.quality(coding)?, coding.rank(), coding)))
+            .max_by_key(|&(quality, rank, _)| (quality, rank))
+            .map(|(_, _, coding)| coding)
+    }
+}
+
+/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
+fn parse_qvalue(text: &str) -> Option<u16> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u16, |acc, digit| acc * 10 + u16::from(digit - b'0'));
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
+/// Whether content of this type gets smaller when compressed: text, JSON, JavaScript, XML,
+/// SVG, WebAssembly and the uncompressed font formats. Images, audio, video, archives and
+/// WOFF fonts are compressed already.
+pub fn is_compressible(content_type: &HeaderValue) -> bool {
+    let Ok(value) = content_type.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let is = |name: &str| essence.eq_ignore_ascii_case(name);
+    let suffix = |tail: &str| {
+        essence.len() > tail.len()
+            && essence.as_bytes()[essence.len() - tail.len()..]
+                .eq_ignore_ascii_case(tail.as_bytes())
+    };
+    (essence.len() > 5 && essence.as_bytes()[..5].eq_ignore_ascii_case(b"text/"))
+        || suffix("+json")
+        || suffix("+xml")
+        || [
+            "application/json",
+            "application/javascript",
+            "application/x-javascript",
+            "application/ecmascript",
+            "application/xml",
+            "application/wasm",
+            "application/x-ndjson",
+            "application/graphql",
+            "application/vnd.ms-fontobject",
+            "application/x-font-ttf",
+            "font/ttf",
+            "font/otf",
+            "image/x-icon",
+            "image/vnd.microsoft.icon",
+            "image/bmp",
+        ]
+        .iter()
+        .any(|name| is(name))
+}
+
+/// Marks `response` as not to be compressed (or otherwise transformed, by this middleware
+/// or by proxies): adds `no-transform` to its `Cache-Control`.
+pub fn no_transform(mut response: Response) -> Response {
+    let value = match response
+        .headers()
+        .get(CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(existing) if !existing.trim().is_empty() => {
+            HeaderValue::from_str(&format!("{existing}, no-transform"))
+                .unwrap_or(HeaderValue::from_static("no-transform"))
+        }
+        _ => HeaderValue::from_static("no-transform"),
+    };
+    response.insert_header(CACHE_CONTROL, value);
+    response
+}
+
+/// The compression middleware; see the [module documentation](self). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Compression {
+    settings: Rc<Settings>,
+}
+
+#[derive(Clone, Debug)]
+struct Settings {
+    gzip_level: u32,
+    brotli_quality: u32,
+    min_size: u64,
+    gzip: bool,
+    brotli: bool,
+}
+
+/// The brotli window for streams: memory held per compressed stream for its whole life.
+const STREAM_BROTLI_WINDOW_BITS: u32 = 18;
+
+impl Default for Compression {
+    fn default() -> Compression {
+        Compression {
+            settings: Rc::new(Settings {
+                gzip_level: 6,
+                brotli_quality: 4,
+                min_size: 1024,
+                gzip: true,
+                brotli: true,
+            }),
+        }
+    }
+}
+
+impl Compression {
+    /// gzip and brotli at their default levels, for bodies of 1 KiB and more.
+    pub fn new() -> Compression {
+        Compression::default()
+    }
+
+    fn settings_mut(&mut self) -> &mut Settings {
+        Rc::make_mut(&mut self.settings)
+    }
+
+    /// The gzip level, 1 (fastest) to 9 (smallest); default 6.
+    pub fn gzip_level(mut self, level: u32) -> Compression {
+        self.settings_mut().gzip_level = level.clamp(1, 9);
+        self
+    }
+
+    /// The brotli quality, 0 (fastest) to 11 (smallest); default 4.
+    pub fn brotli_quality(mut self, quality: u32) -> Compression {
+        self.settings_mut().brotli_quality = quality.min(11);
+        self
+    }
+
+    /// Bodies shorter than this many bytes are sent as they are (default 1024): below about
+    /// a packet, compression saves no round trip and costs CPU on both sides.
+    pub fn min_size(mut self, bytes: u64) -> Compression {
+        self.settings_mut().min_size = bytes;
+        self
+    }
+
+    /// Whether to offer gzip (default yes).
+    pub fn gzip(mut self, enabled: bool) -> Compression {
+        self.settings_mut().gzip = enabled;
+        self
+    }
+
+    /// Whether to offer brotli (default yes).
+    pub fn brotli(mut self, enabled: bool) -> Compression {
+        self.settings_mut().brotli = enabled;
+        self
+    }
+
+    /// Compresses `content` in one piece with `coding` at this middleware's level; identity
+    /// returns a copy. What the middleware does to an in-memory body, for callers that
+    /// want to compress ahead of time or measure the cost.
+    pub fn encode(&self, coding: Coding, content: &[u8]) -> io::Result<Vec<u8>> {
+        let settings = &self.settings;
+        match coding {
+            Coding::Identity => Ok(content.to_vec()),
+            Coding::Gzip => {
+                let out = Vec::with_capacity(content.len() / 4 + 64);
+                let level = flate2::Compression::new(settings.gzip_level);
+                let mut encoder = flate2::write::GzEncoder::new(out, level);
+                encoder.write_all(content)?;
+                encoder.finish()
+            }
+            Coding::Brotli => {
+                let params = brotli::enc::BrotliEncoderParams {
+                    quality: settings.brotli_quality as i32,
+                    lgwin: window_bits_for(content.len()) as i32,
+                    size_hint: content.len(),
+                    ..Default::default()
+                };
+                let out = Vec::with_capacity(content.len() / 4 + 64);
+                let mut encoder = brotli::CompressorWriter::with_params(out, 4096, &params);
+                encoder.write_all(content)?;
+                Ok(encoder.into_inner())
+            }
+        }
+    }
+
+    fn offered(&self) -> &'static [Coding] {
+        match (self.settings.brotli, self.settings.gzip) {
+            (true, true) => &[Coding::Brotli, Coding::Gzip, Coding::Identity],
+            (true, false) => &[Coding::Brotli, Coding::Identity],
+            (false, true) => &[Coding::Gzip, Coding::Identity],
+            (false, false) => &[Coding::Identity],
+        }
+    }
+
+    /// Compresses `response` for a client that sent `accept`, if it should be.
+    fn apply(&self, response: Response, accept: AcceptEncoding, is_head: bool) -> Response {
+        let mut response = response;
+        let status = response.status();
+        if status.is_informational() {
+            return response;
+        }
+        let headers = response.headers();
+        if headers.contains_key(CONTENT_ENCODING) || has_no_transform(&response) {
+            return response;
+        }
+        match response.content_type() {
+            Some(content_type) if !is_compressible(content_type) => return response,
+            // A 304 has no content type of its own; the 200 it stands for may have varied.
+            _ => add_vary(&mut response),
+        }
+        if status == StatusCode::PARTIAL_CONTENT
+            || !status_allows_body(status)
+            || response.content_type().is_none()
+            || response.headers().contains_key(CONTENT_RANGE)
+        {
+            return response;
+        }
+        match response.body().len() {
+            Some(len) if len < self.settings.min_size => return response,
+            _ => {}
+        }
+        let coding = match accept.preferred(self.offered()) {
+            Some(coding @ (Coding::Brotli | Coding::Gzip)) => coding,
+            _ => return response,
+        };
+        let body = match response.take_body() {
+            Body::Empty => return response,
+            Body::Full(content) if !is_head => match self.encode(coding, &content) {
+                Ok(encoded) if encoded.len() < content.len() => Body::Full(Bytes::from(encoded)),
+                Ok(_) => return response.with_body_of(Body::Full(content)),
+                Err(e) => {
+                    tracing::error!(target: "squall::compress", "compression failed: {e}");
+                    return response.with_body_of(Body::Full(content));
+                }
+            },
+            Body::Stream { chunks, .. } if !is_head => {
+                Body::stream(EncodingStream::new(chunks, coding, &self.settings))
+            }
+            // A HEAD response says how the body would be encoded but carries none, so
+            // there is nothing to compress and no length to promise.
+            _ => Body::stream(futures_lite::stream::empty()),
+        };
+        mark_encoded(&mut response, coding);
+        response.with_body_of(body)
+    }
+}
+
+impl Middleware for Compression {
+    fn call(&self, req: Request, next: Next) -> LocalFuture<'static, Response> {
+        let accept = AcceptEncoding::from_request(&req);
+        let is_head = req.method() == Method::HEAD;
+        let this = self.clone();
+        Box::pin(async move {
+            let response = next.run(req).await;
+            this.apply(response, accept, is_head)
+        })
+    }
+}
+
+/// The brotli window for `len` bytes of content: no larger than the content needs (the
+/// encoder allocates for the window), within brotli's 10..=22 bits.
+fn window_bits_for(len: usize) -> u32 {
+    let bits = usize::BITS - len.saturating_sub(1).leading_zeros();
+    bits.clamp(10, 22)
+}
+
+fn has_no_transform(response: &Response) -> bool {
+    response
+        .headers()
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|directive| directive.trim().eq_ignore_ascii_case("no-transform"))
+}
+
+/// Adds `Vary: Accept-Encoding` unless the response already varies on it (or on `*`).
+pub(crate) fn add_vary(response: &mut Response) {
+    let varies = response
+        .headers()
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|name| name == "*" || name.eq_ignore_ascii_case("accept-encoding"));
+    if !varies {
+        response.append_header(VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+}
+
+fn mark_encoded(response: &mut Response, coding: Coding) {
+    response.insert_header(CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
+    response.headers_mut().remove(ACCEPT_RANGES);
+    let weakened = response
+        .headers()
+        .get(ETAG)
+        .filter(|tag| tag.as_bytes().starts_with(b"\""))
+        .and_then(|tag| HeaderValue::from_bytes(&[b"W/", tag.as_bytes()].concat()).ok());
+    if let Some(weak) = weakened {
+        response.insert_header(ETAG, weak);
+    }
+}
+
+/// A compressor that hands out what it has produced after every chunk.
+enum StreamEncoder {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
+}
+
+impl StreamEncoder {
+    fn new(coding: Coding, settings: &Settings) -> Option<StreamEncoder> {
+        match coding {
+            Coding::Gzip => Some(StreamEncoder::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(settings.gzip_level),
+            ))),
+            Coding::Brotli => Some(StreamEncoder::Brotli(Box::new(
+                brotli::CompressorWriter::new(
+                    Vec::new(),
+                    4096,
+                    settings.brotli_quality,
+                    STREAM_BROTLI_WINDOW_BITS,
+                ),
+            ))),
+            Coding::Identity => None,
+        }
+    }
+
+    /// Compresses `chunk` and flushes, returning every byte produced so far.
+    fn push(&mut self, chunk: &[u8]) -> io::Result<Bytes> {
+        let out = match self {
+            StreamEncoder::Gzip(encoder) => {
+                encoder.write_all(chunk)?;
+                encoder.flush()?;
+                encoder.get_mut()
+            }
+            StreamEncoder::Brotli(encoder) => {
+                encoder.write_all(chunk)?;
+                encoder.flush()?;
+                encoder.get_mut()
+            }
+        };
+        Ok(Bytes::from(std::mem::take(out)))
+    }
+
+    /// Ends the compressed stream, returning its last bytes.
+    fn finish(self) -> io::Result<Bytes> {
+        match self {
+            StreamEncoder::Gzip(encoder) => encoder.finish().map(Bytes::from),
+            StreamEncoder::Brotli(encoder) => Ok(Bytes::from(encoder.into_inner())),
+        }
+    }
+}
+
+/// A body stream compressed chunk by chunk.
+struct EncodingStream {
+    chunks: ChunkStream,
+    encoder: Option<StreamEncoder>,
+}
+
+impl EncodingStream {
+    fn new(chunks: ChunkStream, coding: Coding, settings: &Settings) -> EncodingStream {
+        EncodingStream {
+            chunks,
+            encoder: StreamEncoder::new(coding, settings),
+        }
+    }
+}
+
+impl Stream for EncodingStream {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let failed = |e: io::Error| Error::internal("response compression failed").with_source(e);
+        loop {
+            let Some(encoder) = this.encoder.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let produced = match this.chunks.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
+                Poll::Ready(Some(Ok(chunk))) => encoder.push(&chunk),
+                Poll::Ready(Some(Err(e))) => {
+                    this.encoder = None;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => match this.encoder.take() {
+                    Some(encoder) => encoder.finish(),
+                    None => return Poll::Ready(None),
+                },
+            };
+            match produced {
+                Ok(bytes) if bytes.is_empty() => continue,
+                Ok(bytes) => return Poll::Ready(Some(Ok(bytes))),
+                Err(e) => {
+                    this.encoder = None;
+                    return Poll::Ready(Some(Err(failed(e))));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(header: &str) -> AcceptEncoding {
+        AcceptEncoding::parse([header.as_bytes()])
+    }
+
+    const ALL: &[Coding] = &[Coding::Brotli, Coding::Gzip, Coding::Identity];
+
+    #[test]
+    fn negotiation_follows_q_values() {
+        use Coding::*;
+        let cases: &[(&str, Option<Coding>)] = &[
+            ("gzip", Some(Gzip)),
+            ("br", Some(Brotli)),
+            ("gzip, deflate, br", Some(Brotli)),
+            ("gzip;q=1.0, br;q=0.8", Some(Gzip)),
+            ("br;q=0, gzip", Some(Gzip)),
+            ("br;q=0, gzip;q=0", Some(Identity)),
+            ("identity", Some(Identity)),
+            ("identity;q=1, gzip;q=0.5", Some(Identity)),
+            ("gzip;q=0.5", Some(Gzip)),
+            ("*", Some(Brotli)),
+            ("*;q=0.5, br;q=0.2", Some(Gzip)),
+            ("*;q=0", None),
+            ("*;q=0, identity", Some(Identity)),
+            ("gzip, *;q=0", Some(Gzip)),
+            ("identity;q=0", None),
+            ("", Some(Identity)),
+            ("x-gzip", Some(Gzip)),
+            ("GZIP;Q=0.5", Some(Gzip)),
+            ("gzip;q=2", Some(Identity)),
+            ("gzip;q=0.0001", Some(Identity)),
+            ("compress, deflate", Some(Identity)),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(accept(header).preferred(ALL), *expected, "{header:?}");
+        }
+        let absent = AcceptEncoding::parse(std::iter::empty());
+        assert_eq!(absent.preferred(ALL), Some(Identity));
+        assert_eq!(accept("br").preferred(&[Gzip, Identity]), Some(Identity));
+    }
+
+    #[test]
+    fn qvalues_parse_strictly() {
+        assert_eq!(parse_qvalue("1"), Some(1000));
+        assert_eq!(parse_qvalue("1.000"), Some(1000));
+        assert_eq!(parse_qvalue("0.5"), Some(500));
+        assert_eq!(parse_qvalue("0.05"), Some(50));
+        assert_eq!(parse_qvalue(" 0 "), Some(0));
+        assert_eq!(parse_qvalue("0."), Some(0));
+        assert_eq!(parse_qvalue("1.5"), None);
+        assert_eq!(parse_qvalue("0.1234"), None);
+        assert_eq!(parse_qvalue("-1"), None);
+        assert_eq!(parse_qvalue(""), None);
+    }
+
+    #[test]
+    fn compressible_types() {
+        let yes = [
+            "text/html; charset=utf-8",
+            "TEXT/CSS",
+            "application/json",
+            "application/problem+json",
+            "image/svg+xml",
+            "application/wasm",
+            "text/event-stream",
+        ];
+        let no = [
+            "image/png",
+            "application/octet-stream",
+            "font/woff2",
+            "video/mp4",
+            "text/",
+        ];
+        for t in yes {
+            assert!(is_compressible(&HeaderValue::from_static(t)), "{t}");
+        }
+        for t in no {
+            assert!(!is_compressible(&HeaderValue::from_static(t)), "{t}");
+        }
+    }
+
+    #[test]
+    fn window_fits_the_content() {
+        assert_eq!(window_bits_for(0), 10);
+        assert_eq!(window_bits_for(1000), 10);
+        assert_eq!(window_bits_for(16 * 1024), 14);
+        assert_eq!(window_bits_for(16 * 1024 + 1), 15);
+        assert_eq!(window_bits_for(100 << 20), 22);
+    }
+
+    #[test]
+    fn stream_encoder_output_decodes_to_the_input() {
+        use std::io::Read;
+        let settings = Compression::default().settings;
+        let pieces: [&[u8]; 3] = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"];
+        for coding in [Coding::Gzip, Coding::Brotli] {
+            let mut encoder = StreamEncoder::new(coding, &settings).expect("a real coding");
+            let mut wire = Vec::new();
+            for piece in pieces {
+                let out = encoder.push(piece).expect("in memory");
+                // Flushed per chunk: every chunk produces output right away.
+                assert!(!out.is_empty(), "{coding:?}");
+                wire.extend_from_slice(&out);
+            }
+            wire.extend_from_slice(&encoder.finish().expect("in memory"));
+            let mut decoded = Vec::new();
+            match coding {
+                Coding::Gzip => flate2::read::GzDecoder::new(&wire[..])
+                    .read_to_end(&mut decoded)
+                    .expect("valid gzip"),
+                _ => brotli::Decompressor::new(&wire[..], 4096)
+                    .read_to_end(&mut decoded)
+                    .expect("valid brotli"),
+            };
+            assert_eq!(decoded, pieces.concat(), "{coding:?}");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The filesystem side of static files: opening a file without leaving the root, what it is,
+//! and reading it in bounded pieces.
+//!
+//! Opening and reading go through glommio's io_uring file API, so a cold disk never stalls
+//! the core. Once a file is open its inode is in memory, and the two facts io_uring's
+//! `statx` wrapper does not hand out (the modification time, the resolved path) are read
+//! through `/proc/self/fd/N` with ordinary calls that cannot wait for a disk.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_lite::Stream;
+use glommio::io::{BufferedFile, OpenOptions};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+
+/// What identifies one version of a file: if any of it changes, cached copies are stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time, seconds and nanoseconds.
+    pub mtime: (i64, i64),
+    /// Device and inode, so a file replaced by another with the same size and time counts
+    /// as changed.
+    pub inode: (u64, u64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            inode: (meta.dev(), meta.ino()),
+        }
+    }
+
+    /// The strong entity tag: size and modification time, never the content, so it costs
+    /// nothing to compute. `suffix` tells precompressed siblings apart.
+    pub(crate) fn etag(&self, suffix: &str) -> String {
+        let nanos = i128::from(self.mtime.0) * 1_000_000_000 + i128::from(self.mtime.1);
+        format!("\"{:x}-{:x}{suffix}\"", self.len, nanos)
+    }
+}
+
+/// What an opened path turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A device, FIFO or socket: never served.
+    Other,
+}
+
+/// An open file under the root.
+pub(crate) struct Opened {
+    pub file: BufferedFile,
+    pub kind: Kind,
+    pub stamp: Stamp,
+    pub modified: SystemTime,
+}
+
+/// Why a path could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// It does not exist (404).
+    Missing,
+    /// It exists but may not be served: outside the root once links are resolved, or not
+    /// readable (403).
+    Forbidden,
+    /// Anything else (500).
+    Io(io::Error),
+}
+
+impl OpenError {
+    pub(crate) fn into_error(self, what: &str) -> Error {
+        match self {
+            OpenError::Missing => Error::not_found(),
+            OpenError::Forbidden => Error::forbidden("forbidden path"),
+            OpenError::Io(e) => Error::io(format!("static file {what}"), e),
+        }
+    }
+}
+
+fn classify(e: glommio::GlommioError<()>) -> OpenError {
+    // The plain conversion to io::Error keeps the kind but drops the errno.
+    let e = match e {
+        glommio::GlommioError::EnhancedIoError { source, .. }
+        | glommio::GlommioError::IoError(source) => source,
+        other => io::Error::from(other),
+    };
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => OpenError::Missing,
+        Some(libc::EACCES | libc::EPERM | libc::ELOOP) => OpenError::Forbidden,
+        _ => OpenError::Io(e),
+    }
+}
+
+/// Opens `path` (absolute, under `root`) for reading, and refuses it if the file actually
+/// opened lies outside `root` (a symbolic link pointing out). Checking the opened file, not
+/// the name, leaves no window for the link to change in between.
+pub(crate) async fn open_confined(root: &Path, path: &Path) -> Result<Opened, OpenError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .buffered_open(path)
+        .await
+        .map_err(classify)?;
+    let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let resolved = std::fs::read_link(&fd_path).map_err(OpenError::Io)?;
+    if !resolved.starts_with(root) {
+        return Err(OpenError::Forbidden);
+    }
+    let meta = std::fs::metadata(&fd_path).map_err(OpenError::Io)?;
+    let kind = if meta.is_file() {
+        Kind::File
+    } else if meta.is_dir() {
+        Kind::Dir
+    } else {
+        Kind::Other
+    };
+    Ok(Opened {
+        file,
+        kind,
+        stamp: Stamp::of(&meta),
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    })
+}
+
+/// Whether this process can name its open files through `/proc/self/fd`, which
+/// [`open_confined`] relies on.
+pub(crate) fn proc_fd_available() -> bool {
+    Path::new("/proc/self/fd").is_dir()
+}
+
+/// Reads the first `len` bytes of `file` (a small file: the caller bounds `len`).
+pub(crate) async fn read_all(file: &BufferedFile, len: u64) -> io::Result<Bytes> {
+    let len = usize::try_from(len).map_err(io::Error::other)?;
+    let mut content = Vec::with_capacity(len);
+    while content.len() < len {
+        let read = file
+            .read_at(content.len() as u64, len - content.len())
+            .await?;
+        if read.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being read",
+            ));
+        }
+        content.extend_from_slice(&read);
+    }
+    Ok(Bytes::from(content))
+}
+
+/// Bytes `start..start + len` of `file` as a stream of chunks of at most `chunk` bytes. One
+/// chunk is read only when the connection asks for it, after writing the one before, so a
+/// slow client holds the reader back and memory stays at one chunk. A file that turns out
+/// shorter than promised ends the stream with an error, which closes the connection rather
+/// than leaving the client waiting for the promised length.
+pub(crate) fn stream(
+    file: BufferedFile,
+    start: u64,
+    len: u64,
+    chunk: usize,
+) -> impl Stream<Item = Result<Bytes, Error>> {
+    futures_lite::stream::unfold(
+        (file, start, len),
+        move |(file, position, remaining)| async move {
+            if remaining == 0 {
+                return None;
+            }
+            let want = usize::try_from(remaining).map_or(chunk, |r| r.min(chunk));
+            let piece = match file.read_at(position, want).await {
+                Ok(read) if !read.is_empty() => Bytes::copy_from_slice(&read),
+                Ok(_) => {
+                    let e = Error::internal("static file shrank while being sent");
+                    return Some((Err(e), (file, position, 0)));
+                }
+                Err(e) => {
+                    let e = Error::io("static file read failed", e.into());
+                    return Some((Err(e), (file, position, 0)));
+                }
+            };
+            let advanced = piece.len() as u64;
+            Some((Ok(piece), (file, position + advanced, remaining - advanced)))
+        },
+    )
+}
+
+/// The version tag of content: the first 8 bytes of its SHA-256, in hex.
+fn version_of(hasher: Sha256) -> String {
+    use std::fmt::Write;
+    let digest = hasher.finalize();
+    let mut hex = String::with_capacity(16);
+    for byte in &digest[..8] {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// The version tag of `content`.
+pub(crate) fn version_of_bytes(content: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(content);
+    version_of(hasher)
+}
+
+/// The version tag of the first `len` bytes of an open file, read in `chunk`-sized pieces.
+pub(crate) async fn version_of_file(
+    file: &BufferedFile,
+    len: u64,
+    chunk: usize,
+) -> io::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut position = 0;
+    while position < len {
+        let want = usize::try_from(len - position).map_or(chunk, |r| r.min(chunk));
+        let read = file.read_at(position, want).await?;
+        if read.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being hashed",
+            ));
+        }
+        hasher.update(&read[..]);
+        position += read.len() as u64;
+    }
+    Ok(version_of(hasher))
+}
+
+/// For `static_url`, which templates call synchronously: the stamp and version tag of
+/// `path`, read with blocking calls, refusing a file whose real path leaves `root`.
+pub(crate) fn version_blocking(root: &Path, path: &Path) -> io::Result<(Stamp, String)> {
+    use std::io::Read;
+    let real: PathBuf = std::fs::canonicalize(path)?;
+    if !real.starts_with(root) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "outside the static root",
+        ));
+    }
+    let mut file = std::fs::File::open(&real)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok((Stamp::of(&meta), version_of(hasher)))
+}
+
+/// The stamp of `path` now, with blocking calls (for `static_url`'s revalidation).
+pub(crate) fn stamp_blocking(path: &Path) -> io::Result<Stamp> {
+    std::fs::metadata(path).map(|meta| Stamp::of(&meta))
+}

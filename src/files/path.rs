@@ -1,0 +1,124 @@
+//! Turning the tail of a request path into a path relative to the static root, or refusing.
+//!
+//! The tail is taken still percent-encoded, so that a separator smuggled inside a segment
+//! (`..%2Fsecret`) can be told apart from a real one. Each segment is decoded on its own and
+//! refused when it could climb out of the root or mean something else to the filesystem.
+//! This is the first of two guards: after opening, the file's resolved path is checked
+//! against the root as well (symbolic links), in `disk`.
+
+use percent_encoding::percent_decode_str;
+
+/// A request tail that is safe to join to the root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Tail {
+    /// Decoded segments joined with `/`; empty for the root itself.
+    pub relative: String,
+    /// Whether the URL ended with `/` (asks for a directory).
+    pub trailing_slash: bool,
+}
+
+/// Why a tail was refused (all answer 403; the reason is for tests and logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Starts with `/`: an absolute path.
+    Absolute,
+    /// `a//b`: an empty segment.
+    EmptySegment,
+    /// `.` or `..`, literally or percent-encoded.
+    DotSegment,
+    /// A decoded segment holds `/`, `\` or NUL.
+    ForbiddenByte,
+    /// A segment that is not UTF-8 once decoded.
+    NotUtf8,
+}
+
+/// Checks and decodes `raw`, the part of the request path after the mount prefix.
+pub(crate) fn sanitize(raw: &str) -> Result<Tail, Refusal> {
+    if raw.starts_with('/') {
+        return Err(Refusal::Absolute);
+    }
+    let (body, trailing_slash) = match raw.strip_suffix('/') {
+        Some(body) => (body, true),
+        None => (raw, raw.is_empty()),
+    };
+    let mut relative = String::with_capacity(body.len());
+    if body.is_empty() {
+        return Ok(Tail {
+            relative,
+            trailing_slash,
+        });
+    }
+    for segment in body.split('/') {
+        if segment.is_empty() {
+            return Err(Refusal::EmptySegment);
+        }
+        let decoded: Vec<u8> = percent_decode_str(segment).collect();
+        if decoded.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
+            return Err(Refusal::ForbiddenByte);
+        }
+        if decoded == b"." || decoded == b".." {
+            return Err(Refusal::DotSegment);
+        }
+        let text = std::str::from_utf8(&decoded).map_err(|_| Refusal::NotUtf8)?;
+        if !relative.is_empty() {
+            relative.push('/');
+        }
+        relative.push_str(text);
+    }
+    Ok(Tail {
+        relative,
+        trailing_slash,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(relative: &str, trailing_slash: bool) -> Result<Tail, Refusal> {
+        Ok(Tail {
+            relative: relative.to_owned(),
+            trailing_slash,
+        })
+    }
+
+    #[test]
+    fn plain_paths_decode_segment_by_segment() {
+        assert_eq!(sanitize("css/site.css"), ok("css/site.css", false));
+        assert_eq!(sanitize("a%20b/c%2Bd.txt"), ok("a b/c+d.txt", false));
+        assert_eq!(sanitize("docs/"), ok("docs", true));
+        assert_eq!(sanitize(""), ok("", true));
+        assert_eq!(sanitize("caf%C3%A9.txt"), ok("café.txt", false));
+        // Dots inside a name are just dots.
+        assert_eq!(sanitize("..hidden/a..b"), ok("..hidden/a..b", false));
+        // An invalid escape stays literal text, as browsers send it.
+        assert_eq!(sanitize("100%.txt"), ok("100%.txt", false));
+    }
+
+    #[test]
+    fn everything_that_could_leave_the_root_is_refused() {
+        let cases = [
+            ("../secret", Refusal::DotSegment),
+            ("a/../../secret", Refusal::DotSegment),
+            ("./a", Refusal::DotSegment),
+            ("%2e%2e/secret", Refusal::DotSegment),
+            ("%2E%2E/secret", Refusal::DotSegment),
+            (".%2e/secret", Refusal::DotSegment),
+            ("a/..", Refusal::DotSegment),
+            ("a/../", Refusal::DotSegment),
+            ("..%2Fsecret", Refusal::ForbiddenByte),
+            ("..%2fsecret", Refusal::ForbiddenByte),
+            ("%2Fetc%2Fpasswd", Refusal::ForbiddenByte),
+            ("..%5Csecret", Refusal::ForbiddenByte),
+            ("..\\secret", Refusal::ForbiddenByte),
+            ("a%00.txt", Refusal::ForbiddenByte),
+            ("/etc/passwd", Refusal::Absolute),
+            ("//etc/passwd", Refusal::Absolute),
+            ("a//b", Refusal::EmptySegment),
+            ("a/%FF", Refusal::NotUtf8),
+        ];
+        for (raw, why) in cases {
+            assert_eq!(sanitize(raw), Err(why), "{raw}");
+        }
+    }
+}
