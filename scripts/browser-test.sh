@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The chat example in a real browser: builds and starts examples/chat with two workers, then
-# runs tests/browser/chat.test.mjs (playwright-core driving Debian's headless Chromium).
+# The examples in a real browser (playwright-core driving Debian's headless Chromium): builds
+# and starts examples/chat with two workers for tests/browser/chat.test.mjs, then examples/blog
+# (on the PostgreSQL of DATABASE_URL) for tests/browser/blog.test.mjs.
 #
-#   bash scripts/browser-test.sh                          # build and start examples/chat
-#   BASE_URL=http://127.0.0.1:8080 bash scripts/browser-test.sh   # test a running server
+#   bash scripts/browser-test.sh                          # build and start both examples
+#   CHAT_URL=http://127.0.0.1:8080 BLOG_URL=http://127.0.0.1:8081 bash scripts/browser-test.sh
+#                                                         # test servers already running
 #
 # Installs what it needs: Chromium with apt-get when /usr/bin/chromium is missing, and
 # playwright-core with npm ci when tests/browser/node_modules is. When that cannot be done
@@ -50,23 +52,34 @@ if [[ ! -d tests/browser/node_modules/playwright-core ||
 fi
 
 mkdir -p "$OUT"
-if [[ -z ${BASE_URL:-} ]]; then
-    log "building examples/chat (release)"
-    cargo build --locked --release --example chat
-    # A port the kernel says is free now; the server binds it a moment later.
-    port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
-    # Two workers, so that tabs land on both cores and broadcasts must cross between them.
-    start_example chat "$port" 2 "$OUT/chat.log"
-    BASE_URL=http://127.0.0.1:$port
+if [[ -z ${CHAT_URL:-} || -z ${BLOG_URL:-} ]]; then
+    log "building examples/chat and examples/blog (release)"
+    cargo build --locked --release --example chat --example blog
 fi
-export BASE_URL
 
-log "browser tests against $BASE_URL"
-# The outer limit only catches a wedged node or browser; each test has its own timeout.
-if ! (cd tests/browser && timeout 300 node --test --test-reporter=spec chat.test.mjs); then
-    if [[ -n $SERVER_PID ]]; then
-        echo "chat server log ($OUT/chat.log), last lines:" >&2
-        tail -n 20 "$OUT/chat.log" >&2
+# Runs tests/browser/$1.test.mjs against $2, or against examples/$1 started here with two
+# workers (so that tabs land on both cores) when $2 is empty.
+run_suite() {
+    local name=$1 url=$2
+    if [[ -z $url ]]; then
+        # A port the kernel says is free now; the server binds it a moment later.
+        local port
+        port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+        start_example "$name" "$port" 2 "$OUT/$name.log"
+        url=http://127.0.0.1:$port
     fi
-    die "browser tests failed"
-fi
+    log "$name browser tests against $url"
+    # The outer limit only catches a wedged node or browser; each test has its own timeout.
+    if ! (cd tests/browser && BASE_URL=$url timeout 300 node --test --test-reporter=spec "$name.test.mjs"); then
+        if [[ -n $SERVER_PID ]]; then
+            echo "$name server log ($OUT/$name.log), last lines:" >&2
+            tail -n 20 "$OUT/$name.log" >&2
+        fi
+        die "$name browser tests failed"
+    fi
+    stop_server
+    SERVER_PID=""
+}
+
+run_suite chat "${CHAT_URL:-}"
+run_suite blog "${BLOG_URL:-}"

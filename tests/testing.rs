@@ -184,7 +184,7 @@ fn serve_starts_a_real_server_on_an_ephemeral_port() {
 fn a_factory_that_fails_stops_the_server_with_its_error() {
     let started =
         serve(|| -> Result<App, Error> { Err(Error::internal("the database url names no host")) });
-    let err = started.err().expect("startup fails");
+    let err = started.expect_err("startup fails");
     assert!(
         err.to_string().contains("the database url names no host"),
         "{err}"

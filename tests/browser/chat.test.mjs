@@ -7,31 +7,7 @@
 import { after, before, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chromium } from "playwright-core";
-
-const BASE_URL = (process.env.BASE_URL ?? "").replace(/\/+$/, "");
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const TEST_TIMEOUT_MS = Number(process.env.BROWSER_TEST_TIMEOUT_MS ?? 30_000);
-// Long enough for a loaded CI machine, short enough that a lost message fails fast.
-const WAIT_MS = Math.min(10_000, TEST_TIMEOUT_MS / 2);
-
-if (!/^https?:\/\//.test(BASE_URL)) {
-  console.error("error: set BASE_URL to the chat server, e.g. BASE_URL=http://127.0.0.1:8080");
-  process.exit(2);
-}
-
-// The background-networking flags keep Chromium from calling out to hosts this sandbox cannot
-// reach. Playwright adds a fresh --user-data-dir of its own and removes it on close.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import { BASE_URL, TEST_TIMEOUT_MS, WAIT_MS, closeChromium, launchChromium } from "./browser.mjs";
 
 let browser;
 let context;
@@ -43,19 +19,13 @@ beforeEach(() => {
 });
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: WAIT_MS,
-  });
+  browser = await launchChromium();
   context = await browser.newContext();
   context.setDefaultTimeout(WAIT_MS);
 });
 
 after(async () => {
-  // Close even when a test hung; never let a stuck browser keep the process alive.
-  await Promise.race([browser?.close(), new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+  await closeChromium(browser);
 });
 
 function token() {
