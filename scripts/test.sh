@@ -32,5 +32,7 @@ fi
 cargo test --locked --all-targets
 cargo test --locked --doc
 cargo clippy --locked --all-targets -- -D warnings
+# Broken intra-doc links are documentation bugs too.
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 bash scripts/autobahn.sh
 bash scripts/browser-test.sh

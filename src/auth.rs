@@ -1,8 +1,8 @@
 //! Login: who the current user is, and a guard for handlers that need one.
 //!
-//! The application says how to find the user of a request with [`App::current_user`]
+//! The application says how to find the user of a request with [`App::current_user`](crate::App::current_user)
 //! (typically from a signed cookie, perhaps looked up in a database), and where to send
-//! visitors who must log in with [`App::login_url`]. Handlers wrapped in [`authenticated`]
+//! visitors who must log in with [`App::login_url`](crate::App::login_url). Handlers wrapped in [`authenticated`]
 //! run only for a request with a user:
 //!
 //! ```

@@ -44,6 +44,17 @@
 //!
 //! Configuration (address, workers, every limit and timeout) is described in [`config`];
 //! WebSockets and the cross-core hub in [`ws`].
+//!
+//! ## The application toolkit
+//!
+//! Opt-in parts for what a web application needs beyond routing, each in its own module:
+//! [`middleware`] (code around every request), [`signed`] cookies and [`auth`] (login, the
+//! `authenticated` guard), [`xsrf`] protection, [`files`] (static files) and [`compress`],
+//! [`multipart`] uploads, [`i18n`] (Fluent translations, negotiation, numbers and dates),
+//! [`tasks`] (periodic tasks, timers, blocking work) and [`cores`] (jobs sent to other cores),
+//! [`rpc`] (JSON-RPC 2.0), [`template`] (Sailfish), and [`testing`] (an in-process client and
+//! an ephemeral-port server for your tests). `App::debug` shows detailed pages for server
+//! errors while developing.
 
 pub mod auth;
 pub mod body;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Settings for the WebSockets of a route; pass one to
-/// [`Upgrade::config`](super::Upgrade::config). Every field has a default fit for many idle
+/// [`Upgrade::with_config`](super::Upgrade::with_config). Every field has a default fit for many idle
 /// connections: see each setter.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
