@@ -67,6 +67,7 @@ pub mod files;
 pub mod handler;
 pub mod http;
 pub mod i18n;
+pub mod metrics;
 pub mod middleware;
 pub mod multipart;
 pub mod request;

@@ -54,6 +54,8 @@ pub struct Request {
 struct Parts {
     head: Head,
     params: PathParams,
+    /// The index of the route whose pattern matched, in `context.routes`.
+    route: Option<u32>,
     body: RequestBody,
     peer: SocketAddr,
     context: Rc<RequestContext>,
@@ -71,6 +73,7 @@ impl Request {
             inner: Box::new(Parts {
                 head,
                 params: PathParams::default(),
+                route: None,
                 body,
                 peer,
                 context,
@@ -85,8 +88,22 @@ impl Request {
         self.inner.head.detach();
     }
 
-    pub(crate) fn set_params(&mut self, params: PathParams) {
+    pub(crate) fn set_route(&mut self, index: usize, params: PathParams) {
+        self.inner.route = u32::try_from(index).ok();
         self.inner.params = params;
+    }
+
+    /// The index of the route whose pattern matched, for per-route bookkeeping.
+    pub(crate) fn route_index(&self) -> Option<usize> {
+        self.inner.route.map(|i| i as usize)
+    }
+
+    /// The pattern of the route that matched this request (`/users/{id}`), also when that
+    /// route answered 405 or `OPTIONS` for the method. `None` when no pattern matched: a
+    /// 404, the application's fallback, `OPTIONS *`.
+    pub fn matched_route(&self) -> Option<&str> {
+        let index = self.route_index()?;
+        self.inner.context.routes.pattern(index)
     }
 
     /// The parsed head.

@@ -268,6 +268,11 @@ impl RouteTable {
         Ok(index)
     }
 
+    /// The pattern of route `index`.
+    pub(crate) fn pattern(&self, index: usize) -> Option<&str> {
+        self.routes.get(index).map(|r| r.pattern.source.as_str())
+    }
+
     pub(crate) fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
         let index = self
             .names
@@ -389,10 +394,11 @@ fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
     Error::internal(format!("handler panicked: {what}")).into_response()
 }
 
-/// What the router decided for one request.
+/// What the router decided for one request; `usize` is the index of the route whose
+/// pattern matched, if one did.
 enum Routed<'a> {
-    Handler(&'a Rc<dyn Handler>, PathParams),
-    Answer(RouterAnswer),
+    Handler(&'a Rc<dyn Handler>, PathParams, usize),
+    Answer(RouterAnswer, Option<usize>),
 }
 
 /// A response the router decides without a handler of the application's.
@@ -438,12 +444,13 @@ impl Service {
                 .routes
                 .iter()
                 .flat_map(|r| r.methods.iter().map(|(m, _)| m));
-            return Routed::Answer(RouterAnswer::Options(allow_header(all)));
+            return Routed::Answer(RouterAnswer::Options(allow_header(all)), None);
         }
         let Ok(found) = self.table.matcher.at(path) else {
-            return Routed::Answer(RouterAnswer::NotFound);
+            return Routed::Answer(RouterAnswer::NotFound, None);
         };
-        let route = &self.table.routes[*found.value];
+        let index = *found.value;
+        let route = &self.table.routes[index];
         let handler = route.methods.iter().find(|(m, _)| m == method).or_else(|| {
             (method == Method::HEAD)
                 .then(|| route.methods.iter().find(|(m, _)| *m == Method::GET))
@@ -451,7 +458,7 @@ impl Service {
         });
         if let Some((_, handler)) = handler {
             if found.params.is_empty() {
-                return Routed::Handler(handler, PathParams::default());
+                return Routed::Handler(handler, PathParams::default(), index);
             }
             let values = found
                 .params
@@ -463,13 +470,13 @@ impl Service {
                 })
                 .collect();
             let params = PathParams::new(Rc::clone(&route.pattern.names), values);
-            return Routed::Handler(handler, params);
+            return Routed::Handler(handler, params, index);
         }
         let allow = allow_header(route.methods.iter().map(|(m, _)| m));
         if method == Method::OPTIONS {
-            Routed::Answer(RouterAnswer::Options(allow))
+            Routed::Answer(RouterAnswer::Options(allow), Some(index))
         } else {
-            Routed::Answer(RouterAnswer::MethodNotAllowed(allow))
+            Routed::Answer(RouterAnswer::MethodNotAllowed(allow), Some(index))
         }
     }
 
@@ -487,15 +494,20 @@ impl Service {
             Router(RouterAnswer),
         }
         let target = match self.route(req.method(), req.path()) {
-            Routed::Handler(handler, params) => {
-                req.set_params(params);
+            Routed::Handler(handler, params, route) => {
+                req.set_route(route, params);
                 Target::Handler(handler)
             }
-            Routed::Answer(RouterAnswer::NotFound) => match &self.fallback {
+            Routed::Answer(RouterAnswer::NotFound, _) => match &self.fallback {
                 Some(fallback) => Target::Handler(fallback),
                 None => Target::Router(RouterAnswer::NotFound),
             },
-            Routed::Answer(answer) => Target::Router(answer),
+            Routed::Answer(answer, route) => {
+                if let Some(route) = route {
+                    req.set_route(route, PathParams::default());
+                }
+                Target::Router(answer)
+            }
         };
         // Answers decided here still go through `complete`, which logs them and applies the
         // error page. A closure handler or middleware may panic before it returns its future.
@@ -649,20 +661,20 @@ mod tests {
         ));
         assert!(matches!(
             service.route(&Method::GET, "/b"),
-            Routed::Answer(RouterAnswer::NotFound)
+            Routed::Answer(RouterAnswer::NotFound, None)
         ));
         match service.route(&Method::PUT, "/a") {
-            Routed::Answer(RouterAnswer::MethodNotAllowed(allow)) => {
+            Routed::Answer(RouterAnswer::MethodNotAllowed(allow), Some(0)) => {
                 assert_eq!(allow, "GET, HEAD, OPTIONS, POST")
             }
             _ => panic!("expected 405"),
         }
         assert!(matches!(
             service.route(&Method::OPTIONS, "/a"),
-            Routed::Answer(RouterAnswer::Options(_))
+            Routed::Answer(RouterAnswer::Options(_), Some(0))
         ));
         match service.route(&Method::OPTIONS, "*") {
-            Routed::Answer(RouterAnswer::Options(allow)) => {
+            Routed::Answer(RouterAnswer::Options(allow), None) => {
                 assert_eq!(allow, "GET, HEAD, OPTIONS, POST")
             }
             _ => panic!("expected the server-wide allow list"),

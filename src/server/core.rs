@@ -7,10 +7,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use glommio::net::TcpListener;
 use glommio::sync::Gate;
 use glommio::timer::Timer;
 use slab::Slab;
@@ -41,8 +40,11 @@ pub(crate) struct Core {
     /// Where every connection on this core keeps the bytes of the heads it decodes: one
     /// chunk for all of them, so neither a request nor an idle connection allocates for it.
     pub(crate) heads: RefCell<HeadArena>,
-    /// The accept loop, while it waits at the connection limit.
+    /// The accept loop, while it waits for a connection to close (at the connection limit,
+    /// or out of descriptors).
     accept_waiter: Cell<Option<Waker>>,
+    /// Connections closed so far, so the accept loop can tell a close from a spurious wake.
+    closed: Cell<u64>,
     pub(crate) connections: Gate,
 }
 
@@ -94,7 +96,8 @@ pub(crate) struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.core.slots.borrow_mut().try_remove(self.key);
-        // An accept loop parked at the connection limit may go on.
+        self.core.closed.set(self.core.closed.get().wrapping_add(1));
+        // An accept loop parked at the connection limit or out of descriptors may go on.
         if let Some(waker) = self.core.accept_waiter.take() {
             waker.wake();
         }
@@ -115,6 +118,7 @@ impl Core {
             write_buffers: RefCell::new(Vec::new()),
             heads: RefCell::new(HeadArena::default()),
             accept_waiter: Cell::new(None),
+            closed: Cell::new(0),
             connections: Gate::new(),
         }
     }
@@ -179,6 +183,31 @@ impl Core {
         }
     }
 
+    /// Resolves once this core has fewer than `limit` connections.
+    pub(crate) async fn below_connection_limit(&self, limit: usize) {
+        std::future::poll_fn(|cx| {
+            if self.slots.borrow().len() < limit {
+                return Poll::Ready(());
+            }
+            self.accept_waiter.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Resolves when one of this core's connections closes, giving back its descriptor.
+    pub(crate) async fn connection_closed(&self) {
+        let seen = self.closed.get();
+        std::future::poll_fn(|cx| {
+            if self.closed.get() != seen {
+                return Poll::Ready(());
+            }
+            self.accept_waiter.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await
+    }
+
     /// Starts graceful shutdown: waiting connections are woken to notice it.
     pub(crate) fn begin_shutdown(&self) {
         self.stopping.set(true);
@@ -227,91 +256,6 @@ impl Core {
                     slot.wake();
                 }
             }
-        }
-    }
-}
-
-/// Accepts connections until shutdown, then drains what the kernel already queued.
-pub(crate) async fn accept_loop(
-    core: Rc<Core>,
-    listener: TcpListener,
-    shutdown: impl std::future::Future<Output = ()>,
-    spawn_connection: impl Fn(Rc<Core>, glommio::net::TcpStream),
-) {
-    let limit = core.config.limits.max_connections_per_core;
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut fd_warning = RateLimitedWarning::new(Duration::from_secs(10));
-    loop {
-        // At the connection limit, wait for one to close before accepting more.
-        let at_limit = std::future::poll_fn(|cx| {
-            if core.slots.borrow().len() < limit {
-                return std::task::Poll::Ready(());
-            }
-            core.accept_waiter.set(Some(cx.waker().clone()));
-            std::task::Poll::Pending
-        });
-        let ready = futures_lite::future::or(
-            async {
-                at_limit.await;
-                Some(listener.accept().await)
-            },
-            async {
-                (&mut shutdown).await;
-                None
-            },
-        )
-        .await;
-        let Some(accepted) = ready else { break };
-        match accepted {
-            Ok(stream) => spawn_connection(Rc::clone(&core), stream),
-            Err(e) => {
-                let err = std::io::Error::from(e);
-                if is_resource_exhaustion(&err) {
-                    // Out of descriptors or memory: existing connections keep being served;
-                    // accepting again at once would spin, so back off briefly.
-                    fd_warning.warn(|| {
-                        tracing::warn!(target: "squall::server", "accept failed, backing off: {err}")
-                    });
-                    Timer::new(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-    // Connections the kernel completed before shutdown are ours to answer.
-    while let Some(Ok(stream)) = futures_lite::future::poll_once(listener.accept()).await {
-        spawn_connection(Rc::clone(&core), stream);
-    }
-}
-
-fn is_resource_exhaustion(err: &std::io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
-/// Logs a recurring condition at most once per interval.
-struct RateLimitedWarning {
-    interval: Duration,
-    last: Option<Instant>,
-}
-
-impl RateLimitedWarning {
-    fn new(interval: Duration) -> Self {
-        RateLimitedWarning {
-            interval,
-            last: None,
-        }
-    }
-
-    fn warn(&mut self, log: impl FnOnce()) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_none_or(|at| now.duration_since(at) >= self.interval)
-        {
-            self.last = Some(now);
-            log();
         }
     }
 }

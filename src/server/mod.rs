@@ -5,6 +5,7 @@
 //! memory lock, CPU placement, binding — so a mistake is one clear error rather than a panic in
 //! a worker thread. Shutdown is one eventfd that every core watches.
 
+mod accept;
 mod conn;
 mod core;
 mod io;
@@ -20,7 +21,8 @@ use std::time::Duration;
 use futures_lite::FutureExt;
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
-use self::core::{accept_loop, Core};
+use self::accept::accept_loop;
+use self::core::Core;
 use crate::config::Config;
 use crate::error::Error;
 use crate::router::IntoApp;
@@ -34,6 +36,12 @@ const IO_MEMORY: usize = 512 * 1024;
 const BLOCKING_THREADS_PER_CORE: usize = 2;
 
 /// A configured server, ready to start.
+///
+/// Out of file descriptors (or kernel memory for sockets), a core goes on serving the
+/// connections it has and pauses accepting until one of them closes or, at most 100 ms
+/// later, tries again; new clients wait meanwhile in the listen backlog. It logs a warning
+/// on target `squall::server` when accepting starts failing, at most once a second while
+/// it goes on failing (with how many accepts failed), and a line when it accepts again.
 #[derive(Clone, Debug)]
 pub struct Server {
     config: Config,

@@ -125,7 +125,11 @@ pub struct Client {
 impl Client {
     /// Connects to `addr` with the default read timeout.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect to the test server");
+        Client::over(TcpStream::connect(addr).expect("connect to the test server"))
+    }
+
+    /// A client over a stream the test connected itself.
+    pub fn over(stream: TcpStream) -> Client {
         stream
             .set_read_timeout(Some(READ_TIMEOUT))
             .expect("set read timeout");

@@ -1,0 +1,281 @@
+//! The accept loop, and what it does when accepting fails.
+//!
+//! Out of descriptors (`EMFILE`, `ENFILE`) or kernel memory (`ENOBUFS`, `ENOMEM`), `accept`
+//! fails at once for as long as the condition lasts, and the listener stays readable, so
+//! retrying straight away would spin a core. The loop instead pauses — until one of this
+//! core's connections closes (giving back a descriptor) or a short, growing timer runs out
+//! (descriptors freed elsewhere: another core, the file cache, a database pool) — while
+//! the core goes on serving the connections it has. It says so at most once a second, with
+//! how many accepts failed, and once more when it accepts again.
+//!
+//! Connections that arrive meanwhile wait in the kernel's backlog and are served when
+//! descriptors free up. Some servers keep a spare descriptor to accept such a connection
+//! and close it at once; squall does not: a closed connection is an error for the client,
+//! whereas a wait in the backlog usually ends within a keep-alive timeout, and the backlog
+//! is bounded (`Config::backlog`) so a long outage still turns new clients away at the
+//! TCP level. A spare descriptor would also race: the cores share one descriptor table, so
+//! another core could take the descriptor freed for the accept-and-close.
+//!
+//! Errors that belong to one connection (it was reset while queued, a network error on it)
+//! are skipped at once: each consumed a backlog entry, so they cannot repeat forever.
+
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use glommio::net::{TcpListener, TcpStream};
+
+use super::core::Core;
+
+/// The first pause after a failed accept; doubled on each failure in a row.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause: how late the loop may notice descriptors freed outside this core.
+const LONGEST_PAUSE: Duration = Duration::from_millis(100);
+/// At most one warning per interval while accepts keep failing.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Accepts connections until shutdown, then drains what the kernel already queued.
+pub(crate) async fn accept_loop(
+    core: Rc<Core>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    spawn_connection: impl Fn(Rc<Core>, TcpStream),
+) {
+    let limit = core.config.limits.max_connections_per_core;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut failures = Failures::default();
+    loop {
+        let ready = futures_lite::future::or(
+            async {
+                // At the connection limit, wait for one to close before accepting more.
+                core.below_connection_limit(limit).await;
+                Some(listener.accept().await)
+            },
+            async {
+                (&mut shutdown).await;
+                None
+            },
+        )
+        .await;
+        let Some(accepted) = ready else { break };
+        let err = match accepted {
+            Ok(stream) => {
+                if let Some(outage) = failures.succeeded(Instant::now()) {
+                    tracing::info!(
+                        target: "squall::server",
+                        core = crate::cores::current(),
+                        failed = outage.failed,
+                        "accepting connections again after {:.1} s in which {} accepts failed",
+                        outage.lasted.as_secs_f64(),
+                        outage.failed,
+                    );
+                }
+                spawn_connection(Rc::clone(&core), stream);
+                continue;
+            }
+            Err(e) => io::Error::from(e),
+        };
+        if is_about_one_connection(&err) {
+            continue;
+        }
+        let (pause, report) = failures.failed(Instant::now());
+        match report {
+            Some(Report::Began) => tracing::warn!(
+                target: "squall::server",
+                core = crate::cores::current(),
+                "cannot accept connections: {err}; serving the open ones and retrying as \
+                 descriptors free up",
+            ),
+            Some(Report::Continues { failed, over }) => tracing::warn!(
+                target: "squall::server",
+                core = crate::cores::current(),
+                failed,
+                "still cannot accept connections: {err}; {failed} accepts failed in the last \
+                 {:.1} s",
+                over.as_secs_f64(),
+            ),
+            None => {}
+        }
+        let resumed = futures_lite::future::or(
+            async {
+                futures_lite::future::or(glommio::timer::sleep(pause), core.connection_closed())
+                    .await;
+                true
+            },
+            async {
+                (&mut shutdown).await;
+                false
+            },
+        )
+        .await;
+        if !resumed {
+            break;
+        }
+    }
+    // Connections the kernel completed before shutdown are ours to answer.
+    while let Some(Ok(stream)) = futures_lite::future::poll_once(listener.accept()).await {
+        spawn_connection(Rc::clone(&core), stream);
+    }
+}
+
+/// Whether `err` concerns only the connection being accepted (reset while it waited, a
+/// network error on it), so the next accept may succeed at once. Linux's accept(2) asks
+/// for these to be retried like `EAGAIN`.
+fn is_about_one_connection(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EINTR
+                | libc::EPROTO
+                | libc::EPERM
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::ETIMEDOUT
+        )
+    )
+}
+
+/// Accepts failing in a row (out of descriptors or memory, or anything unexpected — a
+/// failure nobody understands is no reason to spin either): how long to pause, and what to
+/// report.
+#[derive(Debug, Default)]
+struct Failures {
+    outage: Option<Outage>,
+}
+
+#[derive(Debug)]
+struct Outage {
+    began: Instant,
+    failed: u64,
+    next_pause: Duration,
+    last_report: Instant,
+    failed_since_report: u64,
+}
+
+/// What to log about a failed accept.
+#[derive(Debug, PartialEq, Eq)]
+enum Report {
+    /// Accepting just started failing.
+    Began,
+    /// Accepts have kept failing: `failed` of them over the last `over`.
+    Continues { failed: u64, over: Duration },
+}
+
+/// An outage that ended.
+#[derive(Debug, PartialEq, Eq)]
+struct Ended {
+    failed: u64,
+    lasted: Duration,
+}
+
+impl Failures {
+    /// Records a failed accept at `now`: how long to pause before the next, and whether to
+    /// log (at most once per `REPORT_INTERVAL`).
+    fn failed(&mut self, now: Instant) -> (Duration, Option<Report>) {
+        let Some(outage) = &mut self.outage else {
+            self.outage = Some(Outage {
+                began: now,
+                failed: 1,
+                next_pause: (FIRST_PAUSE * 2).min(LONGEST_PAUSE),
+                last_report: now,
+                failed_since_report: 0,
+            });
+            return (FIRST_PAUSE, Some(Report::Began));
+        };
+        outage.failed += 1;
+        outage.failed_since_report += 1;
+        let pause = outage.next_pause;
+        outage.next_pause = (pause * 2).min(LONGEST_PAUSE);
+        let over = now.saturating_duration_since(outage.last_report);
+        if over < REPORT_INTERVAL {
+            return (pause, None);
+        }
+        let failed = std::mem::take(&mut outage.failed_since_report);
+        outage.last_report = now;
+        (pause, Some(Report::Continues { failed, over }))
+    }
+
+    /// Records a successful accept at `now`; returns the outage it ends, if any.
+    fn succeeded(&mut self, now: Instant) -> Option<Ended> {
+        self.outage.take().map(|outage| Ended {
+            failed: outage.failed,
+            lasted: now.saturating_duration_since(outage.began),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_grow_to_a_ceiling_and_reset_after_a_success() {
+        let start = Instant::now();
+        let mut failures = Failures::default();
+        let pauses: Vec<Duration> = (0..6).map(|_| failures.failed(start).0).collect();
+        let ms: Vec<u128> = pauses.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [10, 20, 40, 80, 100, 100]);
+        let ended = failures.succeeded(start + Duration::from_millis(300));
+        assert_eq!(
+            ended,
+            Some(Ended {
+                failed: 6,
+                lasted: Duration::from_millis(300)
+            })
+        );
+        assert_eq!(failures.failed(start).0, FIRST_PAUSE);
+        assert_eq!(failures.succeeded(start).map(|e| e.failed), Some(1));
+        assert_eq!(failures.succeeded(start), None, "no outage to end");
+    }
+
+    #[test]
+    fn an_outage_is_reported_when_it_begins_then_once_a_second_with_a_count() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut failures = Failures::default();
+        assert_eq!(failures.failed(at(0)).1, Some(Report::Began));
+        let mut reports = Vec::new();
+        for ms in (50..=2500).step_by(50) {
+            if let Some(report) = failures.failed(at(ms)).1 {
+                reports.push((ms, report));
+            }
+        }
+        assert_eq!(
+            reports,
+            [
+                (
+                    1000,
+                    Report::Continues {
+                        failed: 20,
+                        over: Duration::from_secs(1)
+                    }
+                ),
+                (
+                    2000,
+                    Report::Continues {
+                        failed: 20,
+                        over: Duration::from_secs(1)
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_about_one_connection_are_told_from_exhaustion() {
+        let os = io::Error::from_raw_os_error;
+        for code in [libc::ECONNABORTED, libc::EINTR, libc::EPROTO] {
+            assert!(is_about_one_connection(&os(code)), "{code}");
+        }
+        for code in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(!is_about_one_connection(&os(code)), "{code}");
+        }
+        assert!(!is_about_one_connection(&io::Error::other("unexplained")));
+    }
+}
