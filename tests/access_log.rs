@@ -3,25 +3,8 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use squall::{App, Request};
 use support::{config, start_with, Client};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn teapot(_req: Request) -> (squall::StatusCode, &'static str) {
     (squall::StatusCode::IM_A_TEAPOT, "short and stout")
@@ -33,14 +16,13 @@ fn app() -> App {
 
 #[test]
 fn requests_are_logged_only_when_the_access_log_is_on() {
-    let captured = Captured::default();
+    let captured = support::CapturedLog::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
-    let logged =
-        || String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
+    let logged = || captured.text();
 
     let quiet = start_with(config(), app);
     let mut c = Client::connect(quiet.local_addr());

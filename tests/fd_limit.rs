@@ -8,11 +8,9 @@
 mod support;
 
 use std::fs::File;
-use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
@@ -23,20 +21,6 @@ use support::{config, start_with, Client};
 const CLIENT_FDS_FROM: i32 = 1000;
 /// Descriptors left to the server under the lowered limit: its connections.
 const SERVER_CONNECTIONS: usize = 4;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn hello(_req: Request) -> &'static str {
     "hello"
@@ -161,14 +145,13 @@ fn cpu_ticks(stats: &[File]) -> u64 {
 
 #[test]
 fn at_the_descriptor_limit_the_server_serves_what_it_has_and_recovers() {
-    let captured = Captured::default();
+    let captured = support::CapturedLog::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
-    let logged =
-        || String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
+    let logged = || captured.text();
     let lines_with = |text: &str| logged().lines().filter(|l| l.contains(text)).count();
 
     let server = start_with(config(), || App::new().get("/", hello));

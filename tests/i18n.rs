@@ -95,26 +95,14 @@ fn missing_messages_fall_back_to_the_default_then_to_the_id() {
 
 /// Log lines written while `work` runs on this thread.
 fn logged(work: impl FnOnce()) -> String {
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("log buffer").extend_from_slice(data);
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
+    let buffer = support::CapturedLog::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
     tracing::subscriber::with_default(subscriber, work);
-    let bytes = buffer.0.lock().expect("log buffer").clone();
-    String::from_utf8_lossy(&bytes).into_owned()
+    buffer.text()
 }
 
 #[test]

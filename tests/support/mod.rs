@@ -54,6 +54,29 @@ where
     start_with(config(), app)
 }
 
+/// Log output captured in memory, for tests that check what was logged: give a clone to
+/// `tracing_subscriber::fmt().with_writer(move || log.clone())`.
+#[derive(Clone, Default)]
+pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
 /// A parsed response.
 #[derive(Clone, Debug)]
 pub struct Response {
