@@ -177,6 +177,9 @@ impl Shared {
 /// Connect attempts in flight at once per executor when no ramp is set.
 pub const CONNECTS_IN_FLIGHT: u64 = 256;
 
+/// Consecutive failed connects after which a lane of a `-n` run gives up its share.
+pub const COUNT_RUN_CONNECT_ATTEMPTS: u32 = 3;
+
 /// One executor's state, shared by its tasks through `Rc`.
 pub struct Core {
     /// The run.
@@ -205,6 +208,7 @@ pub struct Lane {
     pub window: Window,
     next: u64,
     quota: Option<u64>,
+    failed_connects: u32,
 }
 
 impl Lane {
@@ -216,13 +220,15 @@ impl Lane {
             window,
             next: 0,
             quota,
+            failed_connects: 0,
         }
     }
 
     /// Whether this connection still has requests to send.
     pub fn more_to_send(&self, now: Instant) -> bool {
         if let Some(left) = self.quota {
-            return left > 0;
+            // A count cannot be reached without a server: give up after a few failed connects.
+            return left > 0 && self.failed_connects < COUNT_RUN_CONNECT_ATTEMPTS;
         }
         !self.window.is_over(self.pace.due(self.next).unwrap_or(now))
     }
@@ -323,10 +329,13 @@ impl Core {
 
     /// Reconnects a lane after a failure, pausing after a failed attempt so a dead server is
     /// not hammered.
-    pub async fn reconnect(&self, lane: &Lane) -> Option<Conn> {
+    pub async fn reconnect(&self, lane: &mut Lane) -> Option<Conn> {
         let conn = self.open_connection(lane.global).await;
         if conn.is_none() {
+            lane.failed_connects += 1;
             Timer::new(Duration::from_millis(100)).await;
+        } else {
+            lane.failed_connects = 0;
         }
         conn
     }

@@ -56,7 +56,7 @@ pub async fn drive(core: &Core, mut stream: Option<TcpStream>, mut lane: Lane) {
             if !lane.more_to_send(Instant::now()) {
                 return;
             }
-            stream = core.reconnect(&lane).await.and_then(|c| c.into_http());
+            stream = core.reconnect(&mut lane).await.and_then(|c| c.into_http());
             continue;
         };
         let outcome = session(

@@ -73,7 +73,7 @@ pub async fn echo(core: &Core, mut ws: Option<Box<WsStream>>, mut lane: Lane) {
             if !lane.more_to_send(Instant::now()) {
                 return;
             }
-            ws = core.reconnect(&lane).await.and_then(|c| c.into_ws());
+            ws = core.reconnect(&mut lane).await.and_then(|c| c.into_ws());
             continue;
         };
         let outcome = echo_session(core, socket, &mut lane, &mut outstanding, &message).await;
