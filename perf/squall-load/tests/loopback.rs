@@ -51,7 +51,7 @@ fn serve(mut stream: TcpStream, answer: Answer, served: &AtomicU64) {
             buf.drain(..end + 4);
             let index = served.fetch_add(1, Ordering::Relaxed);
             match answer {
-                Answer::Mixed if index % 2 == 0 => out.extend_from_slice(
+                Answer::Mixed if index.is_multiple_of(2) => out.extend_from_slice(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!",
                 ),
                 Answer::Mixed => out.extend_from_slice(
