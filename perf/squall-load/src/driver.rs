@@ -7,6 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::os::fd::RawFd;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -177,6 +178,45 @@ impl Shared {
 /// Connect attempts in flight at once per executor when no ramp is set.
 pub const CONNECTS_IN_FLIGHT: u64 = 256;
 
+/// A connection's deadline, enforced by its executor's watchdog: a timer per read or write
+/// costs more than the request itself at 100k requests/s (glommio re-arms its timer on each
+/// one), so the hot path only stores an `Instant` and the watchdog, a few times per timeout,
+/// shuts down the sockets that are late. Their pending read or write then ends at once.
+#[derive(Debug)]
+pub struct Deadline {
+    fd: Cell<RawFd>,
+    at: Cell<Option<Instant>>,
+    fired: Cell<bool>,
+}
+
+impl Deadline {
+    /// Watches `fd` until `at`.
+    pub fn arm(&self, fd: RawFd, at: Instant) {
+        self.fd.set(fd);
+        self.at.set(Some(at));
+    }
+
+    /// Stops watching; returns whether the deadline had passed (and the socket was shut down).
+    pub fn disarm(&self) -> bool {
+        self.at.set(None);
+        self.fd.set(-1);
+        self.fired.replace(false)
+    }
+
+    fn check(&self, now: Instant) {
+        if let Some(at) = self.at.get()
+            && now >= at
+            && self.fd.get() >= 0
+        {
+            // SAFETY: shutdown on a descriptor the connection still owns (it disarms before
+            // dropping the socket); no memory is involved.
+            unsafe { libc::shutdown(self.fd.get(), libc::SHUT_RDWR) };
+            self.fired.set(true);
+            self.at.set(None);
+        }
+    }
+}
+
 /// Consecutive failed connects after which a lane of a `-n` run gives up its share.
 pub const COUNT_RUN_CONNECT_ATTEMPTS: u32 = 3;
 
@@ -197,6 +237,7 @@ pub struct Core {
     /// The start line, once reached.
     pub anchor: Cell<Option<Anchor>>,
     connects: Semaphore,
+    deadlines: RefCell<Vec<Rc<Deadline>>>,
 }
 
 /// Per-connection progress through its share of the schedule.
@@ -281,6 +322,30 @@ impl Core {
             last_done: Cell::new(None),
             anchor: Cell::new(None),
             connects: Semaphore::new(connects),
+            deadlines: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A deadline the watchdog of this executor enforces.
+    pub fn deadline(&self) -> Rc<Deadline> {
+        let deadline = Rc::new(Deadline {
+            fd: Cell::new(-1),
+            at: Cell::new(None),
+            fired: Cell::new(false),
+        });
+        self.deadlines.borrow_mut().push(Rc::clone(&deadline));
+        deadline
+    }
+
+    async fn watch_deadlines(&self, finished: &Cell<bool>) {
+        let period =
+            (self.config.timeout / 10).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        while !finished.get() {
+            Timer::new(period).await;
+            let now = Instant::now();
+            for deadline in self.deadlines.borrow().iter() {
+                deadline.check(now);
+            }
         }
     }
 
@@ -400,6 +465,11 @@ async fn run_core(
         }
     });
 
+    let watchdog = glommio::spawn_local({
+        let (core, finished) = (Rc::clone(&core), Rc::clone(&finished));
+        async move { core.watch_deadlines(&finished).await }
+    });
+
     // Connection g lives on executor g % threads; the publisher (subscribe mode) is the last.
     let mine: Vec<usize> = (index..config.total_connections())
         .step_by(config.threads)
@@ -468,6 +538,7 @@ async fn run_core(
     }
     finished.set(true);
     reporter.await;
+    watchdog.await;
     let tally = core.tally.borrow().clone();
     CoreOutcome {
         tally,

@@ -3,13 +3,14 @@
 //! latencies from intended send times, reconnect after failures.
 
 use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::config::Config;
-use crate::driver::{Core, Lane, Outcome, Wake, wait};
+use crate::driver::{Core, Deadline, Lane, Outcome, Wake, wait};
 use crate::net;
 use crate::response::{self, Parse};
 use crate::schedule::latency_ns;
@@ -44,13 +45,22 @@ pub fn encode_request(config: &Config) -> Vec<u8> {
 /// Smallest free space a read is given; the buffer doubles when a response needs more.
 const READ_CHUNK: usize = 4096;
 
+/// Bytes read and not yet framed.
+struct ReadBuf {
+    bytes: Vec<u8>,
+    filled: usize,
+}
+
 /// Runs one connection until its share of the load is done.
 pub async fn drive(core: &Core, mut stream: Option<TcpStream>, mut lane: Lane) {
     let config = &core.config;
     let head_request = config.method.eq_ignore_ascii_case("HEAD");
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut filled = 0;
+    let mut buf = ReadBuf {
+        bytes: vec![0u8; READ_CHUNK],
+        filled: 0,
+    };
     let mut outstanding: VecDeque<(Instant, bool)> = VecDeque::with_capacity(config.pipeline);
+    let deadline = core.deadline();
     loop {
         let Some(s) = stream.as_mut() else {
             if !lane.more_to_send(Instant::now()) {
@@ -65,10 +75,11 @@ pub async fn drive(core: &Core, mut stream: Option<TcpStream>, mut lane: Lane) {
             &mut lane,
             &mut outstanding,
             &mut buf,
-            &mut filled,
             head_request,
+            &deadline,
         )
         .await;
+        deadline.disarm();
         core.open.set(core.open.get() - 1);
         match outcome {
             Outcome::Done => return,
@@ -78,7 +89,7 @@ pub async fn drive(core: &Core, mut stream: Option<TcpStream>, mut lane: Lane) {
         // Requests in flight on a dead connection are gone: their slots of the schedule are
         // not sent again.
         outstanding.clear();
-        filled = 0;
+        buf.filled = 0;
         stream = None;
     }
 }
@@ -88,10 +99,12 @@ async fn session(
     stream: &mut TcpStream,
     lane: &mut Lane,
     outstanding: &mut VecDeque<(Instant, bool)>,
-    buf: &mut Vec<u8>,
-    filled: &mut usize,
+    buf: &mut ReadBuf,
     head_request: bool,
+    deadline: &Deadline,
 ) -> Outcome {
+    let fd = stream.as_raw_fd();
+    let ReadBuf { bytes: buf, filled } = buf;
     let config = &core.config;
     let request_len = core.request_len;
     let mut last_progress = Instant::now();
@@ -106,39 +119,44 @@ async fn session(
                 last_progress = now;
             }
             let bytes = &core.requests[..due * request_len];
-            match wait(config.timeout, stream.write_all(bytes)).await {
-                Wake::Done(Ok(())) => {}
-                Wake::Done(Err(e)) => return Outcome::Failed(net::classify(&e)),
-                Wake::Timer => return Outcome::Failed(ErrorKind::Timeout),
+            deadline.arm(fd, now + config.timeout);
+            let written = stream.write_all(bytes).await;
+            if deadline.disarm() {
+                return Outcome::Failed(ErrorKind::Timeout);
+            }
+            if let Err(e) = written {
+                return Outcome::Failed(net::classify(&e));
             }
             continue;
         }
         if outstanding.is_empty() && !lane.more_to_send(now) {
             return Outcome::Done;
         }
-        let next_send = (outstanding.len() < config.pipeline)
+        let next_send = (outstanding.len() < config.pipeline && lane.more_to_send(now))
             .then(|| lane.next_due())
             .flatten();
-        let deadline = if outstanding.is_empty() {
-            next_send.unwrap_or(now + config.timeout)
-        } else {
-            let timeout_at = last_progress + config.timeout;
-            next_send.map_or(timeout_at, |at| at.min(timeout_at))
-        };
         if buf.len() - *filled < READ_CHUNK / 2 {
             buf.resize(buf.len() * 2, 0);
         }
-        let read = wait(
-            deadline.saturating_duration_since(now),
-            stream.read(&mut buf[*filled..]),
-        )
-        .await;
-        match read {
-            Wake::Timer => {
-                if !outstanding.is_empty() && Instant::now() >= last_progress + config.timeout {
-                    return Outcome::Failed(ErrorKind::Timeout);
-                }
+        if !outstanding.is_empty() {
+            deadline.arm(fd, last_progress + config.timeout);
+        }
+        let read = match next_send {
+            // Open loop with room in the pipeline: wake up for the next send too.
+            Some(at) => {
+                wait(
+                    at.saturating_duration_since(now),
+                    stream.read(&mut buf[*filled..]),
+                )
+                .await
             }
+            None => Wake::Done(stream.read(&mut buf[*filled..]).await),
+        };
+        if deadline.disarm() {
+            return Outcome::Failed(ErrorKind::Timeout);
+        }
+        match read {
+            Wake::Timer => {}
             Wake::Done(Err(e)) => return Outcome::Failed(net::classify(&e)),
             Wake::Done(Ok(0)) => {
                 // A response framed by the end of the connection is complete now.
