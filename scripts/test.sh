@@ -34,5 +34,8 @@ cargo test --locked --doc
 cargo clippy --locked --all-targets -- -D warnings
 # Broken intra-doc links are documentation bugs too.
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+# The load generator is its own crate (perf/squall-load); its parser and schedule tests and
+# its loopback tests run here too, so the instrument the benchmarks rely on stays correct.
+cargo test --locked --manifest-path perf/squall-load/Cargo.toml
 bash scripts/autobahn.sh
 bash scripts/browser-test.sh
