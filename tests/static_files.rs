@@ -484,6 +484,24 @@ fn the_cache_serves_an_edited_file_fresh() {
 }
 
 #[test]
+fn a_large_file_is_never_served_stale() {
+    let (base, root) = fixture("stale");
+    // What the cache knows is trusted for an hour, but a large file is checked when opened.
+    let server = serve(&root, |files| {
+        files.revalidate_every(Duration::from_secs(3600))
+    });
+    let mut client = Client::connect(server.local_addr());
+    let before = pseudo_random(300 * 1024);
+    base.write("root/big.bin", &before);
+    assert!(fetch(&mut client, "/static/big.bin", "").body == before);
+    let after = pseudo_random(200 * 1024 + 1);
+    base.write("root/big.bin", &after);
+    let r = fetch(&mut client, "/static/big.bin", "");
+    assert_eq!(r.body.len(), after.len());
+    assert!(r.body == after);
+}
+
+#[test]
 fn a_mount_outside_the_prefix_is_a_server_error() {
     let (_base, root) = fixture("prefix");
     let server = serve(&root, |files| files.url_prefix("/assets"));
