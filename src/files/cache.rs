@@ -219,7 +219,7 @@ impl Inner {
         if tail.trailing_slash {
             return Err("a directory has no version".to_owned());
         }
-        let key = tail.relative.as_str();
+        let key: &str = &tail.relative;
         let known = self.versions.borrow().peek(key).cloned();
         if let Some(known) = &known {
             if known.checked.elapsed() < self.settings.revalidate_every {

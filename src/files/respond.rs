@@ -1,6 +1,7 @@
 //! Answering a request for a static file: finding it, the preconditions and ranges, which
 //! representation, and the body from memory or from disk.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 
 use glommio::io::BufferedFile;
@@ -25,16 +26,17 @@ use crate::response::Response;
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 
 /// A served path, found.
-struct Found {
-    key: Box<str>,
+struct Found<'t> {
+    /// The cache key: the path relative to the root, index file included.
+    key: Cow<'t, str>,
     entry: Rc<Entry>,
     /// The plain file, when finding it just opened it.
     opened: Option<BufferedFile>,
 }
 
 /// What finding a path can end in besides a file.
-enum Lookup {
-    Found(Found),
+enum Lookup<'t> {
+    Found(Found<'t>),
     /// A directory named without its trailing slash.
     AddSlash,
 }
@@ -91,12 +93,12 @@ impl Inner {
     }
 
     /// Finds the file `tail` names, from the cache while it is fresh.
-    async fn find(&self, tail: &Tail) -> Result<Lookup, Error> {
-        let key: Box<str> = match (&self.settings.index, tail.trailing_slash) {
+    async fn find<'t>(&self, tail: &Tail<'t>) -> Result<Lookup<'t>, Error> {
+        let key: Cow<'t, str> = match (&self.settings.index, tail.trailing_slash) {
             (None, true) => return Err(self.refuse_directory(&tail.relative).await),
-            (Some(index), true) if tail.relative.is_empty() => index.as_str().into(),
-            (Some(index), true) => format!("{}/{index}", tail.relative).into(),
-            (_, false) => tail.relative.as_str().into(),
+            (Some(index), true) if tail.relative.is_empty() => Cow::Owned(index.clone()),
+            (Some(index), true) => Cow::Owned(format!("{}/{index}", tail.relative)),
+            (_, false) => tail.relative.clone(),
         };
         if let Some(entry) = self.fresh(&key) {
             return Ok(Lookup::Found(Found {
@@ -131,7 +133,7 @@ impl Inner {
     }
 
     /// Answers `req` from a found file.
-    async fn answer(&self, req: &Request, found: Found) -> Result<Response, Failure> {
+    async fn answer(&self, req: &Request, found: Found<'_>) -> Result<Response, Failure> {
         let Found {
             key,
             entry,
