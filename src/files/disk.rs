@@ -148,8 +148,8 @@ pub(crate) fn proc_fd_available() -> bool {
 /// `server`) and falls back to the heap when that is exhausted. Under load the heap
 /// fallback cost a page fault for nearly every 4 KiB read (glibc trims and regrows the heap
 /// as 64 connections' buffers come and go): 1 MiB responses over 64 connections took
-/// ~150 minor faults and ~720 µs of CPU each, against none and ~500 µs with reads queued to
-/// stay within this budget.
+/// ~150 minor faults and ~720 µs of CPU each, against none and 532 µs with reads queued to
+/// stay within this budget (BENCHMARKS.md, "Static files").
 const READ_BUDGET: u64 = 384 * 1024;
 
 thread_local! {
