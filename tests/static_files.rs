@@ -400,6 +400,42 @@ fn large_files_stream_byte_for_byte() {
     assert_eq!(client.response().text(), HELLO);
 }
 
+/// Drops `path`'s pages from the page cache, so that reading it has to wait for the disk.
+fn evict_from_page_cache(path: &Path) {
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::File::open(path).expect("open fixture");
+    file.sync_all().expect("sync fixture");
+    // SAFETY: a plain system call on a descriptor that `file` keeps open.
+    let status = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(status, 0, "posix_fadvise failed");
+}
+
+#[test]
+fn files_not_in_the_page_cache_are_read_through_io_uring() {
+    let (base, root) = fixture("cold");
+    let big = pseudo_random(2 * 1024 * 1024 + 5);
+    let big_path = base.write("root/big.bin", &big);
+    let small_path = base.write("root/small.txt", "small and cold");
+    let server = serve(&root, |files| files.revalidate_every(Duration::ZERO));
+    let mut client = Client::connect(server.local_addr());
+    for _ in 0..2 {
+        evict_from_page_cache(&big_path);
+        evict_from_page_cache(&small_path);
+        let r = fetch(&mut client, "/static/big.bin", "");
+        assert!(r.body == big, "cold large file differs");
+        let r = fetch(
+            &mut client,
+            "/static/big.bin",
+            "Range: bytes=1000-2999999\r\n",
+        );
+        assert!(r.body == big[1000..], "cold range differs");
+        assert_eq!(
+            fetch(&mut client, "/static/small.txt", "").text(),
+            "small and cold"
+        );
+    }
+}
+
 #[test]
 fn versioned_urls_are_cached_for_a_year() {
     let (base, root) = fixture("versions");
@@ -481,6 +517,24 @@ fn the_cache_serves_an_edited_file_fresh() {
     // Deleted: gone.
     std::fs::remove_file(&path).expect("remove");
     assert_eq!(fetch(&mut client, "/static/note.txt", "").status, 404);
+}
+
+#[test]
+fn a_large_file_is_never_served_stale() {
+    let (base, root) = fixture("stale");
+    // What the cache knows is trusted for an hour, but a large file is checked when opened.
+    let server = serve(&root, |files| {
+        files.revalidate_every(Duration::from_secs(3600))
+    });
+    let mut client = Client::connect(server.local_addr());
+    let before = pseudo_random(300 * 1024);
+    base.write("root/big.bin", &before);
+    assert!(fetch(&mut client, "/static/big.bin", "").body == before);
+    let after = pseudo_random(200 * 1024 + 1);
+    base.write("root/big.bin", &after);
+    let r = fetch(&mut client, "/static/big.bin", "");
+    assert_eq!(r.body.len(), after.len());
+    assert!(r.body == after);
 }
 
 #[test]

@@ -6,13 +6,16 @@
 //! This is the first of two guards: after opening, the file's resolved path is checked
 //! against the root as well (symbolic links), in `disk`.
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode_str;
 
 /// A request tail that is safe to join to the root.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Tail {
-    /// Decoded segments joined with `/`; empty for the root itself.
-    pub relative: String,
+pub(crate) struct Tail<'a> {
+    /// Decoded segments joined with `/`; empty for the root itself. Borrowed from the
+    /// request when nothing needed decoding, as for nearly every request.
+    pub relative: Cow<'a, str>,
     /// Whether the URL ended with `/` (asks for a directory).
     pub trailing_slash: bool,
 }
@@ -33,7 +36,7 @@ pub(crate) enum Refusal {
 }
 
 /// Checks and decodes `raw`, the part of the request path after the mount prefix.
-pub(crate) fn sanitize(raw: &str) -> Result<Tail, Refusal> {
+pub(crate) fn sanitize(raw: &str) -> Result<Tail<'_>, Refusal> {
     if raw.starts_with('/') {
         return Err(Refusal::Absolute);
     }
@@ -41,43 +44,62 @@ pub(crate) fn sanitize(raw: &str) -> Result<Tail, Refusal> {
         Some(body) => (body, true),
         None => (raw, raw.is_empty()),
     };
-    let mut relative = String::with_capacity(body.len());
     if body.is_empty() {
         return Ok(Tail {
-            relative,
+            relative: Cow::Borrowed(""),
             trailing_slash,
         });
     }
+    let mut decoded_any = false;
     for segment in body.split('/') {
-        if segment.is_empty() {
-            return Err(Refusal::EmptySegment);
-        }
-        let decoded: Vec<u8> = percent_decode_str(segment).collect();
-        if decoded.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
-            return Err(Refusal::ForbiddenByte);
-        }
-        if decoded == b"." || decoded == b".." {
-            return Err(Refusal::DotSegment);
-        }
-        let text = std::str::from_utf8(&decoded).map_err(|_| Refusal::NotUtf8)?;
-        if !relative.is_empty() {
-            relative.push('/');
-        }
-        relative.push_str(text);
+        let decoded: Cow<'_, [u8]> = percent_decode_str(segment).into();
+        check_segment(&decoded)?;
+        decoded_any |= matches!(decoded, Cow::Owned(_));
     }
+    // The request target is ASCII (the codec refuses anything else), so a body that
+    // decoded to itself is the answer as it stands.
+    let relative = if decoded_any {
+        let mut relative = String::with_capacity(body.len());
+        for segment in body.split('/') {
+            if !relative.is_empty() {
+                relative.push('/');
+            }
+            let decoded = percent_decode_str(segment).decode_utf8();
+            relative.push_str(&decoded.map_err(|_| Refusal::NotUtf8)?);
+        }
+        Cow::Owned(relative)
+    } else {
+        Cow::Borrowed(body)
+    };
     Ok(Tail {
         relative,
         trailing_slash,
     })
 }
 
+fn check_segment(decoded: &[u8]) -> Result<(), Refusal> {
+    if decoded.is_empty() {
+        return Err(Refusal::EmptySegment);
+    }
+    if decoded.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
+        return Err(Refusal::ForbiddenByte);
+    }
+    if decoded == b"." || decoded == b".." {
+        return Err(Refusal::DotSegment);
+    }
+    if std::str::from_utf8(decoded).is_err() {
+        return Err(Refusal::NotUtf8);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ok(relative: &str, trailing_slash: bool) -> Result<Tail, Refusal> {
+    fn ok(relative: &str, trailing_slash: bool) -> Result<Tail<'_>, Refusal> {
         Ok(Tail {
-            relative: relative.to_owned(),
+            relative: Cow::Borrowed(relative),
             trailing_slash,
         })
     }

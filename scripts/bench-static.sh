@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of squall's StaticFiles (examples/static_files.rs) against
+# actix-files (perf/peers/actix-files): the same 1 KiB and 1 MiB files from the same
+# directory, each server with one worker pinned to one core, measured as throughput and as
+# server CPU time per request.
+#
+# Usage: scripts/bench-static.sh [--rounds N] [--duration SECS] [--only a,b] [--write]
+#
+#   --rounds N       rounds per server (default 5); medians are taken over them
+#   --duration SECS  length of each measured wrk run (default 10)
+#   --only a,b       run only these servers (squall, actix-files)
+#   --write          also put the table into BENCHMARKS.md between the
+#                    <!-- bench-static:start --> and <!-- bench-static:end --> markers
+#
+# Every server runs with one worker on CPU 0 and wrk runs on CPU 1; keep-alive, no
+# pipelining. The files are random bytes (so nothing could compress them), written fresh
+# into the run directory, and read once before measuring so both servers find them in the
+# page cache. Raw output goes to perf/runs/static-<timestamp>/.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+# shellcheck source=scripts/lib/bench.sh
+source "$ROOT/scripts/lib/bench.sh"
+readonly PEERS_DIR="$ROOT/perf/peers"
+
+set_invocation scripts/bench-static.sh "$@"
+readonly INVOCATION
+
+readonly ALL_SERVERS=(squall actix-files)
+readonly CASES=(1k 1m)
+readonly SERVER_CPU=0
+readonly CLIENT_CPU=1
+# A 1 MiB response keeps a connection busy for long; 64 of them already keep the server's
+# core saturated, and 256 would only queue more data in socket buffers.
+readonly CONNECTIONS_1K=256
+readonly CONNECTIONS_1M=64
+readonly WARMUP_SECS=2
+readonly STARTUP_TRIES=100 # x 0.1 s
+readonly STOP_TRIES=50     # x 0.1 s
+readonly FIRST_PORT=18280
+
+ROUNDS=5
+DURATION=10
+ONLY=""
+WRITE=0
+
+SERVER_PID=""
+NEXT_PORT=$FIRST_PORT
+declare -A BINARY=()
+
+check_machine() {
+    local cpus
+    cpus=$(nproc --all)
+    ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU); have $cpus"
+    command -v taskset >/dev/null || die "taskset (util-linux) is required"
+}
+
+build_servers() {
+    local name dir target
+    for name in "$@"; do
+        if [[ $name == squall ]]; then
+            log "building squall's static_files example"
+            (cd "$ROOT" && cargo build --release --example static_files) >"$RUN_DIR/build-squall.log" 2>&1 ||
+                die "squall's static_files example did not build (see $RUN_DIR/build-squall.log)"
+            target=${CARGO_TARGET_DIR:-target}
+            [[ $target == /* ]] || target="$ROOT/$target"
+            BINARY[squall]="$target/release/examples/static_files"
+        else
+            dir="$PEERS_DIR/$name"
+            log "building peer $name"
+            cargo build --release --manifest-path "$dir/Cargo.toml" --target-dir "$dir/target" \
+                >"$RUN_DIR/build-$name.log" 2>&1 ||
+                die "peer $name did not build (see $RUN_DIR/build-$name.log)"
+            BINARY[$name]="$dir/target/release/peer-$name"
+        fi
+    done
+}
+
+# The served directory: 1k.bin and 1m.bin of random bytes.
+make_files() {
+    SQUALL_STATIC_DIR="$RUN_DIR/files"
+    export SQUALL_STATIC_DIR
+    mkdir -p "$SQUALL_STATIC_DIR"
+    head -c 1024 /dev/urandom >"$SQUALL_STATIC_DIR/1k.bin"
+    head -c 1048576 /dev/urandom >"$SQUALL_STATIC_DIR/1m.bin"
+    cat "$SQUALL_STATIC_DIR"/*.bin >/dev/null
+}
+
+wrk_command() {
+    local case=$1 secs=$2 port=$3 connections
+    case $case in
+    1k) connections=$CONNECTIONS_1K ;;
+    1m) connections=$CONNECTIONS_1M ;;
+    *) die "unknown case $case" ;;
+    esac
+    WRK_CMD=(taskset -c "$CLIENT_CPU" wrk -t1 "-c$connections" "-d${secs}s" --latency
+        "http://127.0.0.1:$port/static/$case.bin")
+}
+
+run_wrk() {
+    (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 ||
+        die "wrk failed (output in $1)"
+}
+
+# wrk's "Transfer/sec: 1.21GB" as MB/s.
+transfer_mbps() {
+    awk '/^Transfer\/sec:/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[A-Za-z]+$/, "", v)
+         m = (u == "GB") ? 1024 : (u == "MB") ? 1 : (u == "KB") ? 1 / 1024 : 1 / 1048576
+         printf "%.0f", v * m; exit }' "$1"
+}
+
+measure() {
+    local name=$1 case=$2 round=$3 out before after requests rps errors c_before c_after t0 t1 mbps
+    out="$RUN_DIR/$name-$case-r$round.txt"
+    wrk_command "$case" "$DURATION" "$PORT"
+    c_before=$(cpu_busy_ticks "$CLIENT_CPU")
+    before=$(cpu_ticks "$SERVER_PID")
+    t0=$EPOCHREALTIME
+    run_wrk "$out" "$DURATION"
+    t1=$EPOCHREALTIME
+    after=$(cpu_ticks "$SERVER_PID")
+    c_after=$(cpu_busy_ticks "$CLIENT_CPU")
+    requests=$(awk '/ requests in /{print $1; exit}' "$out")
+    rps=$(awk '/^Requests\/sec:/{print $2; exit}' "$out")
+    [[ -n $requests && -n $rps ]] || die "could not parse wrk output $out"
+    mbps=$(transfer_mbps "$out")
+    errors=$(awk '/^ *Socket errors:/{gsub(/[^0-9 ]/,""); for(i=1;i<=NF;i++) s+=$i}
+                  /^ *Non-2xx or 3xx responses:/{s+=$NF} END{print s+0}' "$out")
+    ((errors == 0)) || warn "$name $case round $round: $errors errors (see $out)"
+    awk -v n="$name" -v c="$case" -v r="$round" -v rps="$rps" -v req="$requests" \
+        -v ticks="$((after - before))" -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v e="$errors" \
+        -v cb="$c_before" -v ca="$c_after" -v mb="$mbps" \
+        'BEGIN { us = ticks * 1e6 / hz
+                 split(cb, b, " "); split(ca, a, " ")
+                 client = (a[2] > b[2]) ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
+                 printf "%s\t%s\t%s\t%.0f\t%d\t%.0f\t%.4f\t%.1f\t%d\t%.1f\t%s\n",
+                        n, c, r, rps, req, us, (req > 0 ? us / req : 0), us / ((t1 - t0) * 1e4), e, client, mb }' \
+        >>"$RUN_DIR/results.tsv"
+    printf '    %-12s %-3s %10.0f req/s %9.2f us CPU/req %6s MB/s\n' "$name" "$case" "$rps" \
+        "$(tail -n 1 "$RUN_DIR/results.tsv" | cut -f7)" "$mbps" >&2
+}
+
+bench_one() {
+    local name=$1 round=$2 case
+    warn_if_busy
+    start_server "$name" "$RUN_DIR/$name-r$round.log"
+    log "round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT)"
+    for case in "${CASES[@]}"; do
+        wrk_command "$case" "$WARMUP_SECS" "$PORT"
+        run_wrk "$RUN_DIR/$name-$case-r$round-warmup.txt" "$WARMUP_SECS"
+    done
+    for case in "${CASES[@]}"; do
+        measure "$name" "$case" "$round"
+    done
+    stop_server
+}
+
+median_of() {
+    awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c { print $col }' \
+        "$RUN_DIR/results.tsv" | median
+}
+
+report() {
+    local name case rps us busy client ratio runs errs squall_us mbps
+    echo "| server | file | req/s (median) | MB/s | µs CPU/req (median) | server CPU % | wrk CPU % | squall ÷ this (CPU/req) | runs | errors |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for case in "${CASES[@]}"; do
+        squall_us=""
+        [[ -n ${BINARY[squall]:-} ]] && squall_us=$(median_of squall "$case" 7)
+        for name in "${SERVERS[@]}"; do
+            [[ -n ${BINARY[$name]:-} ]] || continue
+            rps=$(median_of "$name" "$case" 4)
+            us=$(median_of "$name" "$case" 7)
+            busy=$(median_of "$name" "$case" 8)
+            client=$(median_of "$name" "$case" 10)
+            mbps=$(median_of "$name" "$case" 11)
+            runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
+            errs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c { s += $9 } END { print s + 0 }' "$RUN_DIR/results.tsv")
+            if [[ -z $squall_us ]]; then
+                ratio="n/a"
+            elif [[ $name == squall ]]; then
+                ratio="1.00"
+            else
+                ratio=$(awk -v a="$squall_us" -v b="$us" 'BEGIN { printf (b > 0 ? "%.2f" : "n/a"), a / b }')
+            fi
+            printf '| %s | %s | %.0f | %.0f | %.2f | %.0f | %.0f | %s | %d | %d |\n' \
+                "$name" "$case" "$rps" "$mbps" "$us" "$busy" "$client" "$ratio" "$runs" "$errs"
+        done
+    done
+    echo
+    echo "squall ÷ this below 1.00 means squall spends less CPU per request than that server (the target is ≤ 0.70)."
+    echo "CPU is the server's utime+stime over the wrk run (all threads, actix's blocking-I/O pool included); server CPU % is of its one core."
+    echo
+    echo "Command: \`$INVOCATION\` ($ROUNDS round(s) of ${DURATION}s per file, ${WARMUP_SECS}s warm-up per file)"
+    echo
+    echo "- server: \`SQUALL_WORKERS=1 SQUALL_ADDR=127.0.0.1:PORT SQUALL_STATIC_DIR=DIR taskset -c $SERVER_CPU <binary>\`"
+    wrk_command 1k "$DURATION" PORT
+    echo "- 1 KiB: \`${WRK_CMD[*]}\`"
+    wrk_command 1m "$DURATION" PORT
+    echo "- 1 MiB: \`${WRK_CMD[*]}\`"
+}
+
+main() {
+    parse_args "$@"
+    check_machine
+    select_servers
+
+    new_run_dir "static-"
+    CLK_TCK=$(getconf CLK_TCK)
+    printf 'server\tcase\tround\treq_per_s\trequests\tserver_cpu_us\tcpu_us_per_req\tserver_cpu_pct\terrors\twrk_cpu_pct\tmb_per_s\n' \
+        >"$RUN_DIR/results.tsv"
+    trap stop_server EXIT
+    trap 'exit 130' INT TERM
+
+    ensure_wrk
+    build_servers "${SERVERS[@]}"
+    make_files
+    log "servers: ${SERVERS[*]}; $ROUNDS round(s) x ${DURATION}s; files in $SQUALL_STATIC_DIR; raw output in $RUN_DIR"
+
+    run_rounds bench_one "${SERVERS[@]}"
+
+    report >"$RUN_DIR/report.md"
+    cat "$RUN_DIR/report.md"
+    ((WRITE == 0)) || write_benchmarks bench-static
+}
+
+main "$@"
