@@ -8,13 +8,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use squall::compress::{no_transform, Compression};
 use squall::header::CONTENT_ENCODING;
 use squall::{App, Body, HeaderValue, Html, IntoResponse, Request, Response, StaticFiles};
-use support::{find, get, request, start, Client, READ_TIMEOUT};
+use support::{find, get, request, start, Client, TempDir, READ_TIMEOUT};
 
 /// A page well above the minimum size, repetitive enough to compress well.
 fn page() -> String {
@@ -278,31 +277,6 @@ fn head_says_how_the_body_would_be_encoded() {
     // No body followed the head.
     client.send(get("/small"));
     assert_eq!(client.response().text(), "tiny");
-}
-
-/// A directory under the temporary directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("squall-compress-{name}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, content: impl AsRef<[u8]>) {
-        std::fs::write(self.0.join(name), content).expect("write fixture");
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn script() -> String {
