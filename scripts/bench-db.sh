@@ -83,7 +83,7 @@ setup_db() {
 # squall's example does not build (the library is being worked on), squall is
 # dropped from the run with a warning; a peer that does not build stops it.
 build_servers() {
-    local name dir target
+    local name target
     for name in "$@"; do
         if [[ $name == squall ]]; then
             log "building squall's techempower example"
@@ -95,14 +95,7 @@ build_servers() {
                 warn "squall's techempower example did not build; skipping squall (see $RUN_DIR/build-squall.log)"
             fi
         else
-            dir="$PEERS_DIR/$name"
-            log "building peer $name"
-            # --target-dir keeps the peer's build inside its own directory
-            # whatever CARGO_TARGET_DIR says.
-            cargo build --release --manifest-path "$dir/Cargo.toml" --target-dir "$dir/target" \
-                >"$RUN_DIR/build-$name.log" 2>&1 ||
-                die "peer $name did not build (see $RUN_DIR/build-$name.log)"
-            BINARY[$name]="$dir/target/release/peer-$name"
+            build_peer "$name"
         fi
     done
 }

@@ -58,7 +58,7 @@ check_machine() {
 # its failure only drops it from the run; a peer that does not build is a
 # real problem and stops the script.
 build_servers() {
-    local name dir target
+    local name target
     for name in "$@"; do
         if [[ $name == squall ]]; then
             log "building squall's hello example"
@@ -70,14 +70,7 @@ build_servers() {
                 warn "squall's hello example did not build; skipping squall (see $RUN_DIR/build-squall.log)"
             fi
         else
-            dir="$PEERS_DIR/$name"
-            log "building peer $name"
-            # --target-dir keeps each peer's build inside its own directory
-            # whatever CARGO_TARGET_DIR says.
-            cargo build --release --manifest-path "$dir/Cargo.toml" --target-dir "$dir/target" \
-                >"$RUN_DIR/build-$name.log" 2>&1 ||
-                die "peer $name did not build (see $RUN_DIR/build-$name.log)"
-            BINARY[$name]="$dir/target/release/peer-${name//_/-}"
+            build_peer "$name"
         fi
     done
 }

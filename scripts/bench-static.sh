@@ -57,7 +57,7 @@ check_machine() {
 }
 
 build_servers() {
-    local name dir target
+    local name target
     for name in "$@"; do
         if [[ $name == squall ]]; then
             log "building squall's static_files example"
@@ -67,12 +67,7 @@ build_servers() {
             [[ $target == /* ]] || target="$ROOT/$target"
             BINARY[squall]="$target/release/examples/static_files"
         else
-            dir="$PEERS_DIR/$name"
-            log "building peer $name"
-            cargo build --release --manifest-path "$dir/Cargo.toml" --target-dir "$dir/target" \
-                >"$RUN_DIR/build-$name.log" 2>&1 ||
-                die "peer $name did not build (see $RUN_DIR/build-$name.log)"
-            BINARY[$name]="$dir/target/release/peer-$name"
+            build_peer "$name"
         fi
     done
 }

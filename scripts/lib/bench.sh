@@ -29,6 +29,18 @@ ensure_wrk() {
     fi
 }
 
+# Builds peer $1 from perf/peers/$1 (release) and records its binary in BINARY[$1]. The
+# peer's build stays in its own target directory whatever CARGO_TARGET_DIR says; its output
+# goes to $RUN_DIR/build-$1.log. Binaries are named peer-<name> with '_' as '-'.
+build_peer() {
+    local name=$1 dir="$PEERS_DIR/$1"
+    log "building peer $name"
+    cargo build --release --manifest-path "$dir/Cargo.toml" --target-dir "$dir/target" \
+        >"$RUN_DIR/build-$name.log" 2>&1 ||
+        die "peer $name did not build (see $RUN_DIR/build-$name.log)"
+    BINARY[$name]="$dir/target/release/peer-${name//_/-}"
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A fresh port per launch: nothing lingering from the previous server
