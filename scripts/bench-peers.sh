@@ -92,12 +92,6 @@ wrk_command() {
     esac
 }
 
-run_wrk() {
-    # wrk stops by itself after -d; the timeout only guards against a hang.
-    (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 ||
-        die "wrk failed (output in $1)"
-}
-
 # One measured run: CPU ticks around wrk, then one line of results.tsv.
 measure() {
     local name=$1 case=$2 round=$3 out before after requests rps errors c_before c_after t0 t1
@@ -131,25 +125,12 @@ measure() {
 }
 
 bench_one() {
-    local name=$1 round=$2 case
+    local name=$1 round=$2
     warn_if_busy
     start_server "$name" "$RUN_DIR/$name-r$round.log"
     log "round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT)"
-    # Warm-up: let allocators, caches and connection pools settle; not recorded.
-    for case in plaintext json; do
-        wrk_command "$case" "$WARMUP_SECS" "$PORT"
-        run_wrk "$RUN_DIR/$name-$case-r$round-warmup.txt" "$WARMUP_SECS"
-    done
-    for case in plaintext json; do
-        measure "$name" "$case" "$round"
-    done
+    warm_up_and_measure "$name" "$round" plaintext json
     stop_server
-}
-
-# Median of column $3 of results.tsv over the rows for server $1, case $2.
-median_of() {
-    awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c { print $col }' \
-        "$RUN_DIR/results.tsv" | median
 }
 
 # The markdown report: the table, then how it was produced.

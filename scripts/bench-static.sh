@@ -93,11 +93,6 @@ wrk_command() {
         "http://127.0.0.1:$port/static/$case.bin")
 }
 
-run_wrk() {
-    (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 ||
-        die "wrk failed (output in $1)"
-}
-
 # wrk's "Transfer/sec: 1.21GB" as MB/s.
 transfer_mbps() {
     awk '/^Transfer\/sec:/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[A-Za-z]+$/, "", v)
@@ -137,23 +132,12 @@ measure() {
 }
 
 bench_one() {
-    local name=$1 round=$2 case
+    local name=$1 round=$2
     warn_if_busy
     start_server "$name" "$RUN_DIR/$name-r$round.log"
     log "round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT)"
-    for case in "${CASES[@]}"; do
-        wrk_command "$case" "$WARMUP_SECS" "$PORT"
-        run_wrk "$RUN_DIR/$name-$case-r$round-warmup.txt" "$WARMUP_SECS"
-    done
-    for case in "${CASES[@]}"; do
-        measure "$name" "$case" "$round"
-    done
+    warm_up_and_measure "$name" "$round" "${CASES[@]}"
     stop_server
-}
-
-median_of() {
-    awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c { print $col }' \
-        "$RUN_DIR/results.tsv" | median
 }
 
 report() {

@@ -41,6 +41,34 @@ build_peer() {
     BINARY[$name]="$dir/target/release/peer-${name//_/-}"
 }
 
+# Runs the wrk command the script built in WRK_CMD (its wrk_command) with output to $1; $2
+# is the run's duration in seconds. wrk stops by itself; the timeout only guards a hang.
+run_wrk() {
+    (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 ||
+        die "wrk failed (output in $1)"
+}
+
+# One round against the started server $1 (round $2) over the cases that follow: each case
+# warmed up first without being recorded (allocators, caches and pools settle), then each
+# measured by the script's measure().
+warm_up_and_measure() {
+    local name=$1 round=$2 case
+    shift 2
+    for case in "$@"; do
+        wrk_command "$case" "$WARMUP_SECS" "$PORT"
+        run_wrk "$RUN_DIR/$name-$case-r$round-warmup.txt" "$WARMUP_SECS"
+    done
+    for case in "$@"; do
+        measure "$name" "$case" "$round"
+    done
+}
+
+# Median of column $3 of results.tsv over the rows for server $1, case $2.
+median_of() {
+    awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c { print $col }' \
+        "$RUN_DIR/results.tsv" | median
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A fresh port per launch: nothing lingering from the previous server
