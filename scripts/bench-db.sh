@@ -63,41 +63,11 @@ SERVER_PID=""   # the server currently running, for the exit trap
 NEXT_PORT=$FIRST_PORT
 declare -A BINARY=() # server name -> executable
 
-check_machine() {
-    local cpus tool
-    cpus=$(nproc --all)
-    ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU); have $cpus"
-    for tool in taskset curl; do
-        command -v "$tool" >/dev/null || die "$tool is required"
-    done
-}
-
 setup_db() {
     log "preparing the database (scripts/setup-db.sh)"
     bash "$ROOT/scripts/setup-db.sh" >"$RUN_DIR/setup-db.log" 2>&1 ||
         die "scripts/setup-db.sh failed: $(tail -n 5 "$RUN_DIR/setup-db.log")"
     tail -n 1 "$RUN_DIR/setup-db.log" >&2
-}
-
-# Build everything first so compile load never overlaps a measurement. If
-# squall's example does not build (the library is being worked on), squall is
-# dropped from the run with a warning; a peer that does not build stops it.
-build_servers() {
-    local name target
-    for name in "$@"; do
-        if [[ $name == squall ]]; then
-            log "building squall's techempower example"
-            if (cd "$ROOT" && cargo build --release --example techempower) >"$RUN_DIR/build-squall.log" 2>&1; then
-                target=${CARGO_TARGET_DIR:-target}
-                [[ $target == /* ]] || target="$ROOT/$target"
-                BINARY[squall]="$target/release/examples/techempower"
-            else
-                warn "squall's techempower example did not build; skipping squall (see $RUN_DIR/build-squall.log)"
-            fi
-        else
-            build_peer "$name"
-        fi
-    done
 }
 
 # One request per case before any load: a server answering errors would
@@ -284,7 +254,7 @@ report() {
 
 main() {
     parse_args "$@"
-    check_machine
+    require_machine curl
     select_servers
 
     new_run_dir ""
@@ -296,7 +266,7 @@ main() {
 
     ensure_wrk
     setup_db
-    build_servers "${SERVERS[@]}"
+    build_servers techempower "${SERVERS[@]}"
     local name ready=()
     for name in "${SERVERS[@]}"; do
         [[ -n ${BINARY[$name]:-} ]] && ready+=("$name")

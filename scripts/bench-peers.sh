@@ -46,35 +46,6 @@ SERVER_PID=""   # the server currently running, for the exit trap
 NEXT_PORT=$FIRST_PORT
 declare -A BINARY=() # server name -> executable
 
-check_machine() {
-    local cpus
-    cpus=$(nproc --all)
-    ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU); have $cpus"
-    command -v taskset >/dev/null || die "taskset (util-linux) is required"
-}
-
-# Build everything first so compile load never overlaps a measurement.
-# squall's example may not exist yet while the library is being written, so
-# its failure only drops it from the run; a peer that does not build is a
-# real problem and stops the script.
-build_servers() {
-    local name target
-    for name in "$@"; do
-        if [[ $name == squall ]]; then
-            log "building squall's hello example"
-            if (cd "$ROOT" && cargo build --release --example hello) >"$RUN_DIR/build-squall.log" 2>&1; then
-                target=${CARGO_TARGET_DIR:-target}
-                [[ $target == /* ]] || target="$ROOT/$target"
-                BINARY[squall]="$target/release/examples/hello"
-            else
-                warn "squall's hello example did not build; skipping squall (see $RUN_DIR/build-squall.log)"
-            fi
-        else
-            build_peer "$name"
-        fi
-    done
-}
-
 # The client CPU's busy share over a run says whether wrk itself was the
 # bottleneck (or whether something else was running there).
 client_cpu_ticks() { cpu_busy_ticks "$CLIENT_CPU"; }
@@ -135,31 +106,7 @@ bench_one() {
 
 # The markdown report: the table, then how it was produced.
 report() {
-    local name case rps us busy client ratio runs errs squall_us
-    echo "| server | case | req/s (median) | µs CPU/req (median) | server CPU % | wrk CPU % | squall ÷ this (CPU/req) | runs | errors |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-    for case in plaintext json; do
-        squall_us=""
-        [[ -n ${BINARY[squall]:-} ]] && squall_us=$(median_of squall "$case" 7)
-        for name in "${SERVERS[@]}"; do
-            [[ -n ${BINARY[$name]:-} ]] || continue
-            rps=$(median_of "$name" "$case" 4)
-            us=$(median_of "$name" "$case" 7)
-            busy=$(median_of "$name" "$case" 8)
-            client=$(median_of "$name" "$case" 10)
-            runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
-            errs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c { s += $9 } END { print s + 0 }' "$RUN_DIR/results.tsv")
-            if [[ -z $squall_us ]]; then
-                ratio="n/a"
-            elif [[ $name == squall ]]; then
-                ratio="1.00"
-            else
-                ratio=$(awk -v a="$squall_us" -v b="$us" 'BEGIN { printf (b > 0 ? "%.2f" : "n/a"), a / b }')
-            fi
-            printf '| %s | %s | %.0f | %.3f | %.0f | %.0f | %s | %d | %d |\n' \
-                "$name" "$case" "$rps" "$us" "$busy" "$client" "$ratio" "$runs" "$errs"
-        done
-    done
+    cpu_table case 0 plaintext json
     echo
     echo "squall ÷ this below 1.00 means squall spends less CPU per request than that server."
     echo "CPU is the server's utime+stime over the wrk run (all threads); server CPU % is of its one core."
@@ -176,7 +123,7 @@ report() {
 
 main() {
     parse_args "$@"
-    check_machine
+    require_machine
     select_servers
 
     new_run_dir ""
@@ -187,7 +134,7 @@ main() {
     trap 'exit 130' INT TERM
 
     ensure_wrk
-    build_servers "${SERVERS[@]}"
+    build_servers hello "${SERVERS[@]}"
     local name ready=()
     for name in "${SERVERS[@]}"; do
         [[ -n ${BINARY[$name]:-} ]] && ready+=("$name")

@@ -49,29 +49,6 @@ SERVER_PID=""
 NEXT_PORT=$FIRST_PORT
 declare -A BINARY=()
 
-check_machine() {
-    local cpus
-    cpus=$(nproc --all)
-    ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, wrk on $CLIENT_CPU); have $cpus"
-    command -v taskset >/dev/null || die "taskset (util-linux) is required"
-}
-
-build_servers() {
-    local name target
-    for name in "$@"; do
-        if [[ $name == squall ]]; then
-            log "building squall's static_files example"
-            (cd "$ROOT" && cargo build --release --example static_files) >"$RUN_DIR/build-squall.log" 2>&1 ||
-                die "squall's static_files example did not build (see $RUN_DIR/build-squall.log)"
-            target=${CARGO_TARGET_DIR:-target}
-            [[ $target == /* ]] || target="$ROOT/$target"
-            BINARY[squall]="$target/release/examples/static_files"
-        else
-            build_peer "$name"
-        fi
-    done
-}
-
 # The served directory: 1k.bin and 1m.bin of random bytes.
 make_files() {
     SQUALL_STATIC_DIR="$RUN_DIR/files"
@@ -141,32 +118,7 @@ bench_one() {
 }
 
 report() {
-    local name case rps us busy client ratio runs errs squall_us mbps
-    echo "| server | file | req/s (median) | MB/s | µs CPU/req (median) | server CPU % | wrk CPU % | squall ÷ this (CPU/req) | runs | errors |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for case in "${CASES[@]}"; do
-        squall_us=""
-        [[ -n ${BINARY[squall]:-} ]] && squall_us=$(median_of squall "$case" 7)
-        for name in "${SERVERS[@]}"; do
-            [[ -n ${BINARY[$name]:-} ]] || continue
-            rps=$(median_of "$name" "$case" 4)
-            us=$(median_of "$name" "$case" 7)
-            busy=$(median_of "$name" "$case" 8)
-            client=$(median_of "$name" "$case" 10)
-            mbps=$(median_of "$name" "$case" 11)
-            runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
-            errs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c { s += $9 } END { print s + 0 }' "$RUN_DIR/results.tsv")
-            if [[ -z $squall_us ]]; then
-                ratio="n/a"
-            elif [[ $name == squall ]]; then
-                ratio="1.00"
-            else
-                ratio=$(awk -v a="$squall_us" -v b="$us" 'BEGIN { printf (b > 0 ? "%.2f" : "n/a"), a / b }')
-            fi
-            printf '| %s | %s | %.0f | %.0f | %.2f | %.0f | %.0f | %s | %d | %d |\n' \
-                "$name" "$case" "$rps" "$mbps" "$us" "$busy" "$client" "$ratio" "$runs" "$errs"
-        done
-    done
+    cpu_table file 1 "${CASES[@]}"
     echo
     echo "squall ÷ this below 1.00 means squall spends less CPU per request than that server (the target is ≤ 0.70)."
     echo "CPU is the server's utime+stime over the wrk run (all threads, actix's blocking-I/O pool included); server CPU % is of its one core."
@@ -182,7 +134,7 @@ report() {
 
 main() {
     parse_args "$@"
-    check_machine
+    require_machine
     select_servers
 
     new_run_dir "static-"
@@ -193,7 +145,7 @@ main() {
     trap 'exit 130' INT TERM
 
     ensure_wrk
-    build_servers "${SERVERS[@]}"
+    build_servers static_files "${SERVERS[@]}"
     make_files
     log "servers: ${SERVERS[*]}; $ROUNDS round(s) x ${DURATION}s; files in $SQUALL_STATIC_DIR; raw output in $RUN_DIR"
 

@@ -73,10 +73,7 @@ declare -A SERVES=()   # "server mode" -> 1 when that server supports the mode
 MODES=()
 
 check_machine() {
-    local cpus
-    cpus=$(nproc --all)
-    ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, ws-load on $CLIENT_CPU); have $cpus"
-    command -v taskset >/dev/null || die "taskset (util-linux) is required"
+    require_machine
     # Servers and ws-load inherit this; 10,000 connections need 10,000 descriptors on each side.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     local fds

@@ -29,6 +29,40 @@ ensure_wrk() {
     fi
 }
 
+# Stops unless there are two CPUs (the server on SERVER_CPU, the load on CLIENT_CPU) and
+# every command named in the arguments besides taskset is installed.
+require_machine() {
+    local cpus tool
+    cpus=$(nproc --all)
+    ((cpus >= 2)) || die "need at least 2 CPUs (server on $SERVER_CPU, load on $CLIENT_CPU); have $cpus"
+    for tool in taskset "$@"; do
+        command -v "$tool" >/dev/null || die "$tool is required"
+    done
+}
+
+# Builds every server named after $1 before anything is measured, so compile load never
+# overlaps a measurement: squall as its example $1 (release), the others with build_peer.
+# squall's example may not build while the library is being worked on; that only drops
+# squall from the run, while a peer that does not build stops the script.
+build_servers() {
+    local example=$1 name target
+    shift
+    for name in "$@"; do
+        if [[ $name != squall ]]; then
+            build_peer "$name"
+            continue
+        fi
+        log "building squall's $example example"
+        if (cd "$ROOT" && cargo build --release --example "$example") >"$RUN_DIR/build-squall.log" 2>&1; then
+            target=${CARGO_TARGET_DIR:-target}
+            [[ $target == /* ]] || target="$ROOT/$target"
+            BINARY[squall]="$target/release/examples/$example"
+        else
+            warn "squall's $example example did not build; skipping squall (see $RUN_DIR/build-squall.log)"
+        fi
+    done
+}
+
 # Builds peer $1 from perf/peers/$1 (release) and records its binary in BINARY[$1]. The
 # peer's build stays in its own target directory whatever CARGO_TARGET_DIR says; its output
 # goes to $RUN_DIR/build-$1.log. Binaries are named peer-<name> with '_' as '-'.
@@ -67,6 +101,45 @@ warm_up_and_measure() {
 median_of() {
     awk -F'\t' -v n="$1" -v c="$2" -v col="$3" '$1 == n && $2 == c { print $col }' \
         "$RUN_DIR/results.tsv" | median
+}
+
+# The side-by-side table from results.tsv, whose columns are 4 req/s, 7 µs CPU/req, 8 server
+# CPU %, 9 errors, 10 wrk CPU % and 11 MB/s: a row per case and server, with squall's CPU per
+# request divided by that server's. $1 heads the case column, $2 is 1 to show MB/s, and the
+# cases follow.
+cpu_table() {
+    local label=$1 with_mbps=$2 name case rps us busy client ratio runs errs squall_us mbps=""
+    shift 2
+    if ((with_mbps)); then
+        echo "| server | $label | req/s (median) | MB/s | µs CPU/req (median) | server CPU % | wrk CPU % | squall ÷ this (CPU/req) | runs | errors |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    else
+        echo "| server | $label | req/s (median) | µs CPU/req (median) | server CPU % | wrk CPU % | squall ÷ this (CPU/req) | runs | errors |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    fi
+    for case in "$@"; do
+        squall_us=""
+        [[ -n ${BINARY[squall]:-} ]] && squall_us=$(median_of squall "$case" 7)
+        for name in "${SERVERS[@]}"; do
+            [[ -n ${BINARY[$name]:-} ]] || continue
+            rps=$(median_of "$name" "$case" 4)
+            us=$(median_of "$name" "$case" 7)
+            busy=$(median_of "$name" "$case" 8)
+            client=$(median_of "$name" "$case" 10)
+            ((with_mbps)) && mbps=$(printf '%.0f | ' "$(median_of "$name" "$case" 11)")
+            runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
+            errs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c { s += $9 } END { print s + 0 }' "$RUN_DIR/results.tsv")
+            if [[ -z $squall_us ]]; then
+                ratio="n/a"
+            elif [[ $name == squall ]]; then
+                ratio="1.00"
+            else
+                ratio=$(awk -v a="$squall_us" -v b="$us" 'BEGIN { printf (b > 0 ? "%.2f" : "n/a"), a / b }')
+            fi
+            printf '| %s | %s | %.0f | %s%.3f | %.0f | %.0f | %s | %d | %d |\n' \
+                "$name" "$case" "$rps" "$mbps" "$us" "$busy" "$client" "$ratio" "$runs" "$errs"
+        done
+    done
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
