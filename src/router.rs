@@ -190,6 +190,22 @@ impl App {
             return Err(Error::config(format!("invalid routes: {mistake}")));
         }
         let table = Rc::new(self.table);
+        let refusals = table
+            .routes
+            .iter()
+            .map(|route| {
+                let allow = allow_header(route.methods.iter().map(|(m, _)| m));
+                RouteRefusals {
+                    options: Rc::new(RouterAnswer::Options(allow.clone())),
+                    not_allowed: Rc::new(RouterAnswer::MethodNotAllowed(allow)),
+                }
+            })
+            .collect();
+        let all_methods = table
+            .routes
+            .iter()
+            .flat_map(|r| r.methods.iter().map(|(m, _)| m));
+        let server_options = Rc::new(RouterAnswer::Options(allow_header(all_methods)));
         Ok(Service {
             context: Rc::new(RequestContext {
                 routes: Rc::clone(&table),
@@ -197,8 +213,12 @@ impl App {
                 signing_keys: self.signing_keys,
                 login: self.login,
             }),
+            refusals,
+            not_found: self
+                .fallback
+                .unwrap_or_else(|| Rc::new(RouterAnswer::NotFound)),
+            server_options,
             table,
-            fallback: self.fallback,
             error_page: self.error_page,
             middleware: (!self.middleware.is_empty()).then(|| self.middleware.into()),
             debug: self.debug,
@@ -382,7 +402,13 @@ impl Pattern {
 pub(crate) struct Service {
     table: Rc<RouteTable>,
     context: Rc<RequestContext>,
-    fallback: Option<Rc<dyn Handler>>,
+    /// Per route, by index: the router's answers to `OPTIONS` and to a method the route does
+    /// not serve, each with its `Allow` list built once here rather than per request.
+    refusals: Vec<RouteRefusals>,
+    /// What answers a path no route matches: the fallback, or a 404.
+    not_found: Rc<dyn Handler>,
+    /// The answer to `OPTIONS *`.
+    server_options: Rc<dyn Handler>,
     error_page: Option<ErrorPage>,
     /// `None` when the application has no middleware, so it pays nothing for the chain.
     middleware: Option<Stack>,
@@ -394,11 +420,17 @@ fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
     Error::internal(format!("handler panicked: {what}")).into_response()
 }
 
-/// What the router decided for one request; `usize` is the index of the route whose
-/// pattern matched, if one did.
-enum Routed<'a> {
-    Handler(&'a Rc<dyn Handler>, PathParams, usize),
-    Answer(RouterAnswer, Option<usize>),
+/// What the router decided for one request: who answers it (a handler of the application's,
+/// or one of the router's own answers), and the route whose pattern matched, if one did.
+struct Routed<'a> {
+    handler: &'a Rc<dyn Handler>,
+    route: Option<(usize, PathParams)>,
+}
+
+/// A route's answers for methods it has no handler for.
+struct RouteRefusals {
+    options: Rc<dyn Handler>,
+    not_allowed: Rc<dyn Handler>,
 }
 
 /// A response the router decides without a handler of the application's.
@@ -424,7 +456,7 @@ impl RouterAnswer {
     }
 }
 
-/// With middleware, the router's own answers run through the chain like any handler.
+/// The router's answers are handlers, so they run through the middleware like any other.
 impl Handler for RouterAnswer {
     fn call(&self, _req: Request) -> LocalFuture<'static, Response> {
         Box::pin(std::future::ready(self.response()))
@@ -439,15 +471,16 @@ impl Service {
     fn route(&self, method: &Method, path: &str) -> Routed<'_> {
         if path == "*" {
             // `OPTIONS *` asks about the server as a whole (the parser allows `*` nowhere else).
-            let all = self
-                .table
-                .routes
-                .iter()
-                .flat_map(|r| r.methods.iter().map(|(m, _)| m));
-            return Routed::Answer(RouterAnswer::Options(allow_header(all)), None);
+            return Routed {
+                handler: &self.server_options,
+                route: None,
+            };
         }
         let Ok(found) = self.table.matcher.at(path) else {
-            return Routed::Answer(RouterAnswer::NotFound, None);
+            return Routed {
+                handler: &self.not_found,
+                route: None,
+            };
         };
         let index = *found.value;
         let route = &self.table.routes[index];
@@ -456,10 +489,20 @@ impl Service {
                 .then(|| route.methods.iter().find(|(m, _)| *m == Method::GET))
                 .flatten()
         });
-        if let Some((_, handler)) = handler {
-            if found.params.is_empty() {
-                return Routed::Handler(handler, PathParams::default(), index);
-            }
+        let Some((_, handler)) = handler else {
+            let refusals = &self.refusals[index];
+            return Routed {
+                handler: if method == Method::OPTIONS {
+                    &refusals.options
+                } else {
+                    &refusals.not_allowed
+                },
+                route: Some((index, PathParams::default())),
+            };
+        };
+        let params = if found.params.is_empty() {
+            PathParams::default()
+        } else {
             let values = found
                 .params
                 .iter()
@@ -469,60 +512,32 @@ impl Service {
                     (start as u32, (start + v.len()) as u32)
                 })
                 .collect();
-            let params = PathParams::new(Rc::clone(&route.pattern.names), values);
-            return Routed::Handler(handler, params, index);
-        }
-        let allow = allow_header(route.methods.iter().map(|(m, _)| m));
-        if method == Method::OPTIONS {
-            Routed::Answer(RouterAnswer::Options(allow), Some(index))
-        } else {
-            Routed::Answer(RouterAnswer::MethodNotAllowed(allow), Some(index))
+            PathParams::new(Rc::clone(&route.pattern.names), values)
+        };
+        Routed {
+            handler,
+            route: Some((index, params)),
         }
     }
 
-    /// Routes a request and starts its handler (through the middleware, if any). Answers that
-    /// need no handler (404, 405, OPTIONS) and handler calls that panic come back as ready
-    /// futures; one boxed future either way keeps the connection's awaiting state to a pointer.
+    /// Routes a request and starts its handler (through the middleware, if any). The router's
+    /// own answers (404, 405, OPTIONS) are handlers too, and a handler that panics before
+    /// returning its future becomes a ready 500; one boxed future either way keeps the
+    /// connection's awaiting state to a pointer.
     pub(crate) fn dispatch(&self, mut req: Request) -> LocalFuture<'static, Response> {
-        let ready = |response: Response| -> LocalFuture<'static, Response> {
-            Box::pin(std::future::ready(response))
-        };
         let summary = self.debug.then(|| RequestSummary::of(&req));
-        /// Who answers: a handler of the application's, or the router itself.
-        enum Target<'a> {
-            Handler(&'a Rc<dyn Handler>),
-            Router(RouterAnswer),
+        let Routed { handler, route } = self.route(req.method(), req.path());
+        if let Some((index, params)) = route {
+            req.set_route(index, params);
         }
-        let target = match self.route(req.method(), req.path()) {
-            Routed::Handler(handler, params, route) => {
-                req.set_route(route, params);
-                Target::Handler(handler)
-            }
-            Routed::Answer(RouterAnswer::NotFound, _) => match &self.fallback {
-                Some(fallback) => Target::Handler(fallback),
-                None => Target::Router(RouterAnswer::NotFound),
-            },
-            Routed::Answer(answer, route) => {
-                if let Some(route) = route {
-                    req.set_route(route, PathParams::default());
-                }
-                Target::Router(answer)
-            }
-        };
         // Answers decided here still go through `complete`, which logs them and applies the
         // error page. A closure handler or middleware may panic before it returns its future.
-        let start =
-            std::panic::catch_unwind(AssertUnwindSafe(|| match (&self.middleware, target) {
-                (None, Target::Handler(handler)) => handler.call(req),
-                (None, Target::Router(answer)) => ready(answer.response()),
-                (Some(stack), Target::Handler(handler)) => {
-                    Next::start(Rc::clone(stack), Rc::clone(handler)).run(req)
-                }
-                (Some(stack), Target::Router(answer)) => {
-                    Next::start(Rc::clone(stack), Rc::new(answer)).run(req)
-                }
-            }));
-        let pending = start.unwrap_or_else(|panic| ready(panic_response(panic)));
+        let start = std::panic::catch_unwind(AssertUnwindSafe(|| match &self.middleware {
+            None => handler.call(req),
+            Some(stack) => Next::start(Rc::clone(stack), Rc::clone(handler)).run(req),
+        }));
+        let pending =
+            start.unwrap_or_else(|panic| Box::pin(std::future::ready(panic_response(panic))));
         match summary {
             None => pending,
             Some(summary) => Box::pin(async move {
@@ -581,9 +596,9 @@ pub mod bench_support {
             app.into_service(Vec::new()).map(RouteProbe)
         }
 
-        /// Routes a GET for `path`; true when a handler matched.
+        /// Routes a GET for `path`; true when a route's pattern matched.
         pub fn route_get(&self, path: &str) -> bool {
-            matches!(self.0.route(&Method::GET, path), Routed::Handler(..))
+            self.0.route(&Method::GET, path).route.is_some()
         }
     }
 }
@@ -646,38 +661,27 @@ mod tests {
 
     #[test]
     fn routing_decides_404_405_options_and_head() {
-        let service = App::new()
-            .get("/a", ok)
-            .post("/a", ok)
-            .into_service(Vec::new())
-            .expect("valid");
-        assert!(matches!(
-            service.route(&Method::GET, "/a"),
-            Routed::Handler(..)
-        ));
-        assert!(matches!(
-            service.route(&Method::HEAD, "/a"),
-            Routed::Handler(..)
-        ));
-        assert!(matches!(
-            service.route(&Method::GET, "/b"),
-            Routed::Answer(RouterAnswer::NotFound, None)
-        ));
-        match service.route(&Method::PUT, "/a") {
-            Routed::Answer(RouterAnswer::MethodNotAllowed(allow), Some(0)) => {
-                assert_eq!(allow, "GET, HEAD, OPTIONS, POST")
-            }
-            _ => panic!("expected 405"),
-        }
-        assert!(matches!(
-            service.route(&Method::OPTIONS, "/a"),
-            Routed::Answer(RouterAnswer::Options(_), Some(0))
-        ));
-        match service.route(&Method::OPTIONS, "*") {
-            Routed::Answer(RouterAnswer::Options(allow), None) => {
-                assert_eq!(allow, "GET, HEAD, OPTIONS, POST")
-            }
-            _ => panic!("expected the server-wide allow list"),
-        }
+        use crate::testing::{run, TestClient};
+        run(async {
+            let client = TestClient::new(App::new().get("/a", ok).post("/a", ok)).expect("valid");
+            let answer = |method: &'static str, target: &'static str| {
+                let client = &client;
+                async move {
+                    let method = Method::from_bytes(method.as_bytes()).expect("method");
+                    client.request(method, target).send().await
+                }
+            };
+            assert_eq!(answer("GET", "/a").await.text(), "ok");
+            assert_eq!(answer("HEAD", "/a").await.status(), StatusCode::OK);
+            assert_eq!(answer("GET", "/b").await.status(), StatusCode::NOT_FOUND);
+            let refused = answer("PUT", "/a").await;
+            assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(refused.header("allow"), Some("GET, HEAD, OPTIONS, POST"));
+            let options = answer("OPTIONS", "/a").await;
+            assert_eq!(options.status(), StatusCode::NO_CONTENT);
+            let everything = answer("OPTIONS", "*").await;
+            assert_eq!(everything.header("allow"), Some("GET, HEAD, OPTIONS, POST"));
+        })
+        .expect("an executor");
     }
 }
