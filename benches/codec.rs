@@ -63,7 +63,7 @@ fn encode(c: &mut Criterion) {
                 status: StatusCode::OK,
                 reason: None,
                 content_type: Some(&content_type),
-                headers: &headers,
+                headers: Some(&headers),
                 framing: ResponseFraming::Length(13),
                 persistence: Persistence::KeepAlive,
                 version: Version::Http11,

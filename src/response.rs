@@ -43,7 +43,9 @@ struct Extras {
     error: Option<Box<Error>>,
 }
 
-/// Shared by responses without extra headers.
+/// What [`Response::headers`] lends for a response without extra headers. The connection
+/// driver reads [`Response::extra_headers`] instead, so this process-wide static stays off the
+/// request path.
 static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
 
 impl Response {
@@ -220,6 +222,11 @@ impl Response {
             Some(extras) => &extras.headers,
             None => &NO_HEADERS,
         }
+    }
+
+    /// The headers other than `Content-Type` and framing, if the response has any.
+    pub(crate) fn extra_headers(&self) -> Option<&HeaderMap> {
+        self.extras.as_ref().map(|extras| &extras.headers)
     }
 
     /// Mutable access to the headers. Framing headers set here are ignored when encoding.

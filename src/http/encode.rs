@@ -51,8 +51,8 @@ pub struct ResponseHead<'a> {
     pub reason: Option<&'a str>,
     /// The `Content-Type`, kept apart from `headers` so common responses need no header map.
     pub content_type: Option<&'a HeaderValue>,
-    /// Every other header.
-    pub headers: &'a HeaderMap,
+    /// Every other header; `None` for the many responses that have none.
+    pub headers: Option<&'a HeaderMap>,
     /// Body framing.
     pub framing: ResponseFraming,
     /// Whether the connection stays open after this response.
@@ -84,7 +84,7 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>, server_and_date: 
         ResponseFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         ResponseFraming::NoBody | ResponseFraming::CloseDelimited => {}
     }
-    for (name, value) in head.headers {
+    for (name, value) in head.headers.into_iter().flatten() {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());

@@ -386,7 +386,7 @@ fn encoded(
         status,
         reason: None,
         content_type: None,
-        headers: &headers,
+        headers: Some(&headers),
         framing,
         persistence,
         version,
