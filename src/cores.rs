@@ -159,7 +159,13 @@ where
     send(
         core,
         Box::new(move || {
-            glommio::spawn_local(job()).detach();
+            glommio::spawn_local(async move {
+                if let Err(panic) = crate::error::catch_panics(job).await {
+                    let what = crate::error::panic_message(&*panic);
+                    tracing::error!(target: "squall::cores", "a job from another core panicked: {what}");
+                }
+            })
+            .detach();
         }),
     )
     .await

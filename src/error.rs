@@ -181,6 +181,20 @@ impl From<serde_json::Error> for Error {
     }
 }
 
+/// A caught panic's payload.
+pub(crate) type Panic = Box<dyn std::any::Any + Send>;
+
+/// Makes a future with `make` and runs it, catching a panic in either step: a closure may
+/// panic before it returns its future as well as while the future runs, and an uncaught panic
+/// would take the whole core's executor down.
+pub(crate) async fn catch_panics<F: std::future::Future>(
+    make: impl FnOnce() -> F,
+) -> Result<F::Output, Panic> {
+    use futures_lite::FutureExt;
+    let running = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make))?;
+    std::panic::AssertUnwindSafe(running).catch_unwind().await
+}
+
 /// The text of a caught panic's payload, for logs and error pages.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     payload

@@ -21,10 +21,9 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use futures_lite::FutureExt;
 use glommio::task::JoinHandle;
 
-use crate::error::Error;
+use crate::error::{catch_panics, Error};
 
 /// A periodic task or timer; dropping it cancels it, [`detach`](Scheduled::detach) lets it
 /// run for the life of the core.
@@ -77,8 +76,7 @@ where
         let mut next = Instant::now() + interval;
         loop {
             glommio::timer::sleep(next.saturating_duration_since(Instant::now())).await;
-            let run = AssertUnwindSafe(callback()).catch_unwind().await;
-            if let Err(panic) = run {
+            if let Err(panic) = catch_panics(&mut callback).await {
                 let what = crate::error::panic_message(&*panic);
                 tracing::error!(target: "squall::tasks", "a periodic task panicked: {what}");
             }
@@ -106,7 +104,7 @@ where
 {
     Scheduled::spawn(async move {
         glommio::timer::sleep(delay).await;
-        if let Err(panic) = AssertUnwindSafe(work()).catch_unwind().await {
+        if let Err(panic) = catch_panics(work).await {
             let what = crate::error::panic_message(&*panic);
             tracing::error!(target: "squall::tasks", "a timer task panicked: {what}");
         }

@@ -87,6 +87,29 @@ fn a_panicking_run_does_not_end_the_schedule() {
 }
 
 #[test]
+fn a_callback_that_panics_before_making_its_future_does_not_end_the_schedule() {
+    let runs = run(async {
+        let runs = Rc::new(Cell::new(0));
+        let counter = Rc::clone(&runs);
+        let _task = tasks::every(TICK, move || {
+            counter.set(counter.get() + 1);
+            assert!(
+                counter.get() > 1,
+                "the first call fails before any future exists"
+            );
+            async {}
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while runs.get() < 3 && Instant::now() < deadline {
+            glommio::timer::sleep(TICK).await;
+        }
+        runs.get()
+    })
+    .expect("an executor");
+    assert!(runs >= 3, "only {runs} runs");
+}
+
+#[test]
 fn a_timer_fires_once_unless_cancelled() {
     let (fired, cancelled_fired) = run(async {
         let fired = Rc::new(Cell::new(0));

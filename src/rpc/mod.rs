@@ -83,18 +83,16 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use futures_lite::FutureExt;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::body::LocalFuture;
-use crate::error::{panic_message, Error};
+use crate::error::{catch_panics, panic_message, Error};
 use crate::handler::Handler;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
@@ -285,17 +283,12 @@ impl Registry {
         let Some(method) = self.methods.get(name) else {
             return Err(RpcError::method_not_found());
         };
-        let panicked = |payload: Box<dyn std::any::Any + Send>| {
-            RpcError::internal(format!("method panicked: {}", panic_message(&*payload)))
-        };
-        // A method may panic while making its future as well as while it runs.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| method.call(req, params))) {
-            Ok(running) => AssertUnwindSafe(running)
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|payload| Err(panicked(payload))),
-            Err(payload) => Err(panicked(payload)),
-        }
+        catch_panics(|| method.call(req, params))
+            .await
+            .unwrap_or_else(|payload| {
+                let what = panic_message(&*payload);
+                Err(RpcError::internal(format!("method panicked: {what}")))
+            })
     }
 }
 
