@@ -3,5 +3,6 @@
 //! Each core opens its own connections from the application factory and keeps them in `Rc`s:
 //! a query never crosses cores and never takes a lock. Nothing here knows about HTTP.
 
+mod dial;
 pub mod postgres;
 pub mod redis;

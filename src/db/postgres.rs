@@ -290,15 +290,12 @@ impl fmt::Display for Target {
 
 impl Target {
     async fn dial(&self) -> std::io::Result<TcpStream> {
-        // glommio resolves host names on its blocking pool, never on the executor.
-        let stream = match self {
-            Target::Addr(addr) => TcpStream::connect(*addr).await,
-            Target::Host(host, port) => TcpStream::connect((host.as_str(), *port)).await,
+        match self {
+            Target::Addr(addr) => super::dial::connect_any(&[*addr]).await,
+            Target::Host(host, port) => {
+                super::dial::connect_any(&super::dial::resolve(host, *port).await?).await
+            }
         }
-        .map_err(std::io::Error::from)?;
-        // Queries are small writes that must leave at once.
-        stream.set_nodelay(true).map_err(std::io::Error::from)?;
-        Ok(stream)
     }
 }
 

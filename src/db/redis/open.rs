@@ -3,7 +3,6 @@
 
 use std::future::poll_fn;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use bytes::BytesMut;
 use glommio::net::TcpStream;
@@ -14,6 +13,7 @@ use smallvec::SmallVec;
 use super::cmd::encode;
 use super::config::Config;
 use super::conn::poll_read_into;
+use crate::db::dial;
 use crate::Error;
 
 /// [`open`] within the connect timeout.
@@ -32,28 +32,14 @@ pub(super) async fn open_in_time(config: &Config) -> Result<(TcpStream, BytesMut
 /// and any bytes read past the handshake replies.
 async fn open(config: &Config) -> Result<(TcpStream, BytesMut), Error> {
     let target = || format!("{}:{}", config.host, config.port);
-    let mut failure = io::Error::other("the host resolved to no addresses");
-    let mut connected = None;
-    // Every address in turn: `localhost` may resolve to ::1 first while Redis listens on
-    // 127.0.0.1 only.
-    for addr in resolve(config).await? {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => {
-                connected = Some(stream);
-                break;
-            }
-            Err(e) => failure = e.into(),
-        }
-    }
-    let Some(mut stream) = connected else {
-        return Err(
-            Error::unavailable(format!("cannot connect to redis at {}", target()))
-                .with_source(failure),
-        );
-    };
-    stream.set_nodelay(true).map_err(|e| {
-        Error::unavailable(format!("cannot set TCP_NODELAY on {}", target()))
-            .with_source(io::Error::from(e))
+    let addrs = dial::resolve(&config.host, config.port)
+        .await
+        .map_err(|e| {
+            Error::unavailable(format!("cannot resolve redis host {:?}", config.host))
+                .with_source(e)
+        })?;
+    let mut stream = dial::connect_any(&addrs).await.map_err(|e| {
+        Error::unavailable(format!("cannot connect to redis at {}", target())).with_source(e)
     })?;
 
     let mut out = BytesMut::new();
@@ -113,26 +99,6 @@ async fn open(config: &Config) -> Result<(TcpStream, BytesMut), Error> {
         }
     }
     Ok((stream, buf))
-}
-
-/// The addresses of the configured host: IP literals directly, names on glommio's blocking
-/// thread pool (the system resolver blocks).
-async fn resolve(config: &Config) -> Result<Vec<SocketAddr>, Error> {
-    if let Ok(ip) = config.host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, config.port)]);
-    }
-    let (host, port) = (config.host.clone(), config.port);
-    glommio::executor()
-        .spawn_blocking(move || {
-            (host.as_str(), port)
-                .to_socket_addrs()
-                .map(Iterator::collect::<Vec<_>>)
-        })
-        .await
-        .map_err(|e| {
-            Error::unavailable(format!("cannot resolve redis host {:?}", config.host))
-                .with_source(e)
-        })
 }
 
 /// Reads until `buf` holds one complete frame, and takes it.
