@@ -198,21 +198,25 @@ impl Request {
 
     /// Cookie `name`, percent-decoded.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies()
-            .into_iter()
+        self.parsed_cookies()
             .find(|c| c.name() == name)
             .map(|c| c.value().to_owned())
     }
 
     /// Every cookie the client sent.
     pub fn cookies(&self) -> Vec<cookie::Cookie<'_>> {
+        self.parsed_cookies().collect()
+    }
+
+    /// The cookies as they are parsed, so that looking one up (the XSRF, locale and login
+    /// cookies on every request of an app using all three) stops at the one it wants.
+    fn parsed_cookies(&self) -> impl Iterator<Item = cookie::Cookie<'_>> {
         self.inner
             .head
             .headers()
             .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
             .filter_map(|(_, v)| std::str::from_utf8(v).ok())
             .flat_map(|v| cookie::Cookie::split_parse_encoded(v).filter_map(Result::ok))
-            .collect()
     }
 
     /// Signed cookie `name` ([`signed`](crate::signed)) if it is intact, signed by one of the

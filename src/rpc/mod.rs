@@ -254,7 +254,7 @@ impl Registry {
             return Some(Answer::One(Reply::error(Value::Null, error)));
         }
         let replies: Vec<Reply> =
-            futures_util::future::join_all(calls.into_iter().map(|call| self.call(&req, call)))
+            crate::tasks::join_all(calls.into_iter().map(|call| self.call(&req, call)))
                 .await
                 .into_iter()
                 .flatten()
