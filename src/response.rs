@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::body::{Body, LocalFuture};
 use crate::error::Error;
 use crate::http::encode::is_safe_reason;
+use crate::http::head::list_items;
 use crate::upgrade::Upgraded;
 
 /// `text/plain; charset=utf-8`
@@ -179,6 +180,32 @@ impl Response {
             .build();
         c.make_removal();
         self.set_cookie(c)
+    }
+
+    /// Adds `name` to `Vary` unless the response already varies on it (or on `*`), so
+    /// middleware and handlers that each vary the response on something keep one list with
+    /// no repeated entry.
+    pub fn vary(&mut self, name: &'static str) {
+        let mut list: Vec<&[u8]> = self.header_list(http::header::VARY).collect();
+        if list
+            .iter()
+            .any(|item| *item == b"*" || item.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            return;
+        }
+        list.push(name.as_bytes());
+        let value = HeaderValue::from_bytes(&list.join(&b", "[..]))
+            .unwrap_or(HeaderValue::from_static(name));
+        self.insert_header(http::header::VARY, value);
+    }
+
+    /// The elements of every value of the comma-separated header `name` (`Vary`,
+    /// `Cache-Control`…), trimmed.
+    pub(crate) fn header_list(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> {
+        self.headers()
+            .get_all(name)
+            .into_iter()
+            .flat_map(|value| list_items(value.as_bytes()))
     }
 
     /// Replaces the body.

@@ -54,7 +54,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_lite::Stream;
 use http::header::{
-    HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_RANGE, ETAG, VARY,
+    HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_RANGE, ETAG,
 };
 use http::{Method, StatusCode};
 
@@ -250,7 +250,7 @@ impl Compression {
         match response.content_type() {
             Some(content_type) if !is_compressible(content_type) => return response,
             // A 304 has no content type of its own; the 200 it stands for may have varied.
-            _ => add_vary(&mut response),
+            _ => response.vary("Accept-Encoding"),
         }
         if status == StatusCode::PARTIAL_CONTENT
             || !status_allows_body(status)
@@ -316,27 +316,8 @@ fn window_bits_for(len: usize, quality: u32) -> u32 {
 
 fn has_no_transform(response: &Response) -> bool {
     response
-        .headers()
-        .get_all(CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|directive| directive.trim().eq_ignore_ascii_case("no-transform"))
-}
-
-/// Adds `Vary: Accept-Encoding` unless the response already varies on it (or on `*`).
-pub(crate) fn add_vary(response: &mut Response) {
-    let varies = response
-        .headers()
-        .get_all(VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|name| name == "*" || name.eq_ignore_ascii_case("accept-encoding"));
-    if !varies {
-        response.append_header(VARY, HeaderValue::from_static("Accept-Encoding"));
-    }
+        .header_list(CACHE_CONTROL)
+        .any(|directive| directive.eq_ignore_ascii_case(b"no-transform"))
 }
 
 fn mark_encoded(response: &mut Response, coding: Coding) {

@@ -1,6 +1,7 @@
 //! Content negotiation for codings: which of the codings on offer a request's
 //! `Accept-Encoding` prefers (RFC 9110 12.5.3).
 
+use crate::http::head::weighted_items;
 use crate::request::Request;
 
 /// A content coding squall can produce.
@@ -54,24 +55,7 @@ impl AcceptEncoding {
         let mut accept = AcceptEncoding::default();
         for value in values {
             accept.present = true;
-            let Ok(value) = std::str::from_utf8(value) else {
-                continue;
-            };
-            for element in value.split(',') {
-                let mut parts = element.split(';');
-                let coding = parts.next().unwrap_or("").trim();
-                let mut quality = Some(1000);
-                for parameter in parts {
-                    let Some((name, value)) = parameter.split_once('=') else {
-                        continue;
-                    };
-                    if name.trim().eq_ignore_ascii_case("q") {
-                        quality = parse_qvalue(value);
-                    }
-                }
-                let Some(quality) = quality else {
-                    continue;
-                };
+            for (coding, quality) in weighted_items(value) {
                 let slot = if coding.eq_ignore_ascii_case("br") {
                     &mut accept.brotli
                 } else if coding.eq_ignore_ascii_case("gzip")
@@ -130,28 +114,10 @@ impl AcceptEncoding {
     }
 }
 
-/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
-fn parse_qvalue(text: &str) -> Option<u16> {
-    let text = text.trim();
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let thousandths = fraction
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .fold(0u16, |acc, digit| acc * 10 + u16::from(digit - b'0'));
-    match whole {
-        "0" => Some(thousandths),
-        "1" if thousandths == 0 => Some(1000),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::head::qvalue;
 
     fn accept(header: &str) -> AcceptEncoding {
         AcceptEncoding::parse([header.as_bytes()])
@@ -195,15 +161,15 @@ mod tests {
 
     #[test]
     fn qvalues_parse_strictly() {
-        assert_eq!(parse_qvalue("1"), Some(1000));
-        assert_eq!(parse_qvalue("1.000"), Some(1000));
-        assert_eq!(parse_qvalue("0.5"), Some(500));
-        assert_eq!(parse_qvalue("0.05"), Some(50));
-        assert_eq!(parse_qvalue(" 0 "), Some(0));
-        assert_eq!(parse_qvalue("0."), Some(0));
-        assert_eq!(parse_qvalue("1.5"), None);
-        assert_eq!(parse_qvalue("0.1234"), None);
-        assert_eq!(parse_qvalue("-1"), None);
-        assert_eq!(parse_qvalue(""), None);
+        assert_eq!(qvalue("1"), Some(1000));
+        assert_eq!(qvalue("1.000"), Some(1000));
+        assert_eq!(qvalue("0.5"), Some(500));
+        assert_eq!(qvalue("0.05"), Some(50));
+        assert_eq!(qvalue(" 0 "), Some(0));
+        assert_eq!(qvalue("0."), Some(0));
+        assert_eq!(qvalue("1.5"), None);
+        assert_eq!(qvalue("0.1234"), None);
+        assert_eq!(qvalue("-1"), None);
+        assert_eq!(qvalue(""), None);
     }
 }

@@ -6,8 +6,7 @@ use std::rc::Rc;
 
 use glommio::io::BufferedFile;
 use http::header::{
-    HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_RANGE, ETAG,
-    LAST_MODIFIED, VARY,
+    HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_RANGE, ETAG, LAST_MODIFIED,
 };
 use http::{Method, StatusCode};
 
@@ -200,7 +199,7 @@ impl Inner {
         response.insert_header(LAST_MODIFIED, variant.last_modified.clone());
         response.insert_header(CACHE_CONTROL, cache_control);
         if entry.has_siblings() {
-            response.insert_header(VARY, HeaderValue::from_static("Accept-Encoding"));
+            response.vary("Accept-Encoding");
         }
         Ok(response)
     }

@@ -5,11 +5,9 @@
 //! exclusions and out-of-order weights would be lost; the matching here is RFC 4647 lookup
 //! over the few locales an application ships, small enough to keep in view.
 
-use http::header::VARY;
-use http::HeaderValue;
-
 use super::{Catalog, Locale};
 use crate::body::LocalFuture;
+use crate::http::head::weighted_items;
 use crate::middleware::{Middleware, Next};
 use crate::request::Request;
 use crate::response::Response;
@@ -28,23 +26,9 @@ pub(crate) struct Preference<'a> {
 /// The ranges of an `Accept-Language` value, heaviest first (ties keep the client's order).
 /// Malformed entries are skipped, so one bad entry does not discard the rest.
 pub(crate) fn parse_accept_language(value: &str) -> Vec<Preference<'_>> {
-    let mut preferences: Vec<Preference<'_>> = value
-        .split(',')
-        .filter_map(|entry| {
-            let mut parts = entry.split(';');
-            let range = parts.next()?.trim();
-            if !is_language_range(range) {
-                return None;
-            }
-            let mut weight = 1000;
-            for param in parts {
-                let (name, value) = param.split_once('=')?;
-                if name.trim().eq_ignore_ascii_case("q") {
-                    weight = parse_weight(value.trim())?;
-                }
-            }
-            Some(Preference { range, weight })
-        })
+    let mut preferences: Vec<Preference<'_>> = weighted_items(value.as_bytes())
+        .filter(|(range, _)| is_language_range(range))
+        .map(|(range, weight)| Preference { range, weight })
         .take(MAX_PREFERENCES)
         .collect();
     preferences.sort_by_key(|p| std::cmp::Reverse(p.weight));
@@ -63,20 +47,6 @@ fn is_language_range(range: &str) -> bool {
     primary_ok
         && subtags
             .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// An RFC 9110 qvalue (`0`, `0.5`, `1.000`) in thousandths.
-fn parse_weight(text: &str) -> Option<u16> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let thousandths = format!("{fraction:0<3}").parse::<u16>().ok()?;
-    match whole {
-        "0" => Some(thousandths),
-        "1" if thousandths == 0 => Some(1000),
-        _ => None,
-    }
 }
 
 /// Whether `range` names `tag` or a prefix of it at a subtag boundary (`es` covers `es-MX`).
@@ -166,7 +136,6 @@ pub struct Negotiator {
     catalog: Catalog,
     cookie: Option<String>,
     query: Option<String>,
-    vary: HeaderValue,
 }
 
 impl Negotiator {
@@ -177,7 +146,6 @@ impl Negotiator {
             catalog,
             cookie: None,
             query: None,
-            vary: HeaderValue::from_static(""),
         }
         .cookie(Some("locale"))
         .query(Some("lang"))
@@ -186,11 +154,6 @@ impl Negotiator {
     /// The cookie whose value overrides the header, or `None` for no cookie override.
     pub fn cookie(mut self, name: Option<&str>) -> Negotiator {
         self.cookie = name.map(str::to_owned);
-        self.vary = HeaderValue::from_static(if self.cookie.is_some() {
-            "Accept-Language, Cookie"
-        } else {
-            "Accept-Language"
-        });
         self
     }
 
@@ -233,10 +196,13 @@ impl Middleware for Negotiator {
     fn call(&self, mut req: Request, next: Next) -> LocalFuture<'static, Response> {
         let locale = self.negotiate(&req);
         req.extensions_mut().insert(locale);
-        let vary = self.vary.clone();
+        let varies_on_cookie = self.cookie.is_some();
         Box::pin(async move {
             let mut response = next.run(req).await;
-            response.append_header(VARY, vary);
+            response.vary("Accept-Language");
+            if varies_on_cookie {
+                response.vary("Cookie");
+            }
             response
         })
     }
@@ -255,6 +221,7 @@ impl std::fmt::Debug for Negotiator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::head::qvalue;
 
     fn tags(list: &[&str]) -> Vec<String> {
         list.iter().map(|t| (*t).to_owned()).collect()
@@ -268,11 +235,11 @@ mod tests {
             ranges,
             vec![("es-MX", 1000), ("en", 800), ("fr", 500), ("it", 0)]
         );
-        assert_eq!(parse_weight("1.000"), Some(1000));
-        assert_eq!(parse_weight("0.12"), Some(120));
-        assert_eq!(parse_weight("0.1234"), None);
-        assert_eq!(parse_weight("1.5"), None);
-        assert_eq!(parse_weight("-0"), None);
+        assert_eq!(qvalue("1.000"), Some(1000));
+        assert_eq!(qvalue("0.12"), Some(120));
+        assert_eq!(qvalue("0.1234"), None);
+        assert_eq!(qvalue("1.5"), None);
+        assert_eq!(qvalue("-0"), None);
     }
 
     #[test]
