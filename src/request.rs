@@ -372,14 +372,20 @@ impl Request {
 
     /// The body parsed as JSON: another content type → 415, invalid JSON → 400.
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
+        let bytes = self.json_bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::bad_request(format!("invalid json: {e}")))
+    }
+
+    /// The whole body of a JSON request (`application/json` or any `+json` type); another
+    /// content type → 415.
+    pub(crate) async fn json_bytes(&mut self) -> Result<Bytes, Error> {
         let is_json = self
             .content_type()
             .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
         if !is_json {
             return Err(Error::unsupported_media_type("application/json"));
         }
-        let bytes = self.inner.body.bytes().await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::bad_request(format!("invalid json: {e}")))
+        self.inner.body.bytes().await
     }
 
     /// The body parsed as a urlencoded form into `T`: another content type → 415, bad

@@ -19,38 +19,8 @@ pub(super) trait Method {
 
 pub(super) type MethodResult = Result<Value, RpcError>;
 
-/// A method that needs only its params.
-pub(super) struct Plain<F, P> {
-    method: F,
-    params: PhantomData<fn(P)>,
-}
-
-impl<F, P> Plain<F, P> {
-    pub(super) fn new(method: F) -> Self {
-        Plain {
-            method,
-            params: PhantomData,
-        }
-    }
-}
-
-impl<F, Fut, P, T, E> Method for Plain<F, P>
-where
-    F: Fn(P) -> Fut + 'static,
-    Fut: Future<Output = Result<T, E>> + 'static,
-    P: DeserializeOwned + 'static,
-    T: Serialize,
-    E: Into<RpcError>,
-{
-    fn call(&self, _req: &Rc<Request>, params: Value) -> LocalFuture<'static, MethodResult> {
-        match decode_params(params) {
-            Ok(params) => encode_result((self.method)(params)),
-            Err(e) => Box::pin(std::future::ready(Err(e))),
-        }
-    }
-}
-
-/// A method that also receives the HTTP request.
+/// A method, given the HTTP request and its params (a method registered without the
+/// request ignores it).
 pub(super) struct WithRequest<F, P> {
     method: F,
     params: PhantomData<fn(P)>,

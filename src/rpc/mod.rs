@@ -92,13 +92,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::body::LocalFuture;
-use crate::error::{catch_panics, panic_message, Error};
+use crate::error::{catch_panics, panic_message};
 use crate::handler::Handler;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 
 pub use self::error::RpcError;
-use self::method::{Method, Plain, WithRequest};
+use self::method::{Method, WithRequest};
 
 /// How many calls a batch may carry unless [`Rpc::max_batch`] says otherwise.
 pub const DEFAULT_MAX_BATCH: usize = 100;
@@ -145,7 +145,8 @@ impl Rpc {
         T: Serialize,
         E: Into<RpcError>,
     {
-        self.register(name, Rc::new(Plain::new(method)))
+        let ignoring_request = move |_req: Rc<Request>, params: P| method(params);
+        self.register(name, Rc::new(WithRequest::new(ignoring_request)))
     }
 
     /// Registers under `name` a method that also receives the HTTP request: its headers,
@@ -212,13 +213,7 @@ impl Registry {
     }
 
     async fn serve(self: Rc<Self>, mut req: Request) -> Response {
-        let is_json = req
-            .content_type()
-            .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
-        if !is_json {
-            return Error::unsupported_media_type("application/json").into_response();
-        }
-        let body = match req.bytes().await {
+        let body = match req.json_bytes().await {
             Ok(body) => body,
             Err(e) => return e.into_response(),
         };
