@@ -78,15 +78,27 @@ pub(crate) struct LoadedUser(pub(crate) Option<Rc<dyn Any>>);
 
 /// Runs `handler` only for requests with a current user; see the [module docs](self).
 pub fn authenticated(handler: impl Handler) -> impl Handler {
-    let handler = Rc::new(handler);
-    move |mut req: Request| {
-        let handler = Rc::clone(&handler);
-        async move {
+    Authenticated(Rc::new(handler))
+}
+
+/// The guard: a handler that passes on to the wrapped one when there is a user.
+struct Authenticated<H>(Rc<H>);
+
+impl<H: Handler> Handler for Authenticated<H> {
+    fn call(&self, mut req: Request) -> LocalFuture<'static, Response> {
+        let handler = Rc::clone(&self.0);
+        Box::pin(async move {
             if req.has_current_user().await {
                 return handler.call(req).await;
             }
             refuse(&req)
-        }
+        })
+    }
+
+    /// The wrapped handler's mistake still stops startup (a JSON-RPC endpoint behind the
+    /// guard with a method registered twice, say).
+    fn registration_error(&self) -> Option<String> {
+        self.0.registration_error()
     }
 }
 
@@ -127,6 +139,25 @@ pub fn safe_next(next: Option<&str>) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guard_passes_on_the_wrapped_handlers_registration_mistake() {
+        async fn echo(
+            params: serde_json::Value,
+        ) -> Result<serde_json::Value, crate::rpc::RpcError> {
+            Ok(params)
+        }
+        let twice = crate::rpc::Rpc::new()
+            .method("echo", echo)
+            .method("echo", echo);
+        let guarded = authenticated(twice);
+        let why = guarded
+            .registration_error()
+            .expect("a duplicate method is a mistake");
+        assert!(why.contains("echo"), "{why}");
+        let once = authenticated(crate::rpc::Rpc::new().method("echo", echo));
+        assert_eq!(once.registration_error(), None);
+    }
 
     #[test]
     fn next_stays_on_this_site() {

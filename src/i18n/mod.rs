@@ -65,7 +65,7 @@ mod load;
 mod negotiate;
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::rc::Rc;
@@ -151,7 +151,7 @@ impl Translations {
             inner: Rc::new(CatalogInner {
                 shared: Arc::clone(&self.shared),
                 bundles,
-                warned: RefCell::new(HashSet::new()),
+                warned: RefCell::default(),
             }),
         }
     }
@@ -175,8 +175,8 @@ pub struct Catalog {
 struct CatalogInner {
     shared: Arc<Shared>,
     bundles: Vec<Bundle>,
-    /// (locale, id) pairs already warned about on this core.
-    warned: RefCell<HashSet<(usize, String)>>,
+    /// Ids already warned about on this core, per locale index.
+    warned: RefCell<HashMap<usize, HashSet<String>>>,
 }
 
 struct Bundle {
@@ -220,10 +220,13 @@ impl Catalog {
     /// Warns about `id` in locale `index` once per core, while the record has room.
     fn warn_once(&self, index: usize, id: &str, problem: impl FnOnce() -> String) {
         let mut warned = self.inner.warned.borrow_mut();
-        if warned.len() >= MAX_WARNED || warned.contains(&(index, id.to_owned())) {
+        let total: usize = warned.values().map(HashSet::len).sum();
+        let ids = warned.entry(index).or_default();
+        // Looked up by `&str`: a message asked for on every request costs no allocation.
+        if total >= MAX_WARNED || ids.contains(id) {
             return;
         }
-        warned.insert((index, id.to_owned()));
+        ids.insert(id.to_owned());
         tracing::warn!(locale = %self.tags()[index], id, "{}", problem());
     }
 }
