@@ -184,3 +184,31 @@ where
     }
     Ok(())
 }
+
+/// Runs `job` on every core, this one included, and collects what each returns, in core
+/// order.
+pub(crate) async fn ask_everywhere<T, F>(job: F) -> Result<Vec<T>, Error>
+where
+    T: Send + 'static,
+    F: Fn() -> T + Send + Sync + Clone + 'static,
+{
+    let mut replies = Vec::with_capacity(count());
+    for core in 0..count() {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let job = job.clone();
+        run_on(core, move || async move {
+            let _ = reply.send(job());
+        })
+        .await?;
+        replies.push(answer);
+    }
+    let mut answers = Vec::with_capacity(replies.len());
+    for answer in replies {
+        answers.push(
+            answer
+                .await
+                .map_err(|_| Error::unavailable("a core stopped before it answered"))?,
+        );
+    }
+    Ok(answers)
+}

@@ -43,7 +43,6 @@ use std::time::{Duration, Instant};
 
 use futures_lite::FutureExt;
 use hdrhistogram::Histogram;
-use http::header::{HeaderValue, CONTENT_TYPE};
 use serde::Serialize;
 
 use crate::body::LocalFuture;
@@ -123,12 +122,9 @@ thread_local! {
     static CURRENT: RefCell<Option<Rc<Recorder>>> = const { RefCell::new(None) };
 }
 
-/// Where a request's figures go: its route's record, or the unmatched one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    Route(usize),
-    Unmatched,
-}
+/// Where a request's figures go: its route's record (by route index), or, for `None`, the
+/// unmatched one.
+type Slot = Option<usize>;
 
 /// One core's figures for one route.
 #[derive(Clone, Debug)]
@@ -164,25 +160,25 @@ impl Recorder {
             self.unmatched
                 .borrow_mut()
                 .get_or_insert_with(|| Record::new(UNMATCHED));
-            return Slot::Unmatched;
+            return None;
         };
         let mut routes = self.routes.borrow_mut();
         if routes.len() <= index {
             routes.resize_with(index + 1, || None);
         }
         routes[index].get_or_insert_with(|| Record::new(pattern));
-        Slot::Route(index)
+        Some(index)
     }
 
     fn record(&self, slot: Slot, latency: Duration, status: u16) {
         let mut routes;
         let mut unmatched;
         let record = match slot {
-            Slot::Route(index) => {
+            Some(index) => {
                 routes = self.routes.borrow_mut();
                 routes.get_mut(index).and_then(Option::as_mut)
             }
-            Slot::Unmatched => {
+            None => {
                 unmatched = self.unmatched.borrow_mut();
                 unmatched.as_mut()
             }
@@ -223,44 +219,17 @@ fn current_records() -> Vec<Record> {
     })
 }
 
-/// Runs `job` on every core and collects what each returns.
-async fn ask_every_core<T, F>(job: F) -> Result<Vec<T>, Error>
-where
-    T: Send + 'static,
-    F: Fn() -> T + Send + Sync + Clone + 'static,
-{
-    let mut replies = Vec::with_capacity(crate::cores::count());
-    for core in 0..crate::cores::count() {
-        let (reply, answer) = futures_channel::oneshot::channel();
-        let job = job.clone();
-        crate::cores::run_on(core, move || async move {
-            let _ = reply.send(job());
-        })
-        .await?;
-        replies.push(answer);
-    }
-    let mut answers = Vec::with_capacity(replies.len());
-    for answer in replies {
-        answers.push(
-            answer
-                .await
-                .map_err(|_| Error::unavailable("a core stopped before it answered"))?,
-        );
-    }
-    Ok(answers)
-}
-
 /// The latency and status figures of every route, merged across all cores. Call it from a
 /// handler or a task on a server core; each core answers through the cross-core mesh.
 pub async fn snapshot() -> Result<Snapshot, Error> {
-    let per_core = ask_every_core(current_records).await?;
+    let per_core = crate::cores::ask_everywhere(current_records).await?;
     Ok(Snapshot::merge(per_core.into_iter().flatten()))
 }
 
 /// Forgets every core's figures (their memory too); routes start again from their next
 /// request. Returns once every core has done so.
 pub async fn reset() -> Result<(), Error> {
-    ask_every_core(|| {
+    crate::cores::ask_everywhere(|| {
         CURRENT.with(|current| {
             if let Some(recorder) = current.borrow().as_ref() {
                 recorder.clear();
@@ -283,10 +252,7 @@ pub fn route() -> impl Handler {
             .is_some_and(|f| f.eq_ignore_ascii_case("text"));
         let snapshot = snapshot().await?;
         Ok::<Response, Error>(if text {
-            Response::text(snapshot.to_text()).with_header(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            )
+            Response::text(snapshot.to_text())
         } else {
             Json(snapshot).into_response()
         })
@@ -478,14 +444,14 @@ mod tests {
         recorder.routes.borrow_mut().resize_with(3, || None);
         recorder.routes.borrow_mut()[2] = Some(Record::new("/users/{id}"));
         *recorder.unmatched.borrow_mut() = Some(Record::new(UNMATCHED));
-        recorder.record(Slot::Route(2), Duration::from_micros(150), 200);
-        recorder.record(Slot::Route(2), Duration::from_millis(3), 503);
-        recorder.record(Slot::Unmatched, Duration::from_micros(20), 404);
+        recorder.record(Some(2), Duration::from_micros(150), 200);
+        recorder.record(Some(2), Duration::from_millis(3), 503);
+        recorder.record(None, Duration::from_micros(20), 404);
         // Out-of-range statuses land in the nearest class rather than panicking.
-        recorder.record(Slot::Unmatched, Duration::from_micros(20), 99);
-        recorder.record(Slot::Unmatched, Duration::from_secs(3600), 999);
+        recorder.record(None, Duration::from_micros(20), 99);
+        recorder.record(None, Duration::from_secs(3600), 999);
         // A slot whose record was reset is ignored.
-        recorder.record(Slot::Route(7), Duration::from_micros(1), 200);
+        recorder.record(Some(7), Duration::from_micros(1), 200);
 
         let records = recorder.records();
         assert_eq!(records.len(), 2);
