@@ -2,7 +2,7 @@
 //!
 //! Two levels, as in Tornado's `AsyncHTTPTestCase`:
 //!
-//! - [`TestClient`] sends requests through an [`App`]'s router, middleware and handlers in
+//! - [`TestClient`] sends requests through an [`App`](crate::App)'s router, middleware and handlers in
 //!   process, without a socket. It is fast, keeps cookies between requests like a browser
 //!   (so a login flow can be tested), and runs inside [`run`], which gives handlers the
 //!   per-core executor they expect (timers, `spawn_local`, database pools).
@@ -44,8 +44,8 @@ use crate::config::{Config, Limits};
 use crate::error::Error;
 use crate::http::decode_head;
 use crate::request::Request;
-use crate::router::{App, IntoApp, Service};
-use crate::server::{RunningServer, Server};
+use crate::router::{IntoApp, Service};
+use crate::{RunningServer, Server};
 
 /// Runs `test` on a fresh single-core executor, the environment handlers normally run in.
 pub fn run<T>(test: impl Future<Output = T>) -> Result<T, Error> {
@@ -78,10 +78,11 @@ pub struct TestClient {
 }
 
 impl TestClient {
-    /// A client for `app`. Route mistakes are reported here, as the server would at startup.
-    pub fn new(app: App) -> Result<TestClient, Error> {
+    /// A client for `app` (an [`App`](crate::App), or the `Result` a fallible factory returns). Its
+    /// error and route mistakes are reported here, as the server would at startup.
+    pub fn new(app: impl IntoApp) -> Result<TestClient, Error> {
         Ok(TestClient {
-            service: app.into_service(Vec::new())?,
+            service: app.into_app()?.into_service(Vec::new())?,
             cookies: RefCell::default(),
             limits: Limits::default(),
         })

@@ -73,8 +73,14 @@ impl InBuf {
     /// Takes every buffered byte out (for an upgrade).
     pub(crate) fn take_all(&mut self) -> bytes::Bytes {
         let taken = bytes::Bytes::copy_from_slice(self.filled());
-        self.consume(taken.len());
+        self.clear();
         taken
+    }
+
+    /// Drops every buffered byte.
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
     }
 
     /// Space to read into: compacts, and grows past the pooled size only as far as `max`.
@@ -223,11 +229,7 @@ impl ConnIo {
         let deadline = glommio::timer::Timer::new(Duration::from_millis(100));
         let drain = async {
             loop {
-                {
-                    let mut input = self.input.borrow_mut();
-                    let unread = input.filled().len();
-                    input.consume(unread);
-                }
+                self.input.borrow_mut().clear();
                 if self.read_more(Wait::Body, READ_BUFFER_SIZE).await.is_err() {
                     break;
                 }
