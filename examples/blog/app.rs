@@ -40,19 +40,23 @@ struct Blog {
     store: Store,
     statics: StaticFiles,
     catalog: Catalog,
+    /// The language switcher's choices, `(tag, the language's own name)`, made once.
+    languages: Rc<[(String, String)]>,
 }
 
 /// The application for one core.
 pub(crate) fn app(settings: &Settings) -> Result<App, Error> {
+    let catalog = settings.translations.catalog();
+    let languages = catalog
+        .locales()
+        .map(|l| (l.tag().to_owned(), l.tr("language-name")))
+        .collect();
     let blog = Rc::new(Blog {
         store: Store::new(&settings.pg)?,
         statics: StaticFiles::new(&settings.static_dir)?,
-        catalog: settings.translations.catalog(),
+        catalog,
+        languages,
     });
-    let with = |handler: fn(Request, Rc<Blog>) -> squall::body::LocalFuture<'static, Response>| {
-        let blog = Rc::clone(&blog);
-        move |req: Request| handler(req, Rc::clone(&blog))
-    };
     let app = App::new()
         .wrap(Compression::default())
         .wrap(Negotiator::new(blog.catalog.clone()).cookie(Some(LOCALE_COOKIE)))
@@ -60,26 +64,27 @@ pub(crate) fn app(settings: &Settings) -> Result<App, Error> {
         .signing_keys(settings.keys.clone())
         .login_url("/login")
         .current_user(|req: &Request| std::future::ready(user_from_cookie(req)))
-        .get("/", with(|req, blog| Box::pin(index(req, blog))))
-        .get(
-            "/write",
-            authenticated(with(|req, blog| Box::pin(write_form(req, blog)))),
-        )
-        .post(
-            "/write",
-            authenticated(with(|req, blog| Box::pin(write(req, blog)))),
-        )
-        .get("/login", with(|req, blog| Box::pin(login_form(req, blog))))
-        .post("/login", with(|req, blog| Box::pin(login(req, blog))))
-        .get(
-            "/signup",
-            with(|req, blog| Box::pin(signup_form(req, blog))),
-        )
-        .post("/signup", with(|req, blog| Box::pin(signup(req, blog))))
+        .get("/", with(&blog, index))
+        .get("/write", authenticated(with(&blog, write_form)))
+        .post("/write", authenticated(with(&blog, write)))
+        .get("/login", with(&blog, login_form))
+        .post("/login", with(&blog, login))
+        .get("/signup", with(&blog, signup_form))
+        .post("/signup", with(&blog, signup))
         .post("/logout", logout)
         .post("/language", language)
         .get("/static/{*path}", blog.statics.clone());
     Ok(app)
+}
+
+/// A handler given this core's state.
+fn with<F, Fut>(blog: &Rc<Blog>, handler: F) -> impl Fn(Request) -> Fut + 'static
+where
+    F: Fn(Request, Rc<Blog>) -> Fut + 'static,
+    Fut: std::future::Future<Output = Response> + 'static,
+{
+    let blog = Rc::clone(blog);
+    move |req| handler(req, Rc::clone(&blog))
 }
 
 /// The signed `user` cookie holds `id:name`.
@@ -101,7 +106,7 @@ pub(crate) struct Chrome {
     path: String,
     css: String,
     js: String,
-    languages: Vec<(String, String)>,
+    languages: Rc<[(String, String)]>,
 }
 
 impl Chrome {
@@ -116,11 +121,7 @@ impl Chrome {
             path: req.head().target().to_owned(),
             css: blog.statics.static_url("blog.css"),
             js: blog.statics.static_url("blog.js"),
-            languages: blog
-                .catalog
-                .locales()
-                .map(|l| (l.tag().to_owned(), l.tr("language-name")))
-                .collect(),
+            languages: Rc::clone(&blog.languages),
             locale,
         })
     }
