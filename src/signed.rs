@@ -110,7 +110,9 @@ impl SigningKeys {
     fn sign_at(&self, name: &str, value: &str, signed_at: u64) -> String {
         let encoded = URL_SAFE_NO_PAD.encode(value);
         let unsigned = format!("{FORMAT}.{}.{signed_at}.{encoded}", self.current);
-        let mac = self.mac(self.current, name, &unsigned);
+        let mac = self
+            .mac(self.current, name, &unsigned)
+            .expect("the current version is always among the keys");
         let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         format!("{unsigned}.{signature}")
     }
@@ -131,9 +133,8 @@ impl SigningKeys {
         let signed_at = fields.next()?.parse::<u64>().ok()?;
         let encoded = fields.next()?;
         let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        self.keys.iter().find(|(v, _)| *v == version)?;
         // `verify_slice` compares in constant time.
-        self.mac(version, name, unsigned)
+        self.mac(version, name, unsigned)?
             .verify_slice(&signature)
             .ok()?;
         let too_old = now.saturating_sub(signed_at) > max_age.as_secs();
@@ -144,18 +145,16 @@ impl SigningKeys {
         String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()
     }
 
-    fn mac(&self, version: u32, name: &str, unsigned: &str) -> HmacSha256 {
-        let mut mac = self
-            .keys
-            .iter()
-            .find(|(v, _)| *v == version)
-            .map(|(_, key)| key.clone())
-            .expect("callers pass a version they hold");
+    /// The MAC of `unsigned` for cookie `name` under key `version`; `None` for a version
+    /// these keys do not hold.
+    fn mac(&self, version: u32, name: &str, unsigned: &str) -> Option<HmacSha256> {
+        let (_, key) = self.keys.iter().find(|(v, _)| *v == version)?;
+        let mut mac = key.clone();
         // The name's length first, so `a` + `b.c` and `a.b` + `c` cannot collide.
         mac.update(&(name.len() as u64).to_be_bytes());
         mac.update(name.as_bytes());
         mac.update(unsigned.as_bytes());
-        mac
+        Some(mac)
     }
 }
 

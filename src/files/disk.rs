@@ -205,7 +205,13 @@ fn read_cached(file: &BufferedFile, position: u64, len: usize) -> io::Result<Byt
 /// Reads the first `len` bytes of `file` (a small file: the caller bounds `len`).
 pub(crate) async fn read_all(file: &BufferedFile, len: u64) -> io::Result<Bytes> {
     let len = usize::try_from(len).map_err(io::Error::other)?;
+    let first = read_at(file, 0, len).await?;
+    if first.len() == len {
+        // The usual case: one read held the whole file; keep its buffer rather than copy it.
+        return Ok(first);
+    }
     let mut content = Vec::with_capacity(len);
+    content.extend_from_slice(&first);
     while content.len() < len {
         let read = read_at(file, content.len() as u64, len - content.len()).await?;
         if read.is_empty() {

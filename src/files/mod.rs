@@ -54,8 +54,9 @@
 //!   file rather than `multipart/byteranges`, which nothing common needs and which is easy to
 //!   abuse. `If-Range` with the current strong `ETag` or exact `Last-Modified` keeps the
 //!   range; anything else gets the whole file. Ranges apply to `GET` only (RFC 9110 14.2).
-//! - `HEAD` gets the same headers, `Content-Length` included, and no body; a large file
-//!   is not even opened for it.
+//! - `HEAD` gets the same headers, `Content-Length` included, and no body; a large file's
+//!   content is not read for it (the file is still opened when its cache entry is due for a
+//!   fresh look).
 //! - Precompressed siblings: when `x.css.br` or `x.css.gz` exists next to `x.css` and the
 //!   client's `Accept-Encoding` prefers it, it is sent with `Content-Encoding`, its own
 //!   `ETag` and `Vary: Accept-Encoding` (which every response for a file with siblings

@@ -50,26 +50,29 @@ pub(crate) fn sanitize(raw: &str) -> Result<Tail<'_>, Refusal> {
             trailing_slash,
         });
     }
-    let mut decoded_any = false;
+    // Each segment is decoded and checked once. The target is ASCII (the codec refuses
+    // anything else), so until a segment needs decoding the body is its own answer and
+    // nothing is copied; from the first one that does, segments go into an owned path.
+    let mut decoded_path: Option<String> = None;
+    let mut before = 0; // bytes of `body` ahead of this segment, its '/' included
     for segment in body.split('/') {
         let decoded: Cow<'_, [u8]> = percent_decode_str(segment).into();
         check_segment(&decoded)?;
-        decoded_any |= matches!(decoded, Cow::Owned(_));
-    }
-    // The request target is ASCII (the codec refuses anything else), so a body that
-    // decoded to itself is the answer as it stands.
-    let relative = if decoded_any {
-        let mut relative = String::with_capacity(body.len());
-        for segment in body.split('/') {
-            if !relative.is_empty() {
-                relative.push('/');
-            }
-            let decoded = percent_decode_str(segment).decode_utf8();
-            relative.push_str(&decoded.map_err(|_| Refusal::NotUtf8)?);
+        if decoded_path.is_none() && matches!(decoded, Cow::Owned(_)) {
+            decoded_path = Some(body[..before].to_owned());
         }
-        Cow::Owned(relative)
-    } else {
-        Cow::Borrowed(body)
+        if let Some(path) = &mut decoded_path {
+            path.push_str(std::str::from_utf8(&decoded).map_err(|_| Refusal::NotUtf8)?);
+            path.push('/');
+        }
+        before += segment.len() + 1;
+    }
+    let relative = match decoded_path {
+        Some(mut path) => {
+            path.pop(); // the '/' after the last segment
+            Cow::Owned(path)
+        }
+        None => Cow::Borrowed(body),
     };
     Ok(Tail {
         relative,
@@ -108,6 +111,7 @@ mod tests {
     fn plain_paths_decode_segment_by_segment() {
         assert_eq!(sanitize("css/site.css"), ok("css/site.css", false));
         assert_eq!(sanitize("a%20b/c%2Bd.txt"), ok("a b/c+d.txt", false));
+        assert_eq!(sanitize("css/a%20b.css/x"), ok("css/a b.css/x", false));
         assert_eq!(sanitize("docs/"), ok("docs", true));
         assert_eq!(sanitize(""), ok("", true));
         assert_eq!(sanitize("caf%C3%A9.txt"), ok("café.txt", false));
