@@ -43,8 +43,6 @@ pub(crate) struct Core {
     /// The accept loop, while it waits for a connection to close (at the connection limit,
     /// or out of descriptors).
     accept_waiter: Cell<Option<Waker>>,
-    /// Connections closed so far, so the accept loop can tell a close from a spurious wake.
-    closed: Cell<u64>,
     pub(crate) connections: Gate,
 }
 
@@ -96,7 +94,6 @@ pub(crate) struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.core.slots.borrow_mut().try_remove(self.key);
-        self.core.closed.set(self.core.closed.get().wrapping_add(1));
         // An accept loop parked at the connection limit or out of descriptors may go on.
         if let Some(waker) = self.core.accept_waiter.take() {
             waker.wake();
@@ -118,7 +115,6 @@ impl Core {
             write_buffers: RefCell::new(Vec::new()),
             heads: RefCell::new(HeadArena::default()),
             accept_waiter: Cell::new(None),
-            closed: Cell::new(0),
             connections: Gate::new(),
         }
     }
@@ -183,7 +179,8 @@ impl Core {
         }
     }
 
-    /// Resolves once this core has fewer than `limit` connections.
+    /// Resolves once this core has fewer than `limit` connections. Only the accept loop
+    /// adds connections, and it is the one waiting, so meanwhile the count can only fall.
     pub(crate) async fn below_connection_limit(&self, limit: usize) {
         std::future::poll_fn(|cx| {
             if self.slots.borrow().len() < limit {
@@ -197,15 +194,8 @@ impl Core {
 
     /// Resolves when one of this core's connections closes, giving back its descriptor.
     pub(crate) async fn connection_closed(&self) {
-        let seen = self.closed.get();
-        std::future::poll_fn(|cx| {
-            if self.closed.get() != seen {
-                return Poll::Ready(());
-            }
-            self.accept_waiter.set(Some(cx.waker().clone()));
-            Poll::Pending
-        })
-        .await
+        let open = self.slots.borrow().len();
+        self.below_connection_limit(open).await
     }
 
     /// Starts graceful shutdown: waiting connections are woken to notice it.
