@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Server memory per idle keep-alive connection.
 
-Starts a server binary with one worker, opens N connections that each send one request and
-read its response, then leaves them idle and reports the growth of the server's resident set
+Starts a server binary with one worker, opens N connections and sends one request on each,
+then reads every answer (so many requests are in flight at once), then leaves them idle and reports the growth of the server's resident set
 per connection. Kernel socket buffers are not in the resident set; this measures what the
 server process itself keeps for a connection it is not using.
 

@@ -13,8 +13,9 @@
 //!
 //! - One [glommio](https://docs.rs/glommio-ng) executor per core, pinned, each with its own
 //!   `SO_REUSEPORT` listener and io_uring ring. A connection lives and dies on the core that
-//!   accepted it, and nothing on the request path takes a lock or touches an atomic shared
-//!   with another core.
+//!   accepted it, and nothing on the request path takes a lock or writes memory shared with
+//!   another core; work between cores goes through explicit channels ([`cores`], the
+//!   WebSocket hub).
 //! - The application is built **per core** by a factory closure, so handler state is
 //!   `Rc`/`RefCell` and handlers need not be `Send`.
 //! - Only the connection driver touches the socket. Handlers return values; a protocol upgrade

@@ -2,9 +2,10 @@
 //! `App::new().wrap(Xsrf::default())`.
 //!
 //! The model is the double-submit token: the middleware gives every browser a random token
-//! in a cookie (`_xsrf`), and every `POST`, `PUT`, `PATCH` and `DELETE` must carry the same
-//! token somewhere a cross-site page cannot put it — another site can make the browser send
-//! the cookie, but cannot read it. The token may travel:
+//! in a cookie (`_xsrf`), and every request with a method other than `GET`, `HEAD`,
+//! `OPTIONS` and `TRACE` must carry the same token somewhere a cross-site page cannot put
+//! it — another site can make the browser send the cookie, but cannot read it. The token may
+//! travel:
 //!
 //! - in a form field named `_xsrf` of an `application/x-www-form-urlencoded` body — put
 //!   [`form_field`] inside every form;

@@ -1,10 +1,12 @@
 //! The filesystem side of static files: opening a file without leaving the root, what it is,
 //! and reading it in bounded pieces.
 //!
-//! Nothing here waits for a disk on the core's thread. Files are opened through glommio's
-//! io_uring API. Once a file is open its inode is in memory, and the two facts io_uring's
-//! `statx` wrapper does not hand out (the modification time, the resolved path) are read
-//! through `/proc/self/fd/N` with ordinary calls that cannot wait for a disk. Reads take what
+//! Serving a request waits for no disk on the core's thread. Files are opened through
+//! glommio's io_uring API; once a file is open its inode is in memory, and what is needed of
+//! it (kind, size, modification time, inode, resolved path) is read through
+//! `/proc/self/fd/N` with ordinary calls that cannot wait for a disk. The exception is
+//! `static_url`'s stat and hash ([`version_blocking`], [`stamp_blocking`]), blocking calls
+//! because templates call `static_url` synchronously. Reads take what
 //! the page cache holds with `preadv2(RWF_NOWAIT)`, which fails rather than wait, and the rest
 //! through io_uring (see [`read_at`]).
 

@@ -71,7 +71,8 @@
 //! (16 MiB); larger files are read from disk for every request in chunks of
 //! [`chunk_size`](StaticFiles::chunk_size) (128 KiB), one chunk at a time as the client
 //! takes them, so a slow client holds back the reader and never a whole file in memory.
-//! No file I/O blocks the core: files are opened through io_uring, and read either straight
+//! Answering a request does no blocking file I/O (only `static_url`'s stat and hash block;
+//! see below): files are opened through io_uring, and read either straight
 //! from the page cache with `preadv2(RWF_NOWAIT)` (which fails instead of waiting) or, when
 //! the data is not cached, through io_uring.
 //!

@@ -1,5 +1,5 @@
-//! Numbers and dates in a locale's CLDR conventions, through ICU4X's compiled data. The only
-//! file that knows ICU4X.
+//! Numbers and dates in a locale's CLDR conventions, through ICU4X's compiled data. With the
+//! formatter type `mod.rs` keeps per bundle, the only place that knows ICU4X.
 
 use fluent_bundle::types::{FluentNumber, FluentNumberStyle};
 use fluent_bundle::FluentValue;

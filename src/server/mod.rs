@@ -27,8 +27,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::router::IntoApp;
 
-/// io_uring memory per executor. squall does no DMA file I/O on the request path, so glommio's
-/// 10 MiB default would only cost locked memory.
+/// io_uring memory per executor. Static-file reads that miss the page cache take their
+/// buffers from it, and `files` keeps them within it (a 384 KiB per-core read budget);
+/// nothing else uses it, so glommio's 10 MiB default would mostly be locked memory unused.
 const IO_MEMORY: usize = 512 * 1024;
 
 /// Submission queue entries of each core's io_uring. Every armed poll (one per idle
@@ -518,7 +519,8 @@ mod tests {
             std::mem::size_of::<Result<Option<(crate::http::Head, usize)>, crate::http::ParseError>>(
             )
         );
-        // 424 bytes in the test build (rustc 1.95); an idle connection's budget is 2 KiB in all.
+        // 424 bytes in the test build (rustc 1.95); an idle connection measures 1.5–2.5 KiB in all
+        // (BENCHMARKS.md, "Idle keep-alive connections").
         assert!(size <= 512, "the connection future grew to {size} bytes");
     }
 }

@@ -28,7 +28,7 @@ impl Default for WsConfig {
             max_message_size: 1 << 20,
             // tungstenite allocates its read buffer up front: its 128 KiB default would cost
             // ≈135 KiB per idle connection. Measured with scripts/bench-ws.sh --only idle:
-            // 4 KiB → 8,998 B per idle WebSocket, 2 KiB → 6,967 B.
+            // 4 KiB → 8,998 B per idle WebSocket, 2 KiB → 6,964 B (BENCHMARKS.md).
             read_buffer_size: 2 << 10,
             write_buffer_size: 16 << 10,
             ping_interval: Some(Duration::from_secs(30)),
