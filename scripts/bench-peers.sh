@@ -135,14 +135,9 @@ main() {
 
     ensure_wrk
     build_servers hello "${SERVERS[@]}"
-    local name ready=()
-    for name in "${SERVERS[@]}"; do
-        [[ -n ${BINARY[$name]:-} ]] && ready+=("$name")
-    done
-    ((${#ready[@]})) || die "nothing to benchmark"
-    log "servers: ${ready[*]}; $ROUNDS round(s) x ${DURATION}s; raw output in $RUN_DIR"
+    log "servers: ${READY[*]}; $ROUNDS round(s) x ${DURATION}s; raw output in $RUN_DIR"
 
-    run_rounds bench_one "${ready[@]}"
+    run_rounds bench_one "${READY[@]}"
 
     report >"$RUN_DIR/report.md"
     cat "$RUN_DIR/report.md"

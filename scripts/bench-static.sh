@@ -147,9 +147,9 @@ main() {
     ensure_wrk
     build_servers static_files "${SERVERS[@]}"
     make_files
-    log "servers: ${SERVERS[*]}; $ROUNDS round(s) x ${DURATION}s; files in $SQUALL_STATIC_DIR; raw output in $RUN_DIR"
+    log "servers: ${READY[*]}; $ROUNDS round(s) x ${DURATION}s; files in $SQUALL_STATIC_DIR; raw output in $RUN_DIR"
 
-    run_rounds bench_one "${SERVERS[@]}"
+    run_rounds bench_one "${READY[@]}"
 
     report >"$RUN_DIR/report.md"
     cat "$RUN_DIR/report.md"

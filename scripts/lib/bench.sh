@@ -43,7 +43,8 @@ require_machine() {
 # Builds every server named after $1 before anything is measured, so compile load never
 # overlaps a measurement: squall as its example $1 (release), the others with build_peer.
 # squall's example may not build while the library is being worked on; that only drops
-# squall from the run, while a peer that does not build stops the script.
+# squall from the run, while a peer that does not build stops the script. READY is left
+# holding the servers that built, in order.
 build_servers() {
     local example=$1 name target
     shift
@@ -61,6 +62,11 @@ build_servers() {
             warn "squall's $example example did not build; skipping squall (see $RUN_DIR/build-squall.log)"
         fi
     done
+    READY=()
+    for name in "$@"; do
+        [[ -n ${BINARY[$name]:-} ]] && READY+=("$name")
+    done
+    ((${#READY[@]})) || die "nothing to benchmark"
 }
 
 # Builds peer $1 from perf/peers/$1 (release) and records its binary in BINARY[$1]. The
