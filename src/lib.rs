@@ -71,6 +71,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod middleware;
 pub mod multipart;
+pub mod net;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -7,14 +7,14 @@
 
 use std::net::SocketAddr;
 
+use crate::net::Socket;
 use bytes::Bytes;
-use glommio::net::TcpStream;
 
 /// The raw connection after an upgrade.
 #[derive(Debug)]
 pub struct Upgraded {
     /// The socket.
-    pub stream: TcpStream,
+    pub stream: Socket,
     /// Bytes received after the request head that belong to the new protocol.
     pub read_ahead: Bytes,
     /// The peer's address.

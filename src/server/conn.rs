@@ -23,6 +23,7 @@ use crate::http::{
     decode_head_into, BodyDecoder, Head, ParseError, Persistence, ResponseFraming, ResponseHead,
     Version,
 };
+use crate::net::Socket;
 use crate::request::Request;
 use crate::response::{Response, TEXT_PLAIN};
 use crate::upgrade::Upgraded;
@@ -64,6 +65,7 @@ pub(crate) fn serve(
     core: Rc<Core>,
     stream: glommio::net::TcpStream,
 ) -> Option<impl std::future::Future<Output = ()>> {
+    let stream = Socket::from_glommio(stream).ok()?;
     let peer = stream.peer_addr().ok()?;
     // Responses are flushed in one write per batch; Nagle would only add latency.
     let _ = stream.set_nodelay(true);

@@ -7,15 +7,12 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
-
 use super::core::{Core, Registration, READ_BUFFER_SIZE};
+use crate::net::Socket;
 
 /// Why a read or write ended without data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,17 +110,17 @@ impl InBuf {
 pub(crate) struct ConnIo {
     pub(crate) core: Rc<Core>,
     pub(crate) registration: Registration,
-    stream: RefCell<TcpStream>,
+    stream: Socket,
     pub(crate) input: RefCell<InBuf>,
 }
 
 impl ConnIo {
-    pub(crate) fn new(core: Rc<Core>, stream: TcpStream) -> ConnIo {
+    pub(crate) fn new(core: Rc<Core>, stream: Socket) -> ConnIo {
         let registration = core.register();
         ConnIo {
             core,
             registration,
-            stream: RefCell::new(stream),
+            stream,
             input: RefCell::new(InBuf::default()),
         }
     }
@@ -155,8 +152,7 @@ impl ConnIo {
             // The caller's size limit is reached; it reports the error.
             return Poll::Ready(Ok(0));
         }
-        let mut stream = self.stream.borrow_mut();
-        match Pin::new(&mut *stream).poll_read(cx, spare) {
+        match self.stream.poll_read(cx, spare) {
             Poll::Ready(Ok(0)) => Poll::Ready(Err(IoStop::Eof)),
             Poll::Ready(Ok(n)) => {
                 input.end += n;
@@ -189,8 +185,7 @@ impl ConnIo {
                 if slot.expired() {
                     return Poll::Ready(Err(IoStop::TimedOut));
                 }
-                let mut stream = self.stream.borrow_mut();
-                match Pin::new(&mut *stream).poll_write(cx, &data[written..]) {
+                match self.stream.poll_write(cx, &data[written..]) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoStop::Eof)),
                     Poll::Ready(Ok(n)) => written += n,
                     Poll::Ready(Err(_)) => return Poll::Ready(Err(IoStop::Failed)),
@@ -214,13 +209,9 @@ impl ConnIo {
     /// Ends the connection so that the last response survives: close the write side, then
     /// read and discard for a moment before the socket goes.
     pub(crate) async fn close_gracefully(&self) {
-        self.shutdown_write().await;
+        // The write side closes so the peer sees the end of the response before the socket goes.
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
         self.linger().await;
-    }
-
-    /// Closes the write side so the peer sees the end of the response before the socket goes.
-    async fn shutdown_write(&self) {
-        let _ = poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_close(cx)).await;
     }
 
     /// Reads and discards input for a short while after a final response, so that closing
@@ -243,8 +234,8 @@ impl ConnIo {
 
     /// Hands the socket over after an upgrade, with the connection's place in the core's
     /// count: an upgraded connection still counts toward the limit of connections per core for as long as it lives.
-    pub(crate) fn into_parts(self) -> (TcpStream, Registration) {
-        (self.stream.into_inner(), self.registration)
+    pub(crate) fn into_parts(self) -> (Socket, Registration) {
+        (self.stream, self.registration)
     }
 
     /// Frees the read buffer if nothing is left in it.

@@ -295,6 +295,13 @@ where
             }
             None => return Ok(()),
         }
+        // The core's epoll set is made before the first connection, so running out of
+        // descriptors later cannot stop connections from being served.
+        if let Err(e) = crate::net::prepare() {
+            let e = Error::io("cannot create the core's epoll set", e);
+            let _ = ready.send(Err(Error::startup(e.to_string())));
+            return Err(e);
+        }
         let shutdown_timeout = config.shutdown_timeout;
         let core = Rc::new(Core::new(config, service));
         let _ = ready.send(Ok(()));

@@ -17,6 +17,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use crate::net::Socket;
 use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::tungstenite::{Error as WsError, Message as Frame};
@@ -24,7 +25,6 @@ use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
 use futures_lite::{FutureExt, Stream};
 use futures_sink::Sink;
-use glommio::net::TcpStream;
 use slab::Slab;
 
 use super::{CloseCode, CloseInfo, Message, WsConfig};
@@ -463,7 +463,7 @@ struct Closing {
 /// Owns the socket: reads frames into the inbound queue, writes the outbound queue, answers
 /// control frames, keeps the peer alive, and runs the close handshake.
 struct Pump {
-    socket: WebSocketStream<TcpStream>,
+    socket: WebSocketStream<Socket>,
     shared: Rc<RefCell<Shared>>,
     config: Rc<WsConfig>,
     alarm: Alarm,
@@ -490,7 +490,7 @@ type Over = CloseInfo;
 
 impl Pump {
     fn new(
-        socket: WebSocketStream<TcpStream>,
+        socket: WebSocketStream<Socket>,
         shared: Rc<RefCell<Shared>>,
         config: Rc<WsConfig>,
     ) -> Pump {

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use futures_util::future::{Either, select};
-use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
+use squall::net::Socket;
 
 use crate::config::{Config, Mode, Stop};
 use crate::schedule::{Pace, Window, quota};
@@ -28,19 +28,19 @@ use crate::stats::{ErrorKind, Tally};
 use crate::{http, net, ws};
 
 /// A WebSocket over a glommio socket.
-pub type WsStream = WebSocketStream<TcpStream>;
+pub type WsStream = WebSocketStream<Socket>;
 
 /// An open connection, before or after the WebSocket handshake.
 pub enum Conn {
     /// Plain HTTP/1.1.
-    Http(TcpStream),
+    Http(Socket),
     /// After a successful handshake.
     Ws(Box<WsStream>),
 }
 
 impl Conn {
     /// The HTTP stream, if this is one.
-    pub fn into_http(self) -> Option<TcpStream> {
+    pub fn into_http(self) -> Option<Socket> {
         match self {
             Conn::Http(s) => Some(s),
             Conn::Ws(_) => None,

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use futures_util::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
+use squall::net::Socket;
 
 use crate::config::Config;
 use crate::driver::{Core, Deadline, Lane, Outcome, Wake, wait};
@@ -52,7 +52,7 @@ struct ReadBuf {
 }
 
 /// Runs one connection until its share of the load is done.
-pub async fn drive(core: &Core, mut stream: Option<TcpStream>, mut lane: Lane) {
+pub async fn drive(core: &Core, mut stream: Option<Socket>, mut lane: Lane) {
     let config = &core.config;
     let head_request = config.method.eq_ignore_ascii_case("HEAD");
     let mut buf = ReadBuf {
@@ -96,7 +96,7 @@ pub async fn drive(core: &Core, mut stream: Option<TcpStream>, mut lane: Lane) {
 
 async fn session(
     core: &Core,
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     lane: &mut Lane,
     outstanding: &mut VecDeque<(Instant, bool)>,
     buf: &mut ReadBuf,

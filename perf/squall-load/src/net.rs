@@ -1,14 +1,12 @@
-//! Sockets and process limits: connecting from a chosen source address, classifying I/O
+//! Sockets and process limits: connecting from a chosen source address (squall's epoll-driven
+//! sockets), classifying I/O
 //! errors, and raising RLIMIT_NOFILE / RLIMIT_MEMLOCK before the executors start.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use futures_util::AsyncWriteExt;
-use glommio::net::TcpStream;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use squall::net::Socket;
 
 use crate::driver::{Wake, wait};
 use crate::stats::ErrorKind;
@@ -68,62 +66,15 @@ fn raise(resource: libc::__rlimit_resource_t) -> io::Result<u64> {
 }
 
 /// Opens a TCP connection to `addr`, from `source` if given, within `timeout`.
-///
-/// glommio's own `TcpStream::connect` cannot bind first, so the socket is built with socket2,
-/// connected without blocking, handed to glommio, and a zero-length send waits for the
-/// handshake: it fails with EAGAIN while the connection is pending (glommio then waits for
-/// POLLOUT through io_uring) and with the connect error if it failed.
 pub async fn connect(
     addr: SocketAddr,
     source: Option<Ipv4Addr>,
     timeout: Duration,
-) -> io::Result<TcpStream> {
-    let domain = match addr {
-        SocketAddr::V4(_) => Domain::IPV4,
-        SocketAddr::V6(_) => Domain::IPV6,
-    };
-    let socket = Socket::new(
-        domain,
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    socket.set_tcp_nodelay(true)?;
-    if let Some(ip) = source {
-        bind_address_no_port(&socket)?;
-        socket.bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(ip), 0)))?;
-    }
-    match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    let mut stream = TcpStream::from(socket);
-    match wait(timeout, stream.write(&[])).await {
-        Wake::Done(Ok(_)) => Ok(stream),
-        Wake::Done(Err(e)) => Err(e),
+) -> io::Result<Socket> {
+    let from = source.map(|ip| SocketAddr::new(IpAddr::V4(ip), 0));
+    match wait(timeout, Socket::connect(addr, from)).await {
+        Wake::Done(result) => result,
         Wake::Timer => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
-    }
-}
-
-/// IP_BIND_ADDRESS_NO_PORT: with a source address bound, pick the port at connect time from
-/// the whole 4-tuple, so each source/destination pair has its own ~28k ports and sockets in
-/// TIME_WAIT towards another server port do not use them up.
-fn bind_address_no_port(socket: &Socket) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor and a c_int option value of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

@@ -80,7 +80,7 @@ pub async fn echo(core: &Core, mut ws: Option<Box<WsStream>>, mut lane: Lane) {
         core.open.set(core.open.get() - 1);
         match outcome {
             Outcome::Done => {
-                let _ = wait(Duration::from_secs(1), socket.close(None)).await;
+                let _ = wait(Duration::from_secs(1), WsStream::close(socket, None)).await;
                 return;
             }
             Outcome::Closed => {}
@@ -195,7 +195,7 @@ pub async fn subscribe(core: &Core, ws: Option<Box<WsStream>>, window: Window, a
         }
     }
     core.open.set(core.open.get() - 1);
-    let _ = wait(Duration::from_secs(1), ws.close(None)).await;
+    let _ = wait(Duration::from_secs(1), WsStream::close(&mut ws, None)).await;
 }
 
 fn deliver(core: &Core, text: &[u8], start_ns: u64, end_ns: u64) {
@@ -265,7 +265,7 @@ pub async fn publish(core: &Core, ws: Option<Box<WsStream>>, window: Window, anc
         }
     }
     core.open.set(core.open.get() - 1);
-    let _ = wait(Duration::from_secs(1), ws.close(None)).await;
+    let _ = wait(Duration::from_secs(1), WsStream::close(&mut ws, None)).await;
 }
 
 #[cfg(test)]
