@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
-use glommio::net::TcpStream;
+use crate::net::Socket;
 
 /// The addresses of `host`: an IP literal directly, a name on glommio's blocking thread pool
 /// (the system resolver blocks, and must not block the core).
@@ -25,15 +25,12 @@ pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>
 /// Connects to the first of `addrs` that accepts, trying every one in turn — `localhost` may
 /// resolve to `::1` first while the server listens on 127.0.0.1 only — with `TCP_NODELAY`
 /// set, since queries and commands are small writes that must leave at once.
-pub(crate) async fn connect_any(addrs: &[SocketAddr]) -> io::Result<TcpStream> {
+pub(crate) async fn connect_any(addrs: &[SocketAddr]) -> io::Result<Socket> {
     let mut failure = io::Error::other("the host resolved to no addresses");
     for addr in addrs {
-        match TcpStream::connect(*addr).await {
-            Ok(stream) => {
-                stream.set_nodelay(true).map_err(io::Error::from)?;
-                return Ok(stream);
-            }
-            Err(e) => failure = e.into(),
+        match Socket::connect(*addr, None).await {
+            Ok(socket) => return Ok(socket),
+            Err(e) => failure = e,
         }
     }
     Err(failure)

@@ -1,4 +1,4 @@
-//! PostgreSQL: a per-core pool of tokio-postgres connections over glommio sockets.
+//! PostgreSQL: a per-core pool of tokio-postgres connections over the core's epoll-driven sockets.
 //!
 //! ## The model
 //!
@@ -10,7 +10,7 @@
 //! of concurrent requests, and why [`join_all`] over several queries of one request costs about
 //! one round trip instead of one per query.
 //!
-//! Connections are tokio-postgres clients over [`glommio::net::TcpStream`] wrapped in
+//! Connections are tokio-postgres clients over [`crate::net::Socket`] wrapped in
 //! tokio-util's `compat` adapter and opened with [`tokio_postgres::Config::connect_raw`]; the
 //! `Connection` half runs as a local task on the same executor. No tokio runtime, no threads,
 //! no locks.
@@ -87,7 +87,7 @@ use std::str::FromStr;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use glommio::net::TcpStream;
+use crate::net::Socket;
 use http::StatusCode;
 use tokio_postgres::config::{Host, SslMode, SslNegotiation};
 use tokio_postgres::error::{Severity, SqlState};
@@ -288,7 +288,7 @@ impl fmt::Display for Target {
 }
 
 impl Target {
-    async fn dial(&self) -> std::io::Result<TcpStream> {
+    async fn dial(&self) -> std::io::Result<Socket> {
         match self {
             Target::Addr(addr) => super::dial::connect_any(&[*addr]).await,
             Target::Host(host, port) => {
@@ -547,7 +547,7 @@ async fn open_one(settings: &Rc<Settings>, target: &Target) -> Result<Conn, Stri
 
 /// TCP keepalive as the connection string asks (`keepalives`, `keepalives_idle`, ...), so a
 /// server host that vanished without closing is noticed on idle connections too.
-fn set_keepalive(stream: &TcpStream, pg: &tokio_postgres::Config) {
+fn set_keepalive(stream: &Socket, pg: &tokio_postgres::Config) {
     use std::os::fd::{AsRawFd, BorrowedFd};
     // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
     let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };

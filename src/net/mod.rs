@@ -90,18 +90,6 @@ impl Socket {
         }
     }
 
-    /// Connects to the first address of `addrs` that accepts.
-    pub async fn connect_any(addrs: &[SocketAddr]) -> io::Result<Socket> {
-        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
-        for addr in addrs {
-            match Socket::connect(*addr, None).await {
-                Ok(socket) => return Ok(socket),
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
-    }
-
     /// Reads into `buf`, or waits for data. `Ok(0)` is the end of the stream.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         loop {

@@ -9,9 +9,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll, Waker};
 
+use crate::net::Socket;
 use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite};
-use glommio::net::TcpStream;
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 
@@ -46,7 +46,7 @@ impl Waiter {
 /// below ends before the next `.await` or poll of anything else, so none can overlap.
 pub(super) struct Conn {
     /// `None` once the connection has failed: dropping the stream closes the socket.
-    stream: RefCell<Option<TcpStream>>,
+    stream: RefCell<Option<Socket>>,
     /// Commands encoded but not yet handed to the writer task.
     out: RefCell<BytesMut>,
     /// One entry per command or pipeline on the wire, oldest first.
@@ -61,7 +61,7 @@ pub(super) struct Conn {
 
 impl Conn {
     /// Starts the reader and writer tasks on an open, authenticated connection.
-    pub(super) fn start(stream: TcpStream, unread: BytesMut) -> Rc<Conn> {
+    pub(super) fn start(stream: Socket, unread: BytesMut) -> Rc<Conn> {
         let conn = Rc::new(Conn {
             stream: RefCell::new(Some(stream)),
             out: RefCell::new(BytesMut::with_capacity(READ_CHUNK)),
@@ -183,7 +183,7 @@ impl Conn {
 /// Reads what the socket has (through `scratch`) and appends it to `buf`, in one poll, so a
 /// dropped read never leaves partial state behind.
 pub(super) fn poll_read_into(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     cx: &mut Context<'_>,
     scratch: &mut [u8],
     buf: &mut BytesMut,

@@ -4,8 +4,8 @@
 use std::future::poll_fn;
 use std::io;
 
+use crate::net::Socket;
 use bytes::BytesMut;
-use glommio::net::TcpStream;
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 use smallvec::SmallVec;
@@ -17,7 +17,7 @@ use crate::db::dial;
 use crate::Error;
 
 /// [`open`] within the connect timeout.
-pub(super) async fn open_in_time(config: &Config) -> Result<(TcpStream, BytesMut), Error> {
+pub(super) async fn open_in_time(config: &Config) -> Result<(Socket, BytesMut), Error> {
     let timeout = config.connect_timeout;
     match crate::deadline::within(timeout, open(config)).await {
         Ok(result) => result,
@@ -30,7 +30,7 @@ pub(super) async fn open_in_time(config: &Config) -> Result<(TcpStream, BytesMut
 
 /// Connects and runs `AUTH`, `SELECT` and `CLIENT SETNAME` as configured. Returns the stream
 /// and any bytes read past the handshake replies.
-async fn open(config: &Config) -> Result<(TcpStream, BytesMut), Error> {
+async fn open(config: &Config) -> Result<(Socket, BytesMut), Error> {
     let target = || format!("{}:{}", config.host, config.port);
     let addrs = dial::resolve(&config.host, config.port)
         .await
@@ -103,7 +103,7 @@ async fn open(config: &Config) -> Result<(TcpStream, BytesMut), Error> {
 
 /// Reads until `buf` holds one complete frame, and takes it.
 pub(super) async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut Socket,
     scratch: &mut [u8],
     buf: &mut BytesMut,
 ) -> io::Result<BytesFrame> {

@@ -7,9 +7,9 @@ use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::net::Socket;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncWrite, Stream};
-use glommio::net::TcpStream;
 use redis_protocol::resp2::types::BytesFrame;
 
 use super::cmd::encode;
@@ -49,7 +49,7 @@ pub struct Message {
 /// ```
 pub struct Subscriber {
     config: Config,
-    stream: Option<TcpStream>,
+    stream: Option<Socket>,
     buf: BytesMut,
     scratch: Box<[u8]>,
     /// Commands not yet written; kept here so a dropped call never leaves half of one.
