@@ -83,9 +83,26 @@ build_peer() {
 
 # Runs the wrk command the script built in WRK_CMD (its wrk_command) with output to $1; $2
 # is the run's duration in seconds. wrk stops by itself; the timeout only guards a hang.
+# Measured runs (not warm-ups) also get the server's perf counters beside $1.
 run_wrk() {
+    local counters=""
+    [[ $1 == *-warmup.txt ]] || counters=$(start_counters "${1%.txt}.perfstat" "$2")
     (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 ||
         die "wrk failed (output in $1)"
+    # perf was started in a subshell, so it is not this shell's child to wait for.
+    while [[ -n $counters ]] && kill -0 "$counters" 2>/dev/null; do sleep 0.1; done
+}
+
+# perf stat of the running server ($SERVER_PID) for $2 seconds into file $1, in the
+# background; prints perf's pid, or nothing where perf is missing or not allowed. Counters
+# the machine lacks (cycles and instructions in many virtual machines) show as
+# "<not supported>" in the file.
+PERF_EVENTS=task-clock,context-switches,cpu-migrations,page-faults,cycles,instructions
+start_counters() {
+    [[ ${PERF_STAT:-1} == 1 && -n ${SERVER_PID:-} ]] || return 0
+    command -v perf >/dev/null || return 0
+    perf stat -e "$PERF_EVENTS" -p "$SERVER_PID" -o "$1" -- sleep "$2" >/dev/null 2>&1 &
+    echo $!
 }
 
 # One round against the started server $1 (round $2) over the cases that follow: each case

@@ -260,6 +260,12 @@ impl Report {
             "completed": self.tally.completed,
             "throughput": self.throughput(),
             "latency_us": latency,
+            // Every recorded bucket as [nanoseconds, count], so reports of several
+            // processes can be merged exactly (scripts/bench-c10k.py does).
+            "histogram_ns": h
+                .iter_recorded()
+                .map(|v| json!([v.value_iterated_to(), v.count_at_value()]))
+                .collect::<Vec<_>>(),
             "statuses": statuses,
             "errors": errors,
             "error_count": self.tally.error_count(),
