@@ -27,7 +27,7 @@ out="perf/runs/validate-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk" >&2; exit 1; }
-command -v oha >/dev/null || { echo "oha missing: cargo install oha" >&2; exit 1; }
+command -v oha >/dev/null || { echo "oha missing: cargo install --locked oha --version 1.16.0" >&2; exit 1; }
 cargo build --release --example hello
 cargo build --release --manifest-path perf/squall-load/Cargo.toml
 load=perf/squall-load/target/release/squall-load
