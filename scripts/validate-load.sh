@@ -107,8 +107,9 @@ def read(tool, scenario, r):
                     errors=errors)
     text = base.with_suffix(".txt").read_text()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    p50 = wrk_unit(re.search(r"50%\s+(\S+)", text).group(1))
-    p99 = wrk_unit(re.search(r"99%\s+(\S+)", text).group(1))
+    # Anchored: "97.99%" in the Stdev column must not pass for the 99th percentile.
+    p50 = wrk_unit(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+    p99 = wrk_unit(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
     errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", text)) else 0
     return dict(rps=rps, p50=p50, p99=p99, errors=errors)
