@@ -1,4 +1,4 @@
-//! TCP sockets driven by the executor's epoll set ([`readiness`]) rather than by a glommio
+//! TCP sockets driven by the executor's epoll set (`readiness.rs`) rather than by a glommio
 //! poll per read.
 //!
 //! A [`Socket`] reads and writes with plain non-blocking `recv`/`send`; only when one would
