@@ -19,17 +19,20 @@
 #
 # Usage: scripts/reproduce-benchmarks.sh [--quick]
 #
-#   --quick   one round of 5 s per case (a smoke run of the whole chain, not figures to cite)
+#   --quick   one round of 5 s per case and 2,000 connections for C10K: a smoke run of the
+#             whole chain (about 10 minutes here) that leaves BENCHMARKS.md alone
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 ROUNDS=(--rounds 5 --duration 10)
+WRITE=(--write)
 VALIDATE=(ROUNDS=3 DURATION=10)
 C10K=(--duration 60)
 if [[ ${1:-} == --quick ]]; then
     ROUNDS=(--rounds 1 --duration 5)
+    WRITE=()
     VALIDATE=(ROUNDS=1 DURATION=5)
     C10K=(--duration 10 --connections 2000 --rate 4000)
 elif [[ -n ${1:-} ]]; then
@@ -45,17 +48,17 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 command -v oha >/dev/null || cargo install --locked oha --version 1.16.0
 
 step "peers: plaintext and json"
-scripts/bench-peers.sh "${ROUNDS[@]}" --write
+scripts/bench-peers.sh "${ROUNDS[@]}" "${WRITE[@]}"
 
 if pg_isready -q -d "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}" 2>/dev/null; then
     step "database tests"
-    scripts/bench-db.sh "${ROUNDS[@]}" --write
+    scripts/bench-db.sh "${ROUNDS[@]}" "${WRITE[@]}"
 else
     step "database tests skipped: PostgreSQL does not answer at ${DATABASE_URL:-127.0.0.1:5432}"
 fi
 
 step "static files"
-scripts/bench-static.sh "${ROUNDS[@]}" --write
+scripts/bench-static.sh "${ROUNDS[@]}" "${WRITE[@]}"
 
 step "WebSockets"
 scripts/bench-ws.sh "${ROUNDS[@]}"
