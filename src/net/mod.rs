@@ -92,6 +92,10 @@ impl Socket {
 
     /// Reads into `buf`, or waits for data. `Ok(0)` is the end of the stream.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if !buf.is_empty() && !self.readiness.may_read(self.key) {
+            self.readiness.wait(self.key, Direction::Read, cx.waker());
+            return Poll::Pending;
+        }
         loop {
             // SAFETY: the buffer is valid for buf.len() bytes; the descriptor is ours.
             let n = unsafe {
@@ -104,6 +108,11 @@ impl Socket {
             };
             match self.settle(n, cx, Direction::Read) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A short read emptied the socket (EAGAIN is handled in settle).
+                Poll::Ready(Ok(read)) if read > 0 && read < buf.len() => {
+                    self.readiness.drained(self.key);
+                    return Poll::Ready(Ok(read));
+                }
                 other => return other,
             }
         }
@@ -168,6 +177,9 @@ impl Socket {
         }
         let error = io::Error::last_os_error();
         if error.kind() == io::ErrorKind::WouldBlock {
+            if direction == Direction::Read {
+                self.readiness.drained(self.key);
+            }
             self.readiness.wait(self.key, direction, cx.waker());
             return Poll::Pending;
         }

@@ -28,11 +28,28 @@ use slab::Slab;
 /// Events taken from epoll per `epoll_wait`; more wait for the next round of the loop.
 const EVENTS_PER_WAIT: usize = 256;
 
-/// The wakers of one registered socket.
-#[derive(Default)]
+/// The wakers of one registered socket, and whether data may be waiting.
 struct Waiters {
     read: Option<Waker>,
     write: Option<Waker>,
+    /// False after a read found the socket drained, until the next edge: edge-triggered epoll
+    /// reports every arrival after that read, so until then another `recv` could only say
+    /// EAGAIN. Skipping it saved a system call per request.
+    readable: bool,
+    /// The peer closed its side (or the socket failed). A short read no longer means drained:
+    /// the end of the stream may be waiting behind the data, and no new edge would announce it.
+    ended: bool,
+}
+
+impl Default for Waiters {
+    fn default() -> Waiters {
+        Waiters {
+            read: None,
+            write: None,
+            readable: true,
+            ended: false,
+        }
+    }
 }
 
 /// Which direction a socket waits in.
@@ -134,7 +151,11 @@ impl Readiness {
                 };
                 let flags = event.events as libc::c_int;
                 let failed = flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+                if failed || flags & libc::EPOLLRDHUP != 0 {
+                    waiter.ended = true;
+                }
                 if failed || flags & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0 {
+                    waiter.readable = true;
                     woken.extend(waiter.read.take());
                 }
                 if failed || flags & libc::EPOLLOUT != 0 {
@@ -176,6 +197,19 @@ impl Readiness {
             )
         };
         self.waiters.borrow_mut().try_remove(key);
+    }
+
+    /// Whether the socket with `key` may have data: no read has found it drained since its
+    /// last edge.
+    pub(crate) fn may_read(&self, key: usize) -> bool {
+        self.waiters.borrow().get(key).is_none_or(|w| w.readable)
+    }
+
+    /// Notes that a read took everything the socket with `key` had.
+    pub(crate) fn drained(&self, key: usize) {
+        if let Some(waiter) = self.waiters.borrow_mut().get_mut(key) {
+            waiter.readable = waiter.ended;
+        }
     }
 
     /// Leaves `waker` to be woken when the socket with `key` becomes ready in `direction`.
