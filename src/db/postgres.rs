@@ -548,9 +548,6 @@ async fn open_one(settings: &Rc<Settings>, target: &Target) -> Result<Conn, Stri
 /// TCP keepalive as the connection string asks (`keepalives`, `keepalives_idle`, ...), so a
 /// server host that vanished without closing is noticed on idle connections too.
 fn set_keepalive(stream: &Socket, pg: &tokio_postgres::Config) {
-    use std::os::fd::{AsRawFd, BorrowedFd};
-    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
-    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
     let mut keepalive = socket2::TcpKeepalive::new().with_time(pg.get_keepalives_idle());
     if let Some(interval) = pg.get_keepalives_interval() {
         keepalive = keepalive.with_interval(interval);
@@ -558,7 +555,7 @@ fn set_keepalive(stream: &Socket, pg: &tokio_postgres::Config) {
     if let Some(retries) = pg.get_keepalives_retries() {
         keepalive = keepalive.with_retries(retries);
     }
-    if let Err(e) = socket2::SockRef::from(&fd).set_tcp_keepalive(&keepalive) {
+    if let Err(e) = stream.as_socket2().set_tcp_keepalive(&keepalive) {
         tracing::debug!(target: "squall::db", "cannot set tcp keepalive: {e}");
     }
 }

@@ -61,10 +61,12 @@ pub(crate) enum Direction {
 
 /// One executor's epoll set and the wakers of its sockets.
 pub(crate) struct Readiness {
-    epoll: OwnedFd,
+    /// The epoll set, polled through the executor's ring.
+    epoll: PollableFd<OwnedFd>,
     waiters: RefCell<Slab<Waiters>>,
     /// False once the driver task is gone (its executor ended): a new one is needed.
     driven: Cell<bool>,
+    /// The executor it serves: a later executor on the same thread needs its own.
     executor: usize,
 }
 
@@ -84,7 +86,7 @@ impl Readiness {
                 }
             }
             let readiness = Rc::new(Readiness::new(executor)?);
-            readiness.spawn_driver()?;
+            readiness.spawn_driver();
             *current = Some(Rc::clone(&readiness));
             Ok(readiness)
         })
@@ -100,7 +102,7 @@ impl Readiness {
         // SAFETY: see above.
         let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Readiness {
-            epoll,
+            epoll: PollableFd::new(epoll).map_err(io::Error::other)?,
             waiters: RefCell::new(Slab::new()),
             driven: Cell::new(true),
             executor,
@@ -109,22 +111,19 @@ impl Readiness {
 
     /// Starts the task that turns epoll events into wake-ups. It runs for the life of the
     /// executor; `driven` falls when it is dropped.
-    fn spawn_driver(self: &Rc<Self>) -> io::Result<()> {
-        let dup = self.epoll.try_clone()?;
-        let pollable = PollableFd::new(dup).map_err(io::Error::other)?;
-        let readiness = Rc::clone(self);
+    fn spawn_driver(self: &Rc<Self>) {
+        let driver = DriverMark(Rc::clone(self));
         glommio::spawn_local(async move {
-            let _mark = DriverMark(Rc::clone(&readiness));
+            let readiness = &driver.0;
             let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_WAIT];
             loop {
-                if pollable.readable().await.is_err() {
+                if readiness.epoll.readable().await.is_err() {
                     return;
                 }
                 while readiness.dispatch(&mut events) == EVENTS_PER_WAIT {}
             }
         })
         .detach();
-        Ok(())
     }
 
     /// Takes what epoll has ready without blocking and wakes the sockets waiting on it;
@@ -133,7 +132,7 @@ impl Readiness {
         // SAFETY: the buffer is valid for `events.len()` entries; timeout 0 never blocks.
         let n = unsafe {
             libc::epoll_wait(
-                self.epoll.as_raw_fd(),
+                self.epoll.get_ref().as_raw_fd(),
                 events.as_mut_ptr(),
                 events.len() as libc::c_int,
                 0,
@@ -176,8 +175,14 @@ impl Readiness {
             u64: key as u64,
         };
         // SAFETY: valid descriptors and a pointer to a local event.
-        let rc =
-            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+        let rc = unsafe {
+            libc::epoll_ctl(
+                self.epoll.get_ref().as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd,
+                &mut event,
+            )
+        };
         if rc != 0 {
             self.waiters.borrow_mut().remove(key);
             return Err(io::Error::last_os_error());
@@ -190,7 +195,7 @@ impl Readiness {
         // SAFETY: valid descriptors; a null event is allowed for EPOLL_CTL_DEL.
         unsafe {
             libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
+                self.epoll.get_ref().as_raw_fd(),
                 libc::EPOLL_CTL_DEL,
                 fd,
                 std::ptr::null_mut(),
@@ -230,7 +235,8 @@ impl Readiness {
     }
 }
 
-/// Marks the readiness as undriven when the driver task is dropped with its executor.
+/// The driver task's hold on its readiness; marks it undriven when the task is dropped with
+/// its executor.
 struct DriverMark(Rc<Readiness>);
 
 impl Drop for DriverMark {

@@ -1,8 +1,8 @@
 //! The socket side of a connection: a read buffer that exists only while there is data, and
 //! reads and writes bounded by deadlines kept in the connection's [`ConnSlot`](super::core::ConnSlot).
 //!
-//! glommio's TCP reads are readiness-based: a read that would block registers interest and
-//! leaves the caller's buffer alone. So a waiting connection can give its buffer back to the
+//! Reads are readiness-based ([`Socket`]): a read that would block leaves a waker with the
+//! core's epoll set and the caller's buffer alone. So a waiting connection can give its buffer back to the
 //! core's pool and take one again when woken — an idle keep-alive connection holds no buffer.
 
 use std::cell::RefCell;

@@ -32,12 +32,6 @@ use crate::router::IntoApp;
 /// nothing else uses it, so glommio's 10 MiB default would mostly be locked memory unused.
 const IO_MEMORY: usize = 512 * 1024;
 
-/// Submission queue entries of each core's io_uring. Every armed poll (one per idle
-/// connection) sits in the kernel's cancellation hash, whose size follows the ring's size; a
-/// cancelled request (glommio cancels its wake-up timeout each time the core parks) walks a
-/// bucket of it. At glommio's default of 128 the hash has 8 buckets.
-const RING_DEPTH: usize = 4096;
-
 /// Helper threads per core for `tasks::run_blocking`; glommio starts them when the core
 /// starts. Two let one long call (a password hash) not queue the next behind it.
 const BLOCKING_THREADS_PER_CORE: usize = 2;
@@ -249,7 +243,6 @@ where
     let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("squall-{index}"))
         .io_memory(IO_MEMORY)
-        .ring_depth(RING_DEPTH)
         // `tasks::run_blocking` work goes to these threads; unpinned, so the OS can run it
         // beside the core rather than on it.
         .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS_PER_CORE))
