@@ -91,7 +91,7 @@ pub(crate) async fn join(mesh: Mesh) -> Result<(), Error> {
             while let Some(job) = jobs.recv().await {
                 if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(job)) {
                     let what = crate::error::panic_message(&*panic);
-                    tracing::error!(target: "squall::cores", from, "a job from another core panicked: {what}");
+                    tracing::error!(target: "squall::cores", from, "a run_on job panicked: {what}");
                 }
             }
         })

@@ -45,8 +45,8 @@ struct Extras {
 }
 
 /// What [`Response::headers`] lends for a response without extra headers. The connection
-/// driver reads [`Response::extra_headers`] instead, so this process-wide static stays off the
-/// request path.
+/// driver and the crate's own middleware read [`Response::extra_headers`] instead, so this
+/// process-wide static stays off their path.
 static NO_HEADERS: std::sync::LazyLock<HeaderMap> = std::sync::LazyLock::new(HeaderMap::new);
 
 impl Response {
@@ -186,6 +186,10 @@ impl Response {
     /// middleware and handlers that each vary the response on something keep one list with
     /// no repeated entry.
     pub fn vary(&mut self, name: &'static str) {
+        if self.header_list(http::header::VARY).next().is_none() {
+            self.insert_header(http::header::VARY, HeaderValue::from_static(name));
+            return;
+        }
         let mut list: Vec<&[u8]> = self.header_list(http::header::VARY).collect();
         if list
             .iter()
@@ -202,9 +206,9 @@ impl Response {
     /// The elements of every value of the comma-separated header `name` (`Vary`,
     /// `Cache-Control`…), trimmed.
     pub(crate) fn header_list(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> {
-        self.headers()
-            .get_all(name)
+        self.extra_headers()
             .into_iter()
+            .flat_map(move |headers| headers.get_all(&name))
             .flat_map(|value| list_items(value.as_bytes()))
     }
 

@@ -15,6 +15,17 @@ const TICK: Duration = Duration::from_millis(40);
 /// half-tick tolerance the grid test allows.
 const GRID_TICK: Duration = Duration::from_millis(100);
 
+/// Waits until `runs` reaches `n` or 5 s pass, and returns it. Printing a panic (with a
+/// backtrace, when RUST_BACKTRACE is set) can take longer than a tick, so the tests wait for
+/// runs rather than for a fixed time.
+async fn wait_for_runs(runs: &Cell<i32>, n: i32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while runs.get() < n && Instant::now() < deadline {
+        glommio::timer::sleep(TICK).await;
+    }
+    runs.get()
+}
+
 #[test]
 fn a_periodic_task_keeps_its_grid_never_overlaps_and_skips_missed_ticks() {
     let starts = run(async {
@@ -74,13 +85,7 @@ fn a_panicking_run_does_not_end_the_schedule() {
                 assert!(!first, "the first run fails");
             }
         });
-        // Printing the panic (with a backtrace, when RUST_BACKTRACE is set) can take longer
-        // than a tick, so wait for runs rather than for a fixed time.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while runs.get() < 3 && Instant::now() < deadline {
-            glommio::timer::sleep(TICK).await;
-        }
-        runs.get()
+        wait_for_runs(&runs, 3).await
     })
     .expect("an executor");
     assert!(runs >= 3, "only {runs} runs");
@@ -99,11 +104,7 @@ fn a_callback_that_panics_before_making_its_future_does_not_end_the_schedule() {
             );
             async {}
         });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while runs.get() < 3 && Instant::now() < deadline {
-            glommio::timer::sleep(TICK).await;
-        }
-        runs.get()
+        wait_for_runs(&runs, 3).await
     })
     .expect("an executor");
     assert!(runs >= 3, "only {runs} runs");

@@ -36,8 +36,9 @@
 //! compressed and flushed on its own, so server-sent events and other long-lived streams
 //! reach the client chunk by chunk instead of waiting in the encoder. That costs a little
 //! ratio on many tiny chunks and is why the streaming brotli window is smaller (256 KiB).
-//! A `HEAD` request gets the headers a `GET` would get, without the work and without a
-//! `Content-Length` (which RFC 9110 allows for `HEAD`).
+//! A `HEAD` request gets the `Content-Encoding` a `GET` would be offered, without the work
+//! and without a `Content-Length` (which RFC 9110 allows for `HEAD`). It cannot know that a
+//! `GET` whose compressed body would not be smaller goes out uncompressed.
 //!
 //! The default levels, gzip 6 and brotli 4, are chosen for content compressed on every
 //! response; BENCHMARKS.md ("Compression cost per response") has the measurements behind
@@ -237,25 +238,26 @@ impl Compression {
     }
 
     /// Compresses `response` for a client that sent `accept`, if it should be.
-    fn apply(&self, response: Response, accept: AcceptEncoding, is_head: bool) -> Response {
-        let mut response = response;
+    fn apply(&self, mut response: Response, accept: AcceptEncoding, is_head: bool) -> Response {
         let status = response.status();
-        if status.is_informational() {
-            return response;
-        }
-        let headers = response.headers();
-        if headers.contains_key(CONTENT_ENCODING) || has_no_transform(&response) {
+        if status.is_informational()
+            || has_header(&response, CONTENT_ENCODING)
+            || has_no_transform(&response)
+        {
             return response;
         }
         match response.content_type() {
-            Some(content_type) if !is_compressible(content_type) => return response,
+            Some(content_type) if is_compressible(content_type) => response.vary("Accept-Encoding"),
             // A 304 has no content type of its own; the 200 it stands for may have varied.
-            _ => response.vary("Accept-Encoding"),
+            None if status == StatusCode::NOT_MODIFIED => {
+                response.vary("Accept-Encoding");
+                return response;
+            }
+            _ => return response,
         }
         if status == StatusCode::PARTIAL_CONTENT
             || !status_allows_body(status)
-            || response.content_type().is_none()
-            || response.headers().contains_key(CONTENT_RANGE)
+            || has_header(&response, CONTENT_RANGE)
         {
             return response;
         }
@@ -312,6 +314,13 @@ fn window_bits_for(len: usize, quality: u32) -> u32 {
     }
     let bits = usize::BITS - len.saturating_sub(1).leading_zeros();
     bits.clamp(10, 22)
+}
+
+/// Whether `response` carries header `name` (without lending the shared empty map).
+fn has_header(response: &Response, name: http::HeaderName) -> bool {
+    response
+        .extra_headers()
+        .is_some_and(|h| h.contains_key(name))
 }
 
 fn has_no_transform(response: &Response) -> bool {

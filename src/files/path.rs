@@ -57,12 +57,12 @@ pub(crate) fn sanitize(raw: &str) -> Result<Tail<'_>, Refusal> {
     let mut before = 0; // bytes of `body` ahead of this segment, its '/' included
     for segment in body.split('/') {
         let decoded: Cow<'_, [u8]> = percent_decode_str(segment).into();
-        check_segment(&decoded)?;
+        let text = check_segment(&decoded)?;
         if decoded_path.is_none() && matches!(decoded, Cow::Owned(_)) {
             decoded_path = Some(body[..before].to_owned());
         }
         if let Some(path) = &mut decoded_path {
-            path.push_str(std::str::from_utf8(&decoded).map_err(|_| Refusal::NotUtf8)?);
+            path.push_str(text);
             path.push('/');
         }
         before += segment.len() + 1;
@@ -80,7 +80,8 @@ pub(crate) fn sanitize(raw: &str) -> Result<Tail<'_>, Refusal> {
     })
 }
 
-fn check_segment(decoded: &[u8]) -> Result<(), Refusal> {
+/// The decoded segment as text, if it may be part of a file path.
+fn check_segment(decoded: &[u8]) -> Result<&str, Refusal> {
     if decoded.is_empty() {
         return Err(Refusal::EmptySegment);
     }
@@ -90,10 +91,7 @@ fn check_segment(decoded: &[u8]) -> Result<(), Refusal> {
     if decoded == b"." || decoded == b".." {
         return Err(Refusal::DotSegment);
     }
-    if std::str::from_utf8(decoded).is_err() {
-        return Err(Refusal::NotUtf8);
-    }
-    Ok(())
+    std::str::from_utf8(decoded).map_err(|_| Refusal::NotUtf8)
 }
 
 #[cfg(test)]
