@@ -25,8 +25,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HELLO = ROOT / "target/release/examples/hello"
-LOAD = ROOT / "perf/squall-load/target/release/squall-load"
+# Where cargo puts squall's build (CARGO_TARGET_DIR, relative to the root, or target/);
+# squall-load always builds into its own directory.
+TARGET = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
+HELLO = TARGET / "release/examples/hello"
+LOAD_TARGET = ROOT / "perf/squall-load/target"
+LOAD = LOAD_TARGET / "release/squall-load"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -34,7 +38,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 def build() -> None:
     subprocess.run(["cargo", "build", "--release", "--example", "hello"], cwd=ROOT, check=True)
     subprocess.run(
-        ["cargo", "build", "--release", "--manifest-path", "perf/squall-load/Cargo.toml"],
+        [
+            "cargo", "build", "--release",
+            "--manifest-path", "perf/squall-load/Cargo.toml",
+            "--target-dir", str(LOAD_TARGET),
+        ],
         cwd=ROOT,
         check=True,
     )

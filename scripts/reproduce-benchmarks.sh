@@ -11,9 +11,9 @@
 #   validate-load.sh          squall-load against wrk and oha
 #   bench-c10k.py             10,000 connections at 20,000 req/s for 60 s
 #
-# Raw outputs, including `perf stat` counters of every measured server run (task-clock,
-# context switches, migrations, page faults, and cycles/instructions where the machine
-# exposes them), go to perf/runs/; the scripts with --write rewrite their tables in
+# Raw outputs go to perf/runs/, with `perf stat` counters of every measured server run of
+# the wrk-driven scripts (peers, database, static files: task-clock, context switches,
+# migrations, page faults, and cycles/instructions where the machine exposes them); the scripts with --write rewrite their tables in
 # BENCHMARKS.md between their markers, the others print Markdown and save it beside the raw
 # output. Nothing else may run on the machine meanwhile: the scripts warn when it is busy.
 #
@@ -25,6 +25,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/lib/bench.sh
+source "$ROOT/scripts/lib/bench.sh" # usage, ensure_wrk
 
 ROUNDS=(--rounds 5 --duration 10)
 WRITE=(--write)
@@ -36,7 +38,7 @@ if [[ ${1:-} == --quick ]]; then
     VALIDATE=(ROUNDS=1 DURATION=5)
     C10K=(--duration 10 --connections 2000 --rate 4000)
 elif [[ -n ${1:-} ]]; then
-    sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+    usage
     exit 2
 fi
 
@@ -44,7 +46,7 @@ step() { printf '\n=== %s\n' "$*" >&2; }
 
 # The load generators the scripts need: wrk from Debian, oha from crates.io (the version
 # the validation was written against; --locked keeps its dependencies buildable here).
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+ensure_wrk
 command -v oha >/dev/null || cargo install --locked oha --version 1.16.0
 
 step "peers: plaintext and json"

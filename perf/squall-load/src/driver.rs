@@ -27,7 +27,7 @@ use crate::schedule::{Pace, Window, quota};
 use crate::stats::{ErrorKind, Tally};
 use crate::{http, net, ws};
 
-/// A WebSocket over a glommio socket.
+/// A WebSocket over one of squall's sockets.
 pub type WsStream = WebSocketStream<Socket>;
 
 /// An open connection, before or after the WebSocket handshake.
@@ -74,8 +74,8 @@ pub enum Wake<T> {
     Timer,
 }
 
-/// Runs `operation` for at most `limit`. The whole operation is raced against a timer, rather
-/// than setting socket timeouts, which glommio applies to the next read after a dropped one.
+/// Runs `operation` for at most `limit`, raced against a timer (the operation is dropped if
+/// the timer wins).
 pub async fn wait<F: Future>(limit: Duration, operation: F) -> Wake<F::Output> {
     let operation = pin!(operation);
     let timer = pin!(Timer::new(limit));
@@ -234,8 +234,6 @@ pub struct Core {
     pub requests: Vec<u8>,
     /// Bytes of one request.
     pub request_len: usize,
-    /// The start line, once reached.
-    pub anchor: Cell<Option<Anchor>>,
     connects: Semaphore,
     deadlines: RefCell<Vec<Rc<Deadline>>>,
 }
@@ -322,7 +320,6 @@ impl Core {
             tally: RefCell::new(Tally::default()),
             open: Cell::new(0),
             last_done: Cell::new(None),
-            anchor: Cell::new(None),
             connects: Semaphore::new(connects),
             deadlines: RefCell::new(Vec::new()),
         }
@@ -500,7 +497,6 @@ async fn run_core(
         .count() as u64;
 
     let anchor = shared.start_line().await;
-    core.anchor.set(Some(anchor));
     let window_start = anchor.instant + config.warmup;
     let window = Window {
         start: window_start,

@@ -1,8 +1,8 @@
 //! HTTP/1.1 response framing: where one response ends in a buffer that may hold several
 //! (pipelining) or only part of one. A pure function over bytes, no I/O.
 //!
-//! The body itself is skipped, never copied: a load generator only needs the status, the
-//! length of the whole response and whether the server will close the connection after it.
+//! Only the status, the length of the whole response and whether the server will close the
+//! connection after it are read out; the caller keeps the bytes until the response is whole.
 
 /// One complete response at the front of a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub enum Parse {
     /// A prefix of one: read more.
     Partial,
     /// A response whose body runs until the server closes the connection (no length, not
-    /// chunked); complete once the peer closes, at `head_len` + whatever arrived.
+    /// chunked); complete once the peer closes.
     UntilClose {
         /// The status code.
         status: u16,

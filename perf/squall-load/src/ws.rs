@@ -126,7 +126,7 @@ async fn echo_session(
         if outstanding.is_empty() && !lane.more_to_send(now) {
             return Outcome::Done;
         }
-        let next_send = (outstanding.len() < config.pipeline)
+        let next_send = (outstanding.len() < config.pipeline && lane.more_to_send(now))
             .then(|| lane.next_due())
             .flatten();
         let timeout_at = last_progress + config.timeout;
