@@ -238,6 +238,10 @@ pub struct Core {
     deadlines: RefCell<Vec<Rc<Deadline>>>,
 }
 
+/// Requests sent and not yet answered: each one's intended send time and whether it is
+/// measured.
+pub type InFlight = std::collections::VecDeque<(Instant, bool)>;
+
 /// Per-connection progress through its share of the schedule.
 pub struct Lane {
     /// The connection's index across the whole run (decides its source address).
@@ -274,19 +278,23 @@ impl Lane {
         !self.window.is_over(now) && !self.window.is_over(self.pace.due(self.next).unwrap_or(now))
     }
 
-    /// When the next request is due (open loop).
-    pub fn next_due(&self) -> Option<Instant> {
-        self.pace.due(self.next)
+    /// When the connection must wake to send its next request (open loop): only while it has
+    /// room among its `pipeline` in flight and more to send.
+    pub fn next_send(
+        &self,
+        now: Instant,
+        in_flight: &InFlight,
+        pipeline: usize,
+    ) -> Option<Instant> {
+        (in_flight.len() < pipeline && self.more_to_send(now))
+            .then(|| self.pace.due(self.next))
+            .flatten()
     }
 
-    /// Takes up to `room` requests that are due at `now`, handing each one's intended send
-    /// time and whether it is measured to `push`; returns how many.
-    pub fn take_due(
-        &mut self,
-        now: Instant,
-        room: usize,
-        mut push: impl FnMut(Instant, bool),
-    ) -> usize {
+    /// Moves the requests due at `now` into `in_flight`, up to `pipeline` there at once, each
+    /// with its intended send time and whether it is measured; returns how many.
+    pub fn take_due(&mut self, now: Instant, in_flight: &mut InFlight, pipeline: usize) -> usize {
+        let room = pipeline.saturating_sub(in_flight.len());
         let mut taken = 0;
         while taken < room && self.more_to_send(now) {
             let intended = self.pace.intended(self.next, now);
@@ -297,7 +305,7 @@ impl Lane {
             if measured && let Some(left) = self.quota.as_mut() {
                 *left -= 1;
             }
-            push(intended, measured);
+            in_flight.push_back((intended, measured));
             self.next += 1;
             taken += 1;
         }

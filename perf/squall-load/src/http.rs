@@ -2,7 +2,6 @@
 //! send each when its schedule says (or at once in closed loop), frame the responses, record
 //! latencies from intended send times, reconnect after failures.
 
-use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -10,7 +9,7 @@ use futures_util::{AsyncReadExt, AsyncWriteExt};
 use squall::net::Socket;
 
 use crate::config::Config;
-use crate::driver::{Core, Deadline, Lane, Outcome, Wake, wait};
+use crate::driver::{Core, Deadline, InFlight, Lane, Outcome, Wake, wait};
 use crate::net;
 use crate::response::{self, Parse};
 use crate::schedule::latency_ns;
@@ -59,7 +58,7 @@ pub async fn drive(core: &Core, mut stream: Option<Socket>, mut lane: Lane) {
         bytes: vec![0u8; READ_CHUNK],
         filled: 0,
     };
-    let mut outstanding: VecDeque<(Instant, bool)> = VecDeque::with_capacity(config.pipeline);
+    let mut outstanding: InFlight = InFlight::with_capacity(config.pipeline);
     let deadline = core.deadline();
     loop {
         let Some(s) = stream.as_mut() else {
@@ -98,7 +97,7 @@ async fn session(
     core: &Core,
     stream: &mut Socket,
     lane: &mut Lane,
-    outstanding: &mut VecDeque<(Instant, bool)>,
+    outstanding: &mut InFlight,
     buf: &mut ReadBuf,
     head_request: bool,
     deadline: &Deadline,
@@ -110,10 +109,7 @@ async fn session(
     let mut last_progress = Instant::now();
     loop {
         let now = Instant::now();
-        let sendable = config.pipeline - outstanding.len();
-        let due = lane.take_due(now, sendable, |intended, measured| {
-            outstanding.push_back((intended, measured));
-        });
+        let due = lane.take_due(now, outstanding, config.pipeline);
         if due > 0 {
             if outstanding.len() == due {
                 last_progress = now;
@@ -132,9 +128,7 @@ async fn session(
         if outstanding.is_empty() && !lane.more_to_send(now) {
             return Outcome::Done;
         }
-        let next_send = (outstanding.len() < config.pipeline && lane.more_to_send(now))
-            .then(|| lane.next_due())
-            .flatten();
+        let next_send = lane.next_send(now, outstanding, config.pipeline);
         if buf.len() - *filled < READ_CHUNK / 2 {
             buf.resize(buf.len() * 2, 0);
         }

@@ -5,13 +5,12 @@
 //! `t` is the message's *scheduled* publish time, so a publisher that falls behind does not
 //! hide the delay from the delivery latencies.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::{Error as WsError, Message};
 use futures_util::{SinkExt, StreamExt};
 
-use crate::driver::{Anchor, Core, Lane, Outcome, Wake, WsStream, unix_now_ns, wait};
+use crate::driver::{Anchor, Core, InFlight, Lane, Outcome, Wake, WsStream, unix_now_ns, wait};
 use crate::net;
 use crate::schedule::{Pace, Window, latency_ns};
 use crate::stats::ErrorKind;
@@ -67,7 +66,7 @@ pub async fn echo(core: &Core, mut ws: Option<Box<WsStream>>, mut lane: Lane) {
     } else {
         Message::text(String::from_utf8(payload).expect("ASCII is UTF-8"))
     };
-    let mut outstanding = VecDeque::with_capacity(core.config.pipeline);
+    let mut outstanding = InFlight::with_capacity(core.config.pipeline);
     loop {
         let Some(socket) = ws.as_mut() else {
             if !lane.more_to_send(Instant::now()) {
@@ -95,17 +94,14 @@ async fn echo_session(
     core: &Core,
     ws: &mut WsStream,
     lane: &mut Lane,
-    outstanding: &mut VecDeque<(Instant, bool)>,
+    outstanding: &mut InFlight,
     message: &Message,
 ) -> Outcome {
     let config = &core.config;
     let mut last_progress = Instant::now();
     loop {
         let now = Instant::now();
-        let room = config.pipeline - outstanding.len();
-        let due = lane.take_due(now, room, |intended, measured| {
-            outstanding.push_back((intended, measured));
-        });
+        let due = lane.take_due(now, outstanding, config.pipeline);
         if due > 0 {
             if outstanding.len() == due {
                 last_progress = now;
@@ -126,9 +122,7 @@ async fn echo_session(
         if outstanding.is_empty() && !lane.more_to_send(now) {
             return Outcome::Done;
         }
-        let next_send = (outstanding.len() < config.pipeline && lane.more_to_send(now))
-            .then(|| lane.next_due())
-            .flatten();
+        let next_send = lane.next_send(now, outstanding, config.pipeline);
         let timeout_at = last_progress + config.timeout;
         let deadline = match (outstanding.is_empty(), next_send) {
             (true, Some(at)) => at,
