@@ -17,7 +17,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -133,20 +133,40 @@ impl Drop for Alarm {
 }
 
 /// Runs `operation`, giving up once `limit` has passed (to within [`SWEEP`]).
-pub(crate) async fn within<T>(
-    limit: Duration,
-    operation: impl Future<Output = T>,
-) -> Result<T, Elapsed> {
-    let deadline = Instant::now() + limit;
-    let mut operation = pin!(operation);
-    let mut alarm = Alarm::default();
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(value) = operation.as_mut().poll(cx) {
+///
+/// A struct rather than an `async fn`: an `async fn` keeps its argument and the future it
+/// awaits in separate slots of its state, so every guarded operation (a whole PostgreSQL query,
+/// over a kilobyte) was stored, and copied, twice.
+pub(crate) fn within<F: Future>(limit: Duration, operation: F) -> Within<F> {
+    Within {
+        operation,
+        deadline: Instant::now() + limit,
+        alarm: Alarm::default(),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`within`].
+    pub(crate) struct Within<F> {
+        #[pin]
+        operation: F,
+        deadline: Instant,
+        alarm: Alarm,
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(value) = this.operation.poll(cx) {
             return Poll::Ready(Ok(value));
         }
-        alarm.poll_at(deadline, cx).map(|()| Err(Elapsed))
-    })
-    .await
+        this.alarm
+            .poll_at(*this.deadline, cx)
+            .map(|()| Err(Elapsed))
+    }
 }
 
 /// Wakes the waits past their deadline; ends when none is left to watch.

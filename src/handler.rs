@@ -4,6 +4,8 @@
 //! their futures need to be `Send`: per-core state can live in `Rc<RefCell<…>>`.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use crate::body::LocalFuture;
 use crate::request::Request;
@@ -31,7 +33,39 @@ where
     R: IntoResponse,
 {
     fn call(&self, req: Request) -> LocalFuture<'static, Response> {
-        let fut = self(req);
-        Box::pin(async move { fut.await.into_response() })
+        // The allocation comes first and the future is written straight into it: boxing an
+        // `async move` wrapper instead copied a database handler's future (over a kilobyte)
+        // twice per request, about 3% of the server's CPU on `/db` (`perf record`).
+        let slot = Box::<Responding<Fut>>::new_uninit();
+        let boxed = Box::write(
+            slot,
+            Responding {
+                handler_future: self(req),
+            },
+        );
+        Box::into_pin(boxed)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's future, its output made into a [`Response`].
+    struct Responding<Fut> {
+        #[pin]
+        handler_future: Fut,
+    }
+}
+
+impl<Fut, R> Future for Responding<Fut>
+where
+    Fut: Future<Output = R>,
+    R: IntoResponse,
+{
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        self.project()
+            .handler_future
+            .poll(cx)
+            .map(IntoResponse::into_response)
     }
 }

@@ -609,6 +609,12 @@ impl Conn {
         if let Some(statement) = self.statements.borrow().get(sql) {
             return Ok(statement.clone());
         }
+        // Boxed: preparing is rare, and its kilobyte-sized future would otherwise be part of
+        // every query's future (and every handler's that awaits one).
+        Box::pin(self.prepare_and_cache(sql)).await
+    }
+
+    async fn prepare_and_cache(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         // Two users preparing the same text at once both prepare; the first one cached wins
         // and the other statement is closed when its user drops it.
         let statement = self.client.prepare(sql).await?;
@@ -728,21 +734,25 @@ impl PgConn {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, Error> {
-        self.run(sql, async {
-            let statement = self.conn.statement(sql).await?;
-            self.conn.client.query(&statement, params).await
-        })
-        .await
+        let outcome = self
+            .within_limit(async {
+                let statement = self.conn.statement(sql).await?;
+                self.conn.client.query(&statement, params).await
+            })
+            .await;
+        self.finish(outcome, sql)
     }
 
     /// Runs `sql` and returns its one row; no row or several rows is an error (500). Use
     /// [`PgConn::query_opt`] when absence is an answer (a 404, say).
     pub async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, Error> {
-        self.run(sql, async {
-            let statement = self.conn.statement(sql).await?;
-            self.conn.client.query_one(&statement, params).await
-        })
-        .await
+        let outcome = self
+            .within_limit(async {
+                let statement = self.conn.statement(sql).await?;
+                self.conn.client.query_one(&statement, params).await
+            })
+            .await;
+        self.finish(outcome, sql)
     }
 
     /// Runs `sql` and returns its row if there is one; several rows is an error (500).
@@ -751,20 +761,24 @@ impl PgConn {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, Error> {
-        self.run(sql, async {
-            let statement = self.conn.statement(sql).await?;
-            self.conn.client.query_opt(&statement, params).await
-        })
-        .await
+        let outcome = self
+            .within_limit(async {
+                let statement = self.conn.statement(sql).await?;
+                self.conn.client.query_opt(&statement, params).await
+            })
+            .await;
+        self.finish(outcome, sql)
     }
 
     /// Runs `sql` and returns the number of rows it changed.
     pub async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error> {
-        self.run(sql, async {
-            let statement = self.conn.statement(sql).await?;
-            self.conn.client.execute(&statement, params).await
-        })
-        .await
+        let outcome = self
+            .within_limit(async {
+                let statement = self.conn.statement(sql).await?;
+                self.conn.client.execute(&statement, params).await
+            })
+            .await;
+        self.finish(outcome, sql)
     }
 
     /// The prepared statement for `sql` on this connection, from the cache or prepared now
@@ -772,14 +786,16 @@ impl PgConn {
     /// A statement belongs to its connection; use it with [`PgConn::client`] of the same
     /// handle only.
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, Error> {
-        self.run(sql, self.conn.statement(sql)).await
+        let outcome = self.within_limit(self.conn.statement(sql)).await;
+        self.finish(outcome, sql)
     }
 
     /// Sends `sql` (one or more statements separated by `;`, no parameters) in the simple
     /// protocol, uncached. If it fails the connection is retired, since an explicit `BEGIN`
     /// in the string may have left the session inside an aborted transaction.
     pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
-        let result = self.run(sql, self.conn.client.batch_execute(sql)).await;
+        let outcome = self.within_limit(self.conn.client.batch_execute(sql)).await;
+        let result = self.finish(outcome, sql);
         if result.is_err() {
             self.conn.broken.set(true);
         }
@@ -803,19 +819,28 @@ impl PgConn {
         &self.conn.client
     }
 
-    async fn run<T>(
+    /// `operation` under the query timeout. The methods above await this and then
+    /// [`finish`](Self::finish) rather than sharing an `async fn` taking the operation: that
+    /// would hold each query's kilobyte-sized future twice (argument and awaited copy).
+    fn within_limit<F: Future>(&self, operation: F) -> crate::deadline::Within<F> {
+        crate::deadline::within(self.conn.settings.config.query_timeout, operation)
+    }
+
+    /// The caller's result for an operation run under [`within_limit`](Self::within_limit):
+    /// errors mapped, and a connection that timed out retired.
+    fn finish<T>(
         &self,
+        outcome: Result<Result<T, tokio_postgres::Error>, crate::deadline::Elapsed>,
         sql: &str,
-        operation: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, Error> {
-        let limit = self.conn.settings.config.query_timeout;
-        match crate::deadline::within(limit, operation).await {
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.conn.fail(e, sql)),
             Err(_) => {
                 self.conn.retire_after_timeout();
                 Err(Error::unavailable(format!(
-                    "postgres query timed out after {limit:?}"
+                    "postgres query timed out after {:?}",
+                    self.conn.settings.config.query_timeout
                 )))
             }
         }
