@@ -128,18 +128,20 @@ wrk_command() {
 # One measured run: CPU ticks around wrk, then one line of results.tsv.
 measure() {
     local name=$1 case=$2 round=$3 out before after pg_before pg_after pg_ticks
-    local requests rps errors p99 m_before m_after w_before w_after t0 t1
+    local requests rps errors p99 m_before m_after w_before w_after t0 t1 user_before user_after
     out="$RUN_DIR/$name-$case-r$round.txt"
     wrk_command "$case" "$DURATION" "$PORT"
     m_before=$(cpu_busy_ticks "")
     pg_before=$(pg_snapshot)
     before=$(cpu_ticks "$SERVER_PID")
+    user_before=$(proc_user_ticks "$SERVER_PID")
     times >"$RUN_DIR/times.before" # a builtin: it must run in this shell, not in $(...)
     t0=$EPOCHREALTIME
     run_wrk "$out" "$DURATION"
     t1=$EPOCHREALTIME
     times >"$RUN_DIR/times.after"
     after=$(cpu_ticks "$SERVER_PID")
+    user_after=$(proc_user_ticks "$SERVER_PID")
     pg_after=$(pg_snapshot)
     m_after=$(cpu_busy_ticks "")
     w_before=$(children_cpu_secs "$RUN_DIR/times.before")
@@ -158,17 +160,19 @@ measure() {
     awk -v n="$name" -v c="$case" -v r="$round" -v rps="$rps" -v req="$requests" \
         -v ticks="$((after - before))" -v pg="$pg_ticks" -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" \
         -v e="$errors" -v p99="${p99:-nan}" -v mb="$m_before" -v ma="$m_after" -v wb="$w_before" -v wa="$w_after" \
+        -v uticks="$((user_after - user_before))" \
         'BEGIN { us = ticks * 1e6 / hz
                  pgus = (pg < 0 || req == 0) ? "nan" : sprintf("%.1f", pg * 1e6 / hz / req)
                  split(mb, b, " "); split(ma, a, " ")
                  machine = (a[2] > b[2]) ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
                  client = 100 * (wa - wb) / (t1 - t0)
-                 printf "%s\t%s\t%s\t%.0f\t%d\t%.0f\t%.2f\t%.1f\t%d\t%.1f\t%s\t%s\t%.1f\n",
+                 user = (req > 0) ? uticks * 1e6 / hz / req : 0
+                 printf "%s\t%s\t%s\t%.0f\t%d\t%.0f\t%.2f\t%.1f\t%d\t%.1f\t%s\t%s\t%.1f\t%.2f\n",
                         n, c, r, rps, req, us, (req > 0 ? us / req : 0), us / ((t1 - t0) * 1e4), e,
-                        client, pgus, p99, machine }' \
+                        client, pgus, p99, machine, user }' \
         >>"$RUN_DIR/results.tsv"
-    printf '    %-9s %-15s %9.0f req/s %9.2f us CPU/req\n' "$name" "$case" "$rps" \
-        "$(tail -n 1 "$RUN_DIR/results.tsv" | cut -f7)" >&2
+    printf '    %-9s %-15s %9.0f req/s %9.2f us CPU/req (%.2f user)\n' "$name" "$case" "$rps" \
+        "$(tail -n 1 "$RUN_DIR/results.tsv" | cut -f7)" "$(tail -n 1 "$RUN_DIR/results.tsv" | cut -f14)" >&2
 }
 
 bench_one() {
@@ -194,9 +198,9 @@ fmt() {
 # The markdown report: the table, the summary against the targets, then how
 # it was produced.
 report() {
-    local name case rps us busy client machine pg p99 runs errs squall_rps squall_us rps_ratio cpu_ratio
-    echo "| case | server | req/s (median) | app µs CPU/req (median) | app CPU % | PostgreSQL µs CPU/req | p99 latency ms | wrk CPU % | machine CPU % | squall ÷ this (req/s) | squall ÷ this (CPU/req) | runs | errors |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local name case rps us user busy client machine pg p99 runs errs squall_rps squall_us rps_ratio cpu_ratio
+    echo "| case | server | req/s (median) | app µs CPU/req (median) | of which user | app CPU % | PostgreSQL µs CPU/req | p99 latency ms | wrk CPU % | machine CPU % | squall ÷ this (req/s) | squall ÷ this (CPU/req) | runs | errors |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for case in "${CASES[@]}"; do
         squall_rps=nan squall_us=nan
         if [[ -n ${BINARY[squall]:-} ]]; then
@@ -207,6 +211,7 @@ report() {
             [[ -n ${BINARY[$name]:-} ]] || continue
             rps=$(median_of "$name" "$case" 4)
             us=$(median_of "$name" "$case" 7)
+            user=$(median_of "$name" "$case" 14)
             busy=$(median_of "$name" "$case" 8)
             client=$(median_of "$name" "$case" 10)
             machine=$(median_of "$name" "$case" 13)
@@ -214,8 +219,8 @@ report() {
             p99=$(median_of "$name" "$case" 12)
             runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
             errs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c { s += $9 } END { print s + 0 }' "$RUN_DIR/results.tsv")
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n' \
-                "\`${CASE_PATH[$case]}\`" "$name" "$(fmt %.0f "$rps")" "$(fmt %.1f "$us")" \
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n' \
+                "\`${CASE_PATH[$case]}\`" "$name" "$(fmt %.0f "$rps")" "$(fmt %.1f "$us")" "$(fmt %.1f "$user")" \
                 "$(fmt %.0f "$busy")" "$(fmt %.1f "$pg")" "$(fmt %.1f "$p99")" "$(fmt %.0f "$client")" "$(fmt %.0f "$machine")" \
                 "$(ratio "$squall_rps" "$rps")" "$(ratio "$squall_us" "$us")" "$runs" "$errs"
         done
@@ -224,18 +229,22 @@ report() {
     if [[ -n ${BINARY[squall]:-} && -n ${BINARY[$PEER]:-} ]]; then
         echo "Against the targets (squall CPU/req ≤ ${TARGET_CPU_RATIO}× $PEER's, req/s ≥ ${TARGET_RPS_RATIO}× $PEER's):"
         echo
-        echo "| case | squall ÷ $PEER (CPU/req) | CPU target | squall ÷ $PEER (req/s) | req/s target |"
-        echo "|---|---:|---|---:|---|"
+        echo "| case | squall ÷ $PEER (CPU/req) | CPU target | squall ÷ $PEER (req/s) | req/s target | squall ÷ $PEER (user CPU/req) |"
+        echo "|---|---:|---|---:|---|---:|"
         for case in "${CASES[@]}"; do
             cpu_ratio=$(ratio "$(median_of squall "$case" 7)" "$(median_of "$PEER" "$case" 7)")
+            user_ratio=$(ratio "$(median_of squall "$case" 14)" "$(median_of "$PEER" "$case" 14)")
             rps_ratio=$(ratio "$(median_of squall "$case" 4)" "$(median_of "$PEER" "$case" 4)")
-            printf '| %s | %s | %s | %s | %s |\n' "\`${CASE_PATH[$case]}\`" \
+            printf '| %s | %s | %s | %s | %s | %s |\n' "\`${CASE_PATH[$case]}\`" \
                 "$cpu_ratio" "$(awk -v r="$cpu_ratio" -v t="$TARGET_CPU_RATIO" 'BEGIN { print (r == "n/a") ? "n/a" : (r + 0 <= t + 0) ? "met" : "missed" }')" \
-                "$rps_ratio" "$(awk -v r="$rps_ratio" -v t="$TARGET_RPS_RATIO" 'BEGIN { print (r == "n/a") ? "n/a" : (r + 0 >= t + 0) ? "met" : "missed" }')"
+                "$rps_ratio" "$(awk -v r="$rps_ratio" -v t="$TARGET_RPS_RATIO" 'BEGIN { print (r == "n/a") ? "n/a" : (r + 0 >= t + 0) ? "met" : "missed" }')" \
+                "$user_ratio"
         done
         echo
     fi
-    echo "App CPU is the server process's utime+stime over the wrk run (all its threads), PostgreSQL's"
+    echo "App CPU is the server process's utime+stime over the wrk run (all its threads); \"of which user\""
+    echo "is utime alone, the part spent in the server's own code and libraries rather than in the kernel"
+    echo "(system calls, and the loopback TCP stack's softirqs that run in the sender's context). PostgreSQL's"
     echo "is the same summed over every local \`postgres\` process; app CPU % is of the server's one core."
     echo "PostgreSQL is not pinned: it shares CPU 0 with the server and CPU 1 with wrk, so req/s"
     echo "depends on it as much as on the server. wrk CPU % is wrk's own CPU time (100 = its one thread"
@@ -259,7 +268,7 @@ main() {
 
     new_run_dir ""
     CLK_TCK=$(getconf CLK_TCK)
-    printf 'server\tcase\tround\treq_per_s\trequests\tserver_cpu_us\tcpu_us_per_req\tserver_cpu_pct\terrors\twrk_cpu_pct\tpg_cpu_us_per_req\tp99_ms\tmachine_cpu_pct\n' \
+    printf 'server\tcase\tround\treq_per_s\trequests\tserver_cpu_us\tcpu_us_per_req\tserver_cpu_pct\terrors\twrk_cpu_pct\tpg_cpu_us_per_req\tp99_ms\tmachine_cpu_pct\tuser_cpu_us_per_req\n' \
         >"$RUN_DIR/results.tsv"
     trap stop_server EXIT
     trap 'exit 130' INT TERM

@@ -331,6 +331,19 @@ proc_ticks() {
     echo $((fields[11] + fields[12]))
 }
 
+# utime alone of a whole process in clock ticks: the CPU spent in its own code and
+# libraries, as opposed to the kernel's work for it (system calls, the TCP stack
+# and the softirqs that run while it does).
+proc_user_ticks() {
+    local stat fields
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
+        echo 0
+        return
+    }
+    read -ra fields <<<"${stat##*) }"
+    echo "${fields[11]}"
+}
+
 # proc_ticks of the server $1, which must still be running.
 cpu_ticks() {
     [[ -r /proc/$1/stat ]] || die "server (pid $1) is gone; see its log in $RUN_DIR"
