@@ -134,14 +134,14 @@ measure() {
     m_before=$(cpu_busy_ticks "")
     pg_before=$(pg_snapshot)
     before=$(cpu_ticks "$SERVER_PID")
-    user_before=$(proc_user_ticks "$SERVER_PID")
+    user_before=$(proc_ticks "$SERVER_PID" user)
     times >"$RUN_DIR/times.before" # a builtin: it must run in this shell, not in $(...)
     t0=$EPOCHREALTIME
     run_wrk "$out" "$DURATION"
     t1=$EPOCHREALTIME
     times >"$RUN_DIR/times.after"
     after=$(cpu_ticks "$SERVER_PID")
-    user_after=$(proc_user_ticks "$SERVER_PID")
+    user_after=$(proc_ticks "$SERVER_PID" user)
     pg_after=$(pg_snapshot)
     m_after=$(cpu_busy_ticks "")
     w_before=$(children_cpu_secs "$RUN_DIR/times.before")

@@ -316,8 +316,10 @@ run_rounds() {
     done
 }
 
-# utime + stime of a whole process in clock ticks (every thread, including
-# exited ones); 0 for a process that is gone.
+# Clock ticks of a whole process (every thread, including exited ones): utime +
+# stime, or with $2 = user utime alone (the CPU spent in its own code and libraries,
+# not in the kernel's work for it: system calls, and the TCP stack's softirqs that
+# run while it does); 0 for a process that is gone.
 proc_ticks() {
     local stat fields
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
@@ -328,20 +330,11 @@ proc_ticks() {
     # fixed-format, starting with field 3, so utime (14) and stime (15) are
     # at indexes 11 and 12.
     read -ra fields <<<"${stat##*) }"
-    echo $((fields[11] + fields[12]))
-}
-
-# utime alone of a whole process in clock ticks: the CPU spent in its own code and
-# libraries, as opposed to the kernel's work for it (system calls, the TCP stack
-# and the softirqs that run while it does).
-proc_user_ticks() {
-    local stat fields
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
-        echo 0
-        return
-    }
-    read -ra fields <<<"${stat##*) }"
-    echo "${fields[11]}"
+    if [[ ${2:-} == user ]]; then
+        echo "${fields[11]}"
+    else
+        echo $((fields[11] + fields[12]))
+    fi
 }
 
 # proc_ticks of the server $1, which must still be running.
