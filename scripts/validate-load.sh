@@ -23,6 +23,9 @@ LOAD_CPU=${LOAD_CPU:-1}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+ROOT=$root
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
 out="perf/runs/validate-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
@@ -40,14 +43,13 @@ wait_for_quiet() {
     done
 }
 
-SQUALL_ADDR=127.0.0.1:$PORT SQUALL_WORKERS=1 RUST_LOG=warn \
-    taskset -c "$SERVER_CPU" target/release/examples/hello >"$out/server.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    (echo >/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
-    sleep 0.1
-done
+# lib/bench.sh's start_server: one worker on SERVER_CPU, the first free port from PORT;
+# it stops the script if hello exits or never listens.
+declare -A BINARY=([hello]=target/release/examples/hello)
+FIRST_PORT=$PORT NEXT_PORT=$PORT STARTUP_TRIES=100 STOP_TRIES=50 SERVER_PID=""
+export RUST_LOG=warn
+trap stop_server EXIT
+start_server hello "$out/server.log"
 url=http://127.0.0.1:$PORT/plaintext
 # A short warm-up of the server (page faults, allocator) before the first measured run.
 taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d2s "$url" >/dev/null

@@ -1,5 +1,5 @@
 # Shared by the side-by-side benchmark scripts (bench-peers.sh, bench-db.sh, bench-static.sh,
-# bench-ws.sh) and reproduce-benchmarks.sh:
+# bench-ws.sh), validate-load.sh and reproduce-benchmarks.sh:
 # logging, wrk, ports, starting and stopping one pinned server, the arguments and --only,
 # the run directory, the order of rounds, CPU time from /proc, the machine-busy check,
 # medians and writing a report into BENCHMARKS.md. Sourced, not run, right after `set -euo pipefail`; it also turns on
