@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use squall::compress::{no_transform, Compression};
@@ -412,4 +413,39 @@ fn static_files_without_siblings_are_compressed_by_the_middleware() {
     assert!(r.header("content-encoding").is_none());
     assert_eq!(r.body, css);
     assert!(varies_on_accept_encoding(&r));
+}
+
+#[test]
+fn a_changed_file_is_compressed_again_not_served_from_the_cache() {
+    let dir = TempDir::new("recompress");
+    let first = "body { margin: 0 auto; }\n".repeat(100);
+    dir.write("site.css", &first);
+    let root = dir.0.clone();
+    let server = start(move || {
+        let files = StaticFiles::new(&root)
+            .expect("fixture root")
+            .revalidate_every(Duration::ZERO);
+        App::new()
+            .get("/static/{*path}", files)
+            .wrap(Compression::default())
+    });
+    let mut client = Client::connect(server.local_addr());
+    let fetch = |client: &mut Client| {
+        client.send(get_accepting("/static/site.css", Some("gzip")));
+        let r = client.response();
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        (decoded(&r), r.header("etag").expect("etag").to_owned())
+    };
+
+    let (body, tag) = fetch(&mut client);
+    assert_eq!(body, first.as_bytes());
+    // The second answer (from the cache of compressed bodies) is the same representation.
+    assert_eq!(fetch(&mut client), (body, tag.clone()));
+
+    // A new version has a new strong tag, so its compressed body is made anew.
+    let second = "body { margin: 1em; padding: 0; }\n".repeat(120);
+    dir.write("site.css", &second);
+    let (body, new_tag) = fetch(&mut client);
+    assert_eq!(body, second.as_bytes());
+    assert_ne!(new_tag, tag);
 }

@@ -40,6 +40,12 @@
 //! and without a `Content-Length` (which RFC 9110 allows for `HEAD`). It cannot know that a
 //! `GET` whose compressed body would not be smaller goes out uncompressed.
 //!
+//! An in-memory body whose response carries a strong `ETag` is compressed once per target,
+//! tag and coding: the result is kept in a per-core cache bounded by
+//! [`Compression::cache_bytes`] (default 4 MiB), so static files without precompressed
+//! siblings and handlers that tag their content pay for compression once per version. The
+//! tag is trusted: content that changes must change its strong tag, as HTTP requires.
+//!
 //! The default levels, gzip 6 and brotli 4, are chosen for content compressed on every
 //! response; BENCHMARKS.md ("Compression cost per response") has the measurements behind
 //! them. Content that never changes compresses better once, ahead of time: write
@@ -66,7 +72,10 @@ use crate::middleware::{Middleware, Next};
 use crate::request::Request;
 use crate::response::Response;
 
+mod cache;
 mod negotiate;
+
+use cache::{EncodedCache, EncodedKey};
 
 pub use negotiate::{AcceptEncoding, Coding};
 
@@ -130,6 +139,8 @@ pub fn no_transform(mut response: Response) -> Response {
 #[derive(Clone, Debug)]
 pub struct Compression {
     settings: Rc<Settings>,
+    /// `None` when [`Compression::cache_bytes`] is 0.
+    cache: Option<Rc<EncodedCache>>,
 }
 
 #[derive(Clone, Debug)]
@@ -139,10 +150,14 @@ struct Settings {
     min_size: u64,
     gzip: bool,
     brotli: bool,
+    cache_bytes: u64,
 }
 
 /// The brotli window for streams: memory held per compressed stream for its whole life.
 const STREAM_BROTLI_WINDOW_BITS: u32 = 18;
+
+/// The default bound of the per-core cache of compressed bodies.
+const DEFAULT_CACHE_BYTES: u64 = 4 << 20;
 
 impl Default for Compression {
     fn default() -> Compression {
@@ -153,7 +168,9 @@ impl Default for Compression {
                 min_size: 1024,
                 gzip: true,
                 brotli: true,
+                cache_bytes: DEFAULT_CACHE_BYTES,
             }),
+            cache: Some(Rc::new(EncodedCache::new(DEFAULT_CACHE_BYTES))),
         }
     }
 }
@@ -164,39 +181,46 @@ impl Compression {
         Compression::default()
     }
 
-    fn settings_mut(&mut self) -> &mut Settings {
-        Rc::make_mut(&mut self.settings)
+    /// This middleware with `change` made to its settings, and a new cache: bodies
+    /// compressed under the old settings must not be served under the new ones.
+    fn configured(mut self, change: impl FnOnce(&mut Settings)) -> Compression {
+        change(Rc::make_mut(&mut self.settings));
+        let bytes = self.settings.cache_bytes;
+        self.cache = (bytes > 0).then(|| Rc::new(EncodedCache::new(bytes)));
+        self
     }
 
     /// The gzip level, 1 (fastest) to 9 (smallest); default 6.
-    pub fn gzip_level(mut self, level: u32) -> Compression {
-        self.settings_mut().gzip_level = level.clamp(1, 9);
-        self
+    pub fn gzip_level(self, level: u32) -> Compression {
+        self.configured(|s| s.gzip_level = level.clamp(1, 9))
     }
 
     /// The brotli quality, 0 (fastest) to 11 (smallest); default 4.
-    pub fn brotli_quality(mut self, quality: u32) -> Compression {
-        self.settings_mut().brotli_quality = quality.min(11);
-        self
+    pub fn brotli_quality(self, quality: u32) -> Compression {
+        self.configured(|s| s.brotli_quality = quality.min(11))
     }
 
     /// Bodies shorter than this many bytes are sent as they are (default 1024): below about
     /// a packet, compression saves no round trip and costs CPU on both sides.
-    pub fn min_size(mut self, bytes: u64) -> Compression {
-        self.settings_mut().min_size = bytes;
-        self
+    pub fn min_size(self, bytes: u64) -> Compression {
+        self.configured(|s| s.min_size = bytes)
     }
 
     /// Whether to offer gzip (default yes).
-    pub fn gzip(mut self, enabled: bool) -> Compression {
-        self.settings_mut().gzip = enabled;
-        self
+    pub fn gzip(self, enabled: bool) -> Compression {
+        self.configured(|s| s.gzip = enabled)
     }
 
     /// Whether to offer brotli (default yes).
-    pub fn brotli(mut self, enabled: bool) -> Compression {
-        self.settings_mut().brotli = enabled;
-        self
+    pub fn brotli(self, enabled: bool) -> Compression {
+        self.configured(|s| s.brotli = enabled)
+    }
+
+    /// The bytes of compressed bodies to keep per core for responses with a strong `ETag`
+    /// (default 4 MiB); 0 compresses every response afresh. A middleware made on one core
+    /// keeps one cache, shared by its clones.
+    pub fn cache_bytes(self, bytes: u64) -> Compression {
+        self.configured(|s| s.cache_bytes = bytes)
     }
 
     /// Compresses `content` in one piece with `coding` at this middleware's level; identity
@@ -237,8 +261,15 @@ impl Compression {
         }
     }
 
-    /// Compresses `response` for a client that sent `accept`, if it should be.
-    fn apply(&self, mut response: Response, accept: AcceptEncoding, is_head: bool) -> Response {
+    /// Compresses `response` for a client that sent `accept`, if it should be. `target` is
+    /// the request's, when its compressed body may come from or go to the cache.
+    fn apply(
+        &self,
+        mut response: Response,
+        accept: AcceptEncoding,
+        is_head: bool,
+        target: Option<Box<str>>,
+    ) -> Response {
         let status = response.status();
         if status.is_informational()
             || has_header(&response, CONTENT_ENCODING)
@@ -271,14 +302,19 @@ impl Compression {
         };
         let body = match response.take_body() {
             Body::Empty => return response,
-            Body::Full(content) if !is_head => match self.encode(coding, &content) {
-                Ok(encoded) if encoded.len() < content.len() => Body::Full(Bytes::from(encoded)),
-                Ok(_) => return response.with_body_of(Body::Full(content)),
-                Err(e) => {
-                    tracing::error!(target: "squall::compress", "compression failed: {e}");
-                    return response.with_body_of(Body::Full(content));
+            Body::Full(content) if !is_head => {
+                let key = target
+                    .zip(strong_etag(&response))
+                    .map(|(target, etag)| EncodedKey {
+                        target,
+                        etag,
+                        coding,
+                    });
+                match self.encode_body(&content, coding, key) {
+                    Some(encoded) => Body::Full(encoded),
+                    None => return response.with_body_of(Body::Full(content)),
                 }
-            },
+            }
             Body::Stream { chunks, .. } if !is_head => {
                 Body::stream(EncodingStream::new(chunks, coding, &self.settings))
             }
@@ -291,16 +327,74 @@ impl Compression {
     }
 }
 
+impl Compression {
+    /// `content` compressed with `coding`, or `None` when that does not make it smaller (or
+    /// fails). With a `key`, the result is taken from the cache or kept there.
+    fn encode_body(
+        &self,
+        content: &Bytes,
+        coding: Coding,
+        key: Option<EncodedKey>,
+    ) -> Option<Bytes> {
+        let cache = self.cache.as_ref().zip(key);
+        if let Some((cache, key)) = &cache {
+            if let Some(remembered) = cache.get(key) {
+                return remembered;
+            }
+        }
+        let encoded = match self.encode(coding, content) {
+            Ok(encoded) if encoded.len() < content.len() => Some(Bytes::from(encoded)),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(target: "squall::compress", "compression failed: {e}");
+                return None;
+            }
+        };
+        if let Some((cache, key)) = cache {
+            cache.insert(key, encoded.clone());
+        }
+        encoded
+    }
+
+    /// The request target to key the cache with: only a `GET` the client wants compressed
+    /// can use it, so other requests do not pay for the copy.
+    fn cache_target(&self, req: &Request, accept: &AcceptEncoding) -> Option<Box<str>> {
+        self.cache.as_ref()?;
+        if req.method() != Method::GET
+            || !matches!(
+                accept.preferred(self.offered()),
+                Some(Coding::Brotli | Coding::Gzip)
+            )
+        {
+            return None;
+        }
+        Some(match req.query() {
+            Some(query) => format!("{}?{query}", req.path()).into(),
+            None => req.path().into(),
+        })
+    }
+}
+
 impl Middleware for Compression {
     fn call(&self, req: Request, next: Next) -> LocalFuture<'static, Response> {
         let accept = AcceptEncoding::from_request(&req);
         let is_head = req.method() == Method::HEAD;
+        let target = self.cache_target(&req, &accept);
         let this = self.clone();
         Box::pin(async move {
             let response = next.run(req).await;
-            this.apply(response, accept, is_head)
+            this.apply(response, accept, is_head, target)
         })
     }
+}
+
+/// The response's `ETag` if it is strong: only a strong tag promises the exact bytes.
+fn strong_etag(response: &Response) -> Option<HeaderValue> {
+    response
+        .headers()
+        .get(ETAG)
+        .filter(|tag| tag.as_bytes().starts_with(b"\""))
+        .cloned()
 }
 
 /// The brotli window for `len` bytes of content at `quality`: up to quality 4, no larger
@@ -448,6 +542,68 @@ impl Stream for EncodingStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(target: &str, etag: &'static str) -> Option<EncodedKey> {
+        Some(EncodedKey {
+            target: target.into(),
+            etag: HeaderValue::from_static(etag),
+            coding: Coding::Gzip,
+        })
+    }
+
+    #[test]
+    fn a_tagged_body_is_compressed_once() {
+        let compression = Compression::default();
+        let content = Bytes::from("squall ".repeat(500));
+        let first = compression.encode_body(&content, Coding::Gzip, key("/a", "\"1\""));
+        let again = compression.encode_body(&content, Coding::Gzip, key("/a", "\"1\""));
+        let (first, again) = (first.expect("smaller"), again.expect("smaller"));
+        // The same allocation: the second answer came from the cache, not the encoder.
+        assert_eq!(first.as_ptr(), again.as_ptr());
+        let cache = compression.cache.as_ref().expect("cache on by default");
+        assert_eq!(cache.len(), 1);
+
+        // Another tag, another target or no tag at all: compressed afresh.
+        let other_tag = compression.encode_body(&content, Coding::Gzip, key("/a", "\"2\""));
+        let other_target = compression.encode_body(&content, Coding::Gzip, key("/b", "\"1\""));
+        let untagged = compression.encode_body(&content, Coding::Gzip, None);
+        for fresh in [other_tag, other_target, untagged] {
+            assert_ne!(fresh.expect("smaller").as_ptr(), first.as_ptr());
+        }
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn a_body_that_does_not_shrink_is_remembered_as_such() {
+        let compression = Compression::default();
+        // xorshift64: bytes with nothing for gzip to find.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let content = Bytes::from(noise);
+        assert_eq!(
+            compression.encode_body(&content, Coding::Gzip, key("/n", "\"1\"")),
+            None
+        );
+        let cache = compression.cache.as_ref().expect("cache");
+        assert_eq!(cache.get(&key("/n", "\"1\"").expect("key")), Some(None));
+    }
+
+    #[test]
+    fn new_settings_or_a_zero_bound_drop_the_cache() {
+        let compression = Compression::default();
+        let content = Bytes::from("squall ".repeat(500));
+        compression.encode_body(&content, Coding::Gzip, key("/a", "\"1\""));
+        let relevelled = compression.clone().gzip_level(9);
+        assert_eq!(relevelled.cache.as_ref().expect("cache").len(), 0);
+        assert!(compression.cache_bytes(0).cache.is_none());
+    }
 
     #[test]
     fn compressible_types() {

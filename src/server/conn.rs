@@ -65,7 +65,16 @@ pub(crate) fn serve(
     core: Rc<Core>,
     stream: glommio::net::TcpStream,
 ) -> Option<impl std::future::Future<Output = ()>> {
-    let stream = Socket::from_glommio(stream).ok()?;
+    let stream = match Socket::from_glommio(stream) {
+        Ok(stream) => stream,
+        Err(e) => {
+            // Only an epoll set out of memory refuses a socket; say so rather than let
+            // accepted connections vanish.
+            tracing::warn!(target: "squall::server", "dropping an accepted connection: {e}");
+            return None;
+        }
+    };
+    // A peer that is already gone (ENOTCONN) has nothing left to serve.
     let peer = stream.peer_addr().ok()?;
     // Responses are flushed in one write per batch; Nagle would only add latency.
     let _ = stream.set_nodelay(true);
