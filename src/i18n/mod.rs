@@ -65,7 +65,7 @@ mod load;
 mod negotiate;
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 use std::rc::Rc;
@@ -175,8 +175,15 @@ pub struct Catalog {
 struct CatalogInner {
     shared: Arc<Shared>,
     bundles: Vec<Bundle>,
-    /// Ids already warned about on this core, per locale index.
-    warned: RefCell<HashMap<usize, HashSet<String>>>,
+    warned: RefCell<Warned>,
+}
+
+/// The ids already warned about on this core.
+#[derive(Default)]
+struct Warned {
+    /// Per locale index; grown on first use.
+    ids: Vec<HashSet<String>>,
+    total: usize,
 }
 
 struct Bundle {
@@ -220,13 +227,18 @@ impl Catalog {
     /// Warns about `id` in locale `index` once per core, while the record has room.
     fn warn_once(&self, index: usize, id: &str, problem: impl FnOnce() -> String) {
         let mut warned = self.inner.warned.borrow_mut();
-        let total: usize = warned.values().map(HashSet::len).sum();
-        let ids = warned.entry(index).or_default();
-        // Looked up by `&str`: a message asked for on every request costs no allocation.
-        if total >= MAX_WARNED || ids.contains(id) {
+        if warned.total >= MAX_WARNED {
             return;
         }
-        ids.insert(id.to_owned());
+        if warned.ids.len() <= index {
+            warned.ids.resize_with(index + 1, HashSet::new);
+        }
+        // Looked up by `&str`: a message asked for on every request costs no allocation.
+        if warned.ids[index].contains(id) {
+            return;
+        }
+        warned.ids[index].insert(id.to_owned());
+        warned.total += 1;
         tracing::warn!(locale = %self.tags()[index], id, "{}", problem());
     }
 }
