@@ -1,13 +1,13 @@
-//! squall::net::Socket: reads and writes through the executor's epoll set, waiting and
-//! waking on both directions, connect failures, and executors made one after another on the
-//! same thread (each gets its own epoll set).
+//! squall::net::Socket and Listener: reads, writes and accepts through the executor's epoll
+//! set, waiting and waking on both directions, connect failures, and executors made one
+//! after another on the same thread (each gets its own epoll set).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use squall::net::Socket;
+use squall::net::{Listener, Socket};
 use squall::testing;
 
 /// A blocking listener on an ephemeral loopback port, served by `serve` on its own thread.
@@ -161,4 +161,37 @@ fn many_sockets_wait_at_once_and_each_is_woken() {
     })
     .expect("executor");
     assert_eq!(total, (0..SOCKETS as u64).sum::<u64>());
+}
+
+#[test]
+fn a_listener_takes_a_burst_then_waits_for_the_next_connection() {
+    let reply = testing::run(async {
+        let std_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_listener.local_addr().expect("addr");
+        let listener = Listener::new(std_listener.into()).expect("listener");
+        assert_eq!(listener.local_addr().expect("addr"), addr);
+        // Three connections queued before the first accept: all taken without waiting.
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(Socket::connect(addr, None).await.expect("connect"));
+        }
+        let mut accepted = Vec::new();
+        for _ in 0..3 {
+            accepted.push(listener.accept().await.expect("accept"));
+        }
+        // The backlog is empty now: the fourth accept waits until a client arrives later.
+        let late = glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            let mut client = Socket::connect(addr, None).await.expect("connect");
+            client.write_all(b"late").await.expect("write");
+            client
+        });
+        let mut fourth = listener.accept().await.expect("accept");
+        let mut got = [0u8; 4];
+        fourth.read_exact(&mut got).await.expect("read");
+        drop((late.await, clients, accepted));
+        got
+    })
+    .expect("executor");
+    assert_eq!(&reply, b"late");
 }

@@ -7,6 +7,7 @@
 //! `!Send`, like everything on a core, and implements the futures-io `AsyncRead` and
 //! `AsyncWrite` traits (also through `&Socket`, so a reader and a writer can share one).
 
+mod listener;
 mod readiness;
 
 use std::io::{self, IoSlice};
@@ -19,6 +20,7 @@ use std::task::{Context, Poll};
 use futures_lite::{AsyncRead, AsyncWrite};
 use socket2::{Domain, Protocol, SockAddr, Type};
 
+pub use listener::Listener;
 use readiness::{Direction, Readiness};
 
 /// Makes the current executor's epoll set now rather than with the first socket, so that a
@@ -48,7 +50,11 @@ impl Socket {
     pub fn new(fd: OwnedFd) -> io::Result<Socket> {
         let socket = socket2::Socket::from(fd);
         socket.set_nonblocking(true)?;
-        let fd = OwnedFd::from(socket);
+        Socket::register(OwnedFd::from(socket))
+    }
+
+    /// Registers a socket that is non-blocking already.
+    fn register(fd: OwnedFd) -> io::Result<Socket> {
         let readiness = Readiness::current()?;
         let key = readiness.register(fd.as_raw_fd())?;
         Ok(Socket { fd, key, readiness })
@@ -172,9 +178,14 @@ impl Socket {
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<usize>> {
-        if let Ok(n) = usize::try_from(n) {
-            return Poll::Ready(Ok(n));
+        match usize::try_from(n) {
+            Ok(n) => Poll::Ready(Ok(n)),
+            Err(_) => self.failed(cx, direction).map(Err),
         }
+    }
+
+    /// The error of the system call that just failed, or a wait when it would have blocked.
+    fn failed(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Error> {
         let error = io::Error::last_os_error();
         if error.kind() == io::ErrorKind::WouldBlock {
             if direction == Direction::Read {
@@ -183,7 +194,7 @@ impl Socket {
             self.readiness.wait(self.key, direction, cx.waker());
             return Poll::Pending;
         }
-        Poll::Ready(Err(error))
+        Poll::Ready(error)
     }
 
     /// Resolves once the socket is ready in `direction` (or has failed), as `poll(2)` says:

@@ -23,7 +23,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use glommio::net::{TcpListener, TcpStream};
+use crate::net::{Listener, Socket};
 
 use super::core::Core;
 
@@ -37,9 +37,9 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Accepts connections until shutdown, then drains what the kernel already queued.
 pub(crate) async fn accept_loop(
     core: Rc<Core>,
-    listener: TcpListener,
+    listener: Listener,
     shutdown: impl std::future::Future<Output = ()>,
-    spawn_connection: impl Fn(Rc<Core>, TcpStream),
+    spawn_connection: impl Fn(Rc<Core>, Socket),
 ) {
     let limit = core.config.limits.max_connections_per_core;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -73,7 +73,7 @@ pub(crate) async fn accept_loop(
                 spawn_connection(Rc::clone(&core), stream);
                 continue;
             }
-            Err(e) => io::Error::from(e),
+            Err(e) => e,
         };
         if is_about_one_connection(&err) {
             continue;

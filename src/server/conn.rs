@@ -63,17 +63,8 @@ struct AccessEntry {
 /// carry the stream it was given (an `async fn` keeps its arguments in every state).
 pub(crate) fn serve(
     core: Rc<Core>,
-    stream: glommio::net::TcpStream,
+    stream: Socket,
 ) -> Option<impl std::future::Future<Output = ()>> {
-    let stream = match Socket::from_glommio(stream) {
-        Ok(stream) => stream,
-        Err(e) => {
-            // Only an epoll set out of memory refuses a socket; say so rather than let
-            // accepted connections vanish.
-            tracing::warn!(target: "squall::server", "dropping an accepted connection: {e}");
-            return None;
-        }
-    };
     // A peer that is already gone (ENOTCONN) has nothing left to serve.
     let peer = stream.peer_addr().ok()?;
     // Responses are flushed in one write per batch; Nagle would only add latency.

@@ -11,7 +11,7 @@ mod core;
 mod io;
 mod listener;
 
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -267,8 +267,6 @@ where
                 return Err(e);
             }
         };
-        // SAFETY: `socket` is a listening socket this thread owns; ownership moves here.
-        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(socket.into_raw_fd()) };
         let stop_watch = stop.watch()?;
         // Every core must join before any can publish; a core that failed to start makes
         // `spawn` signal the stop, which ends the wait here.
@@ -290,11 +288,16 @@ where
         }
         // The core's epoll set is made before the first connection, so running out of
         // descriptors later cannot stop connections from being served.
-        if let Err(e) = crate::net::prepare() {
-            let e = Error::io("cannot create the core's epoll set", e);
-            let _ = ready.send(Err(Error::startup(e.to_string())));
-            return Err(e);
-        }
+        let listener = match crate::net::prepare()
+            .and_then(|()| crate::net::Listener::new(OwnedFd::from(socket)))
+        {
+            Ok(listener) => listener,
+            Err(e) => {
+                let e = Error::io("cannot set up the core's epoll set and listener", e);
+                let _ = ready.send(Err(Error::startup(e.to_string())));
+                return Err(e);
+            }
+        };
         let shutdown_timeout = config.shutdown_timeout;
         let core = Rc::new(Core::new(config, service));
         let _ = ready.send(Ok(()));
@@ -322,7 +325,7 @@ where
 
 /// Spawns the task serving one connection, counted by the core's gate and shielded from
 /// panics so that a bug in one connection never takes down the core.
-fn spawn_connection(core: Rc<Core>, stream: glommio::net::TcpStream) {
+fn spawn_connection(core: Rc<Core>, stream: crate::net::Socket) {
     let Ok(pass) = core.connections.enter() else {
         return; // The gate closed: shutdown finished counting connections.
     };
@@ -502,7 +505,8 @@ mod tests {
                 let client = glommio::net::TcpStream::connect(addr)
                     .await
                     .expect("connect");
-                let server_side = listener.accept().await.expect("accept");
+                let accepted = listener.accept().await.expect("accept");
+                let server_side = crate::net::Socket::from_glommio(accepted).expect("register");
                 let service = crate::App::new().into_service(Vec::new()).expect("service");
                 let core = Rc::new(Core::new(Config::default(), service));
                 let future = conn::serve(core, server_side).expect("connected");
