@@ -16,8 +16,9 @@
 //!   accepted it, and nothing on the request path takes a lock or writes memory shared with
 //!   another core; work between cores goes through explicit channels ([`cores`], the
 //!   WebSocket hub).
-//! - Sockets ([`net`]) read and write with plain `recv`/`send` and learn readiness from one
-//!   edge-triggered epoll set per core; its descriptor is the only one the ring polls.
+//! - Sockets and listeners ([`net`]) read, write and accept with plain `recv`/`send`/`accept4`
+//!   and learn readiness from one edge-triggered epoll set per core; its descriptor is the
+//!   only one the ring polls.
 //! - The application is built **per core** by a factory closure, so handler state is
 //!   `Rc`/`RefCell` and handlers need not be `Send`.
 //! - Only the connection driver touches the socket. Handlers return values; a protocol upgrade

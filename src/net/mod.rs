@@ -1,9 +1,10 @@
-//! TCP sockets driven by the executor's epoll set (`readiness.rs`) rather than by a glommio
-//! poll per read.
+//! TCP sockets and listeners driven by the executor's epoll set (`readiness.rs`) rather than
+//! by a glommio poll per read or accept.
 //!
 //! A [`Socket`] reads and writes with plain non-blocking `recv`/`send`; only when one would
 //! block does it leave its waker with the executor's readiness set and wait for the edge.
-//! The server's connections, upgraded WebSockets and the database clients all use it. It is
+//! The server's connections, upgraded WebSockets and the database clients all use it, and a
+//! [`Listener`] hands out the server's connections the same way, with `accept4`. It is
 //! `!Send`, like everything on a core, and implements the futures-io `AsyncRead` and
 //! `AsyncWrite` traits (also through `&Socket`, so a reader and a writer can share one).
 
