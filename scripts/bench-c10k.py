@@ -59,6 +59,10 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def percent(value) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
+
+
 def established(port: int) -> int:
     out = subprocess.run(
         ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
@@ -183,10 +187,16 @@ def main() -> None:
         open_now = established(args.port)
         time.sleep(args.warmup)
         ticks_before = [cpu_ticks(s.pid) for s in servers]
+        load_ticks_before = [cpu_ticks(l.pid) for l in loads]
         window_start = time.time()
         rss_samples = []
+        # The generators' CPU is sampled while all of them still run: they exit at the end
+        # of their window, and their /proc entries go with them.
+        load_sample = (window_start, sum(load_ticks_before))
         while any(l.poll() is None for l in loads) and time.time() < window_start + args.duration:
             rss_samples.append(sum(rss_bytes(s.pid) for s in servers))
+            if all(l.poll() is None for l in loads):
+                load_sample = (time.time(), sum(cpu_ticks(l.pid) for l in loads))
             time.sleep(1)
         window = time.time() - window_start
         ticks_after = [cpu_ticks(s.pid) for s in servers]
@@ -206,6 +216,8 @@ def main() -> None:
     merged = merge(reports)
     rss_growth = (max(rss_samples) if rss_samples else 0) - sum(rss_before)
     cpu_s = (sum(ticks_after) - sum(ticks_before)) / TICKS
+    load_span = load_sample[0] - window_start
+    load_cpu_s = (load_sample[1] - sum(load_ticks_before)) / TICKS
     served = args.rate * window
     summary = {
         "connections": args.connections,
@@ -217,16 +229,21 @@ def main() -> None:
         **merged,
         "server_rss_growth_bytes_per_connection": rss_growth / args.connections,
         "server_cpu_us_per_request": cpu_s * 1e6 / served if served else None,
+        # Of one CPU: the servers share SERVER_CPU and the generators LOAD_CPU, so near 100
+        # says which side could not keep up.
+        "server_cpu_percent": 100 * cpu_s / window if window else None,
+        "load_cpu_percent": 100 * load_cpu_s / load_span if load_span > 0 else None,
     }
     (run / "summary.json").write_text(json.dumps(summary, indent=2))
     lat = merged["latency_ms"]
     errors = sum(merged["errors"].values())
     lines = [
-        f"| connections | established | processes (server/load) | requests | errors | p50 | p99 | p99.9 | max | server RSS growth per connection | server CPU per request |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| connections | established | processes (server/load) | requests | errors | p50 | p99 | p99.9 | max | server RSS growth per connection | server CPU per request | server / load CPU % |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {args.connections:,} | {open_now:,} | {servers_n}/{processes} | {merged['completed']:,} | {errors} "
         f"| {lat['p50']:.2f} ms | {lat['p99']:.2f} ms | {lat['p99.9']:.2f} ms | {lat['max']:.2f} ms "
-        f"| {rss_growth / args.connections:,.0f} B | {summary['server_cpu_us_per_request']:.1f} µs |",
+        f"| {rss_growth / args.connections:,.0f} B | {summary['server_cpu_us_per_request']:.1f} µs "
+        f"| {summary['server_cpu_percent']:.0f} / {percent(summary['load_cpu_percent'])} |",
     ]
     if merged["errors"]:
         lines.append(f"\nerrors by kind: {merged['errors']}")
