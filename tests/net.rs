@@ -186,10 +186,13 @@ fn a_listener_takes_a_burst_then_waits_for_the_next_connection() {
             client.write_all(b"late").await.expect("write");
             client
         });
-        let mut fourth = listener.accept().await.expect("accept");
+        let (mut fourth, peer) = listener.accept().await.expect("accept");
         let mut got = [0u8; 4];
         fourth.read_exact(&mut got).await.expect("read");
-        drop((late.await, clients, accepted));
+        let late = late.await;
+        // The peer's address comes with the connection.
+        assert_eq!(peer, late.local_addr().expect("addr"));
+        drop((late, clients, accepted));
         got
     })
     .expect("executor");

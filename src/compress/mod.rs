@@ -325,9 +325,7 @@ impl Compression {
         mark_encoded(&mut response, coding);
         response.with_body_of(body)
     }
-}
 
-impl Compression {
     /// `content` compressed with `coding`, or `None` when that does not make it smaller (or
     /// fails). With a `key`, the result is taken from the cache or kept there.
     fn encode_body(
@@ -391,7 +389,7 @@ impl Middleware for Compression {
 /// The response's `ETag` if it is strong: only a strong tag promises the exact bytes.
 fn strong_etag(response: &Response) -> Option<HeaderValue> {
     response
-        .headers()
+        .extra_headers()?
         .get(ETAG)
         .filter(|tag| tag.as_bytes().starts_with(b"\""))
         .cloned()
@@ -426,10 +424,7 @@ fn has_no_transform(response: &Response) -> bool {
 fn mark_encoded(response: &mut Response, coding: Coding) {
     response.insert_header(CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
     response.headers_mut().remove(ACCEPT_RANGES);
-    let weakened = response
-        .headers()
-        .get(ETAG)
-        .filter(|tag| tag.as_bytes().starts_with(b"\""))
+    let weakened = strong_etag(response)
         .and_then(|tag| HeaderValue::from_bytes(&[b"W/", tag.as_bytes()].concat()).ok());
     if let Some(weak) = weakened {
         response.insert_header(ETAG, weak);

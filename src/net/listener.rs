@@ -7,7 +7,8 @@
 //! object made only to be taken apart into a [`Socket`].
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::task::{Context, Poll};
 
 use super::readiness::Direction;
@@ -28,46 +29,42 @@ impl Listener {
         })
     }
 
-    /// The next connection, non-blocking and registered with this executor.
-    pub async fn accept(&self) -> io::Result<Socket> {
+    /// The next connection, non-blocking and registered with this executor, and its peer's
+    /// address.
+    pub async fn accept(&self) -> io::Result<(Socket, SocketAddr)> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Accepts a connection, or waits for one. Errors are the kernel's (`EMFILE` when out of
     /// descriptors, `ECONNABORTED` for a connection reset while it was queued): the caller
     /// decides whether to retry.
-    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Socket>> {
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Socket, SocketAddr)>> {
         let socket = &self.socket;
-        if !socket.readiness.may_read(socket.key) {
-            socket
-                .readiness
-                .wait(socket.key, Direction::Read, cx.waker());
+        if socket.wait_for_edge_if_drained(cx) {
             return Poll::Pending;
         }
         loop {
-            // SAFETY: the descriptor is ours; a null address asks for no peer address.
-            let fd = unsafe {
-                libc::accept4(
-                    socket.fd.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                )
-            };
-            if fd >= 0 {
-                // SAFETY: accept4 returned a new descriptor that nothing else owns.
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-                return Poll::Ready(Socket::register(fd));
-            }
-            match socket.failed(cx, Direction::Read) {
-                Poll::Ready(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                failed => return failed.map(Err),
+            // accept4 hands over the peer's address too, so no getpeername follows.
+            let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+            match socket.as_socket2().accept4(flags) {
+                Ok((accepted, addr)) => {
+                    let peer = addr.as_socket().ok_or_else(|| {
+                        io::Error::from_raw_os_error(libc::EAFNOSUPPORT) // not IP: not ours
+                    });
+                    return Poll::Ready(
+                        peer.and_then(|peer| {
+                            Ok((Socket::register(OwnedFd::from(accepted))?, peer))
+                        }),
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return socket.failed(e, cx, Direction::Read).map(Err),
             }
         }
     }
 
     /// The address it listens on.
-    pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }
 }

@@ -99,8 +99,7 @@ impl Socket {
 
     /// Reads into `buf`, or waits for data. `Ok(0)` is the end of the stream.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if !buf.is_empty() && !self.readiness.may_read(self.key) {
-            self.readiness.wait(self.key, Direction::Read, cx.waker());
+        if !buf.is_empty() && self.wait_for_edge_if_drained(cx) {
             return Poll::Pending;
         }
         loop {
@@ -181,13 +180,30 @@ impl Socket {
     ) -> Poll<io::Result<usize>> {
         match usize::try_from(n) {
             Ok(n) => Poll::Ready(Ok(n)),
-            Err(_) => self.failed(cx, direction).map(Err),
+            Err(_) => self
+                .failed(io::Error::last_os_error(), cx, direction)
+                .map(Err),
         }
     }
 
-    /// The error of the system call that just failed, or a wait when it would have blocked.
-    fn failed(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<io::Error> {
-        let error = io::Error::last_os_error();
+    /// Whether a read found the socket drained and no edge has come since; if so, the task
+    /// in `cx` is left to be woken by the next one, since a `recv` (or `accept`) now could
+    /// only say EAGAIN.
+    fn wait_for_edge_if_drained(&self, cx: &mut Context<'_>) -> bool {
+        if self.readiness.may_read(self.key) {
+            return false;
+        }
+        self.readiness.wait(self.key, Direction::Read, cx.waker());
+        true
+    }
+
+    /// `error`, from the system call that just failed, or a wait when it would have blocked.
+    fn failed(
+        &self,
+        error: io::Error,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Error> {
         if error.kind() == io::ErrorKind::WouldBlock {
             if direction == Direction::Read {
                 self.readiness.drained(self.key);

@@ -20,6 +20,7 @@
 //! are skipped at once: each consumed a backlog entry, so they cannot repeat forever.
 
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ pub(crate) async fn accept_loop(
     core: Rc<Core>,
     listener: Listener,
     shutdown: impl std::future::Future<Output = ()>,
-    spawn_connection: impl Fn(Rc<Core>, Socket),
+    spawn_connection: impl Fn(Rc<Core>, Socket, SocketAddr),
 ) {
     let limit = core.config.limits.max_connections_per_core;
     let mut shutdown = std::pin::pin!(shutdown);
@@ -59,7 +60,7 @@ pub(crate) async fn accept_loop(
         .await;
         let Some(accepted) = ready else { break };
         let err = match accepted {
-            Ok(stream) => {
+            Ok((stream, peer)) => {
                 if let Some(outage) = failures.succeeded(Instant::now()) {
                     tracing::info!(
                         target: "squall::server",
@@ -70,7 +71,7 @@ pub(crate) async fn accept_loop(
                         outage.failed,
                     );
                 }
-                spawn_connection(Rc::clone(&core), stream);
+                spawn_connection(Rc::clone(&core), stream, peer);
                 continue;
             }
             Err(e) => e,
@@ -113,14 +114,15 @@ pub(crate) async fn accept_loop(
         }
     }
     // Connections the kernel completed before shutdown are ours to answer.
-    while let Some(Ok(stream)) = futures_lite::future::poll_once(listener.accept()).await {
-        spawn_connection(Rc::clone(&core), stream);
+    while let Some(Ok((stream, peer))) = futures_lite::future::poll_once(listener.accept()).await {
+        spawn_connection(Rc::clone(&core), stream, peer);
     }
 }
 
 /// Whether `err` concerns only the connection being accepted (reset while it waited, a
 /// network error on it), so the next accept may succeed at once. Linux's accept(2) asks
-/// for these to be retried like `EAGAIN`.
+/// for these to be retried like `EAGAIN`; `EAFNOSUPPORT` is the listener's own, for a
+/// peer address that is not IP.
 fn is_about_one_connection(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -137,6 +139,7 @@ fn is_about_one_connection(err: &io::Error) -> bool {
                 | libc::EOPNOTSUPP
                 | libc::ENETUNREACH
                 | libc::ETIMEDOUT
+                | libc::EAFNOSUPPORT
         )
     )
 }

@@ -64,18 +64,15 @@ struct AccessEntry {
 pub(crate) fn serve(
     core: Rc<Core>,
     stream: Socket,
-) -> Option<impl std::future::Future<Output = ()>> {
-    // A peer that is already gone (ENOTCONN) has nothing left to serve.
-    let peer = stream.peer_addr().ok()?;
-    // Responses are flushed in one write per batch; Nagle would only add latency.
-    let _ = stream.set_nodelay(true);
+    peer: SocketAddr,
+) -> impl std::future::Future<Output = ()> {
     let io = Rc::new(ConnIo::new(core, stream));
     let driver = Driver {
         io,
         peer,
         output: Vec::new(),
     };
-    Some(driver.run())
+    driver.run()
 }
 
 struct Driver {

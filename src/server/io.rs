@@ -2,8 +2,9 @@
 //! reads and writes bounded by deadlines kept in the connection's [`ConnSlot`](super::core::ConnSlot).
 //!
 //! Reads are readiness-based ([`Socket`]): a read that would block leaves a waker with the
-//! core's epoll set and the caller's buffer alone. So a waiting connection can give its buffer back to the
-//! core's pool and take one again when woken — an idle keep-alive connection holds no buffer.
+//! core's epoll set and the caller's buffer alone. So a waiting connection can give its
+//! buffer back to the core's pool and take one again when woken — an idle keep-alive
+//! connection holds no buffer.
 
 use std::cell::RefCell;
 use std::future::poll_fn;

@@ -34,6 +34,9 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
+    // Accepted connections inherit it, so it costs no system call per connection: responses
+    // are flushed in one write per batch, and Nagle would only add latency.
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     socket.listen(backlog)?;

@@ -325,15 +325,13 @@ where
 
 /// Spawns the task serving one connection, counted by the core's gate and shielded from
 /// panics so that a bug in one connection never takes down the core.
-fn spawn_connection(core: Rc<Core>, stream: crate::net::Socket) {
+fn spawn_connection(core: Rc<Core>, stream: crate::net::Socket, peer: std::net::SocketAddr) {
     let Ok(pass) = core.connections.enter() else {
         return; // The gate closed: shutdown finished counting connections.
     };
     glommio::spawn_local(async move {
         let _pass = pass;
-        let Some(connection) = conn::serve(core, stream) else {
-            return; // The peer left before it could be served.
-        };
+        let connection = conn::serve(core, stream, peer);
         if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {
             let what = crate::error::panic_message(&*panic);
             tracing::error!(target: "squall::server", "connection task panicked: {what}");
@@ -500,16 +498,20 @@ mod tests {
             .make()
             .expect("executor")
             .run(async {
-                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                let bound = listener::bind_all("127.0.0.1:0".parse().expect("literal"), 1, 8)
+                    .expect("bind")
+                    .remove(0);
+                let listener = crate::net::Listener::new(bound.into()).expect("listener");
                 let addr = listener.local_addr().expect("addr");
-                let client = glommio::net::TcpStream::connect(addr)
+                let client = crate::net::Socket::connect(addr, None)
                     .await
                     .expect("connect");
-                let accepted = listener.accept().await.expect("accept");
-                let server_side = crate::net::Socket::from_glommio(accepted).expect("register");
+                let (server_side, peer) = listener.accept().await.expect("accept");
+                // The listener's TCP_NODELAY is inherited, which is why conn::serve sets none.
+                assert!(server_side.as_socket2().tcp_nodelay().expect("getsockopt"));
                 let service = crate::App::new().into_service(Vec::new()).expect("service");
                 let core = Rc::new(Core::new(Config::default(), service));
-                let future = conn::serve(core, server_side).expect("connected");
+                let future = conn::serve(core, server_side, peer);
                 let size = std::mem::size_of_val(&future);
                 drop((future, client));
                 size
