@@ -7,6 +7,22 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 /// Settings for the WebSockets of a route; pass one to
 /// [`Upgrade::with_config`](super::Upgrade::with_config). Every field has a default fit for many idle
 /// connections: see each setter.
+///
+/// # Memory per connection
+///
+/// What a peer sends cannot make a connection hold more than these settings allow:
+///
+/// - **Inbound**: the read buffer, one message being reassembled (at most
+///   [`max_message_size`](WsConfig::max_message_size)), and up to 16 messages (and at most
+///   `max_message_size` bytes) read ahead of the handler. Beyond that the connection stops
+///   reading and TCP holds the peer back.
+/// - **Outbound**: the send queue (see [`send_queue`](WsConfig::send_queue)), plus the frames
+///   being written: at most [`write_buffer_size`](WsConfig::write_buffer_size), one message and
+///   one control frame. Answers the peer provokes (a pong for each ping, the reply to a close)
+///   are backpressured: while output cannot be written the connection reads nothing, so a peer
+///   that floods pings without reading the pongs fills its own TCP buffers, not the server's
+///   memory. Every pong is still sent once it reads; if it never does, the
+///   [`send_stall_timeout`](WsConfig::send_stall_timeout) closes the connection with 1008.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
     pub(crate) max_message_size: usize,

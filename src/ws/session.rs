@@ -619,8 +619,17 @@ impl Pump {
     }
 
     fn read(&mut self, cx: &mut Context<'_>) -> Result<(), Over> {
-        // While closing, frames are read (and data dropped) to reach the peer's close.
+        // While closing, frames are read (and data dropped) to reach the peer's close. While
+        // output cannot be written, nothing is read: every ping read queues a pong, so a peer
+        // that sends pings (or closes) without reading the answers would otherwise grow the
+        // write buffer without bound. Unread, its frames wait in TCP's buffers and hold it back.
         while self.reading && (self.closing.is_some() || self.has_inbound_room()) {
+            if self.needs_flush {
+                self.flush(cx)?;
+                if self.needs_flush {
+                    return Ok(()); // Woken when the socket takes more.
+                }
+            }
             let frame = match Pin::new(&mut self.socket).poll_next(cx) {
                 Poll::Pending => return Ok(()),
                 Poll::Ready(None) => {
@@ -637,7 +646,7 @@ impl Pump {
             match frame {
                 Frame::Text(text) => self.deliver(Message::Text(text)),
                 Frame::Binary(bytes) => self.deliver(Message::Binary(bytes)),
-                // tungstenite has queued the pong; it goes out with the next flush.
+                // tungstenite has queued the pong: out it goes before the next frame is read.
                 Frame::Ping(_) => self.needs_flush = true,
                 Frame::Pong(_) => self.ping_sent_at = None,
                 Frame::Close(frame) => self.peer_closed(frame),
@@ -804,8 +813,12 @@ impl Pump {
             return Ok(());
         };
         match self.ping_sent_at {
-            // A pong may be waiting behind messages the busy handler has not taken yet.
-            Some(sent) if now >= sent + self.config.pong_timeout && !self.has_inbound_room() => {
+            // A pong may be waiting behind messages the busy handler has not taken yet, or
+            // unread while our own output is stuck (the stall limit governs that case).
+            Some(sent)
+                if now >= sent + self.config.pong_timeout
+                    && (!self.has_inbound_room() || self.output_pending()) =>
+            {
                 self.ping_sent_at = Some(now);
                 Ok(())
             }
