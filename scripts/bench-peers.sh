@@ -4,12 +4,15 @@
 # load generator, measured as throughput and as server CPU time per request.
 #
 # Usage: scripts/bench-peers.sh [--rounds N] [--duration SECS] [--only a,b] [--write]
+#                               [--baseline BINARY]
 #
 #   --rounds N       rounds per server (default 5); medians are taken over them
 #   --duration SECS  length of each measured wrk run (default 15)
 #   --only a,b       run only these servers (squall, may_minihttp, actix, hyper)
 #   --write          also put the table into BENCHMARKS.md between the
 #                    <!-- bench-peers:start --> and <!-- bench-peers:end --> markers
+#   --baseline BIN   also run BIN (an earlier build of hello) as "squall-baseline", in
+#                    the same alternating rounds: before/after figures for a change
 #
 # Every server runs with one worker on CPU 0 and wrk runs on CPU 1, so the
 # two never compete for a core. Raw output goes to perf/runs/<timestamp>/.
@@ -122,7 +125,18 @@ report() {
 }
 
 main() {
-    parse_args "$@"
+    local args=() baseline=""
+    while (($#)); do
+        if [[ $1 == --baseline ]]; then
+            baseline=${2:?--baseline needs a binary}
+            [[ -x $baseline ]] || die "--baseline $baseline is not an executable"
+            shift 2
+        else
+            args+=("$1")
+            shift
+        fi
+    done
+    parse_args "${args[@]}"
     require_machine
     select_servers
 
@@ -135,6 +149,11 @@ main() {
 
     ensure_wrk
     build_servers hello "${SERVERS[@]}"
+    if [[ -n $baseline ]]; then
+        BINARY[squall-baseline]=$baseline
+        SERVERS+=(squall-baseline)
+        READY+=(squall-baseline)
+    fi
     log "servers: ${READY[*]}; $ROUNDS round(s) x ${DURATION}s; raw output in $RUN_DIR"
 
     run_rounds bench_one "${READY[@]}"

@@ -14,6 +14,7 @@ use glommio::sync::Gate;
 use glommio::timer::Timer;
 use slab::Slab;
 
+use super::pool::BufferPool;
 use crate::config::Config;
 use crate::http::date::DateLine;
 use crate::http::HeadArena;
@@ -23,8 +24,11 @@ use crate::router::Service;
 pub(crate) const READ_BUFFER_SIZE: usize = 16 * 1024;
 /// Output buffers start at this size.
 pub(crate) const WRITE_BUFFER_SIZE: usize = 16 * 1024;
-/// Pooled buffers kept per core beyond those in use; the rest are freed.
-const POOL_CAPACITY: usize = 512;
+/// Free buffers of each kind kept per core, in bytes (256 read buffers); each ticker second
+/// the pools also give back what sat unused (see [`BufferPool`]).
+const POOL_BYTES: usize = 4 << 20;
+/// How often the pools give back what they did not need.
+const POOL_TRIM_PERIOD: Duration = Duration::from_secs(2);
 
 /// The state one core's connections share.
 pub(crate) struct Core {
@@ -35,8 +39,8 @@ pub(crate) struct Core {
     now: Cell<Instant>,
     slots: RefCell<Slab<Rc<ConnSlot>>>,
     stopping: Cell<bool>,
-    read_buffers: RefCell<Vec<Vec<u8>>>,
-    write_buffers: RefCell<Vec<Vec<u8>>>,
+    read_buffers: BufferPool,
+    write_buffers: BufferPool,
     /// Where every connection on this core keeps the bytes of the heads it decodes: one
     /// chunk for all of them, so neither a request nor an idle connection allocates for it.
     pub(crate) heads: RefCell<HeadArena>,
@@ -44,6 +48,8 @@ pub(crate) struct Core {
     /// or out of descriptors).
     accept_waiter: Cell<Option<Waker>>,
     pub(crate) connections: Gate,
+    /// Whether the last pool trim found buffers in use since the one before.
+    was_busy: Cell<bool>,
 }
 
 /// What the ticker and shutdown need to reach a waiting connection.
@@ -111,11 +117,13 @@ impl Core {
             now: Cell::new(Instant::now()),
             slots: RefCell::new(Slab::new()),
             stopping: Cell::new(false),
-            read_buffers: RefCell::new(Vec::new()),
-            write_buffers: RefCell::new(Vec::new()),
+            read_buffers: BufferPool::new(POOL_BYTES, READ_BUFFER_SIZE),
+            // Output buffers may grow to four times their usual size and still be kept.
+            write_buffers: BufferPool::new(POOL_BYTES, WRITE_BUFFER_SIZE * 4),
             heads: RefCell::new(HeadArena::default()),
             accept_waiter: Cell::new(None),
             connections: Gate::new(),
+            was_busy: Cell::new(false),
         }
     }
 
@@ -147,16 +155,14 @@ impl Core {
     /// A zeroed read buffer, from the pool when one is free.
     pub(crate) fn take_read_buffer(&self) -> Vec<u8> {
         self.read_buffers
-            .borrow_mut()
-            .pop()
+            .take()
             .unwrap_or_else(|| vec![0; READ_BUFFER_SIZE])
     }
 
     /// Returns a read buffer to the pool. Buffers that grew for a large head are freed.
     pub(crate) fn give_read_buffer(&self, buffer: Vec<u8>) {
-        let mut pool = self.read_buffers.borrow_mut();
-        if buffer.len() == READ_BUFFER_SIZE && pool.len() < POOL_CAPACITY {
-            pool.push(buffer);
+        if buffer.len() == READ_BUFFER_SIZE {
+            self.read_buffers.give(buffer);
         }
     }
 
@@ -164,18 +170,16 @@ impl Core {
     /// recently used buffer is the one still in cache.
     pub(crate) fn take_write_buffer(&self) -> Vec<u8> {
         self.write_buffers
-            .borrow_mut()
-            .pop()
+            .take()
             .unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER_SIZE))
     }
 
     /// Returns an output buffer to the pool; one much larger or smaller than usual is freed.
     pub(crate) fn give_write_buffer(&self, mut buffer: Vec<u8>) {
-        let mut pool = self.write_buffers.borrow_mut();
         let usual_size = (WRITE_BUFFER_SIZE..=WRITE_BUFFER_SIZE * 4).contains(&buffer.capacity());
-        if usual_size && pool.len() < POOL_CAPACITY {
+        if usual_size {
             buffer.clear();
-            pool.push(buffer);
+            self.write_buffers.give(buffer);
         }
     }
 
@@ -223,10 +227,24 @@ impl Core {
         (shortest / 4).clamp(Duration::from_millis(5), Duration::from_secs(1))
     }
 
+    /// Gives back the buffers the last period did not need; when the core has just gone
+    /// quiet (buffers were taken in the period before, none in this one), also gives the
+    /// heap's free pages back to the kernel, so that a burst does not leave its high-water
+    /// mark behind.
+    fn trim_pools(&self) {
+        let read = self.read_buffers.trim();
+        let write = self.write_buffers.trim();
+        let busy = read || write;
+        if self.was_busy.replace(busy) && !busy {
+            super::os::release_free_heap();
+        }
+    }
+
     /// Refreshes the clock and the `Date` line, and wakes connections whose deadline passed.
     pub(crate) async fn run_ticker(self: Rc<Self>) {
         let interval = self.tick_interval();
         let mut last_second = 0;
+        let mut next_trim = Instant::now() + POOL_TRIM_PERIOD;
         loop {
             Timer::new(interval).await;
             let now = Instant::now();
@@ -239,6 +257,10 @@ impl Core {
             if second != last_second {
                 last_second = second;
                 self.date.borrow_mut().refresh(wall);
+            }
+            if now >= next_trim {
+                next_trim = now + POOL_TRIM_PERIOD;
+                self.trim_pools();
             }
             for (_, slot) in self.slots.borrow().iter() {
                 if slot.deadline.get().is_some_and(|d| d <= now) {

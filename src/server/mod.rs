@@ -10,8 +10,10 @@ mod conn;
 mod core;
 mod io;
 mod listener;
+mod os;
+mod pool;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -23,6 +25,7 @@ use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
 use self::accept::accept_loop;
 use self::core::Core;
+use self::os::{block_signals, check_io_uring, raise_memlock_limit, wait_for_signal, EventFd};
 use crate::config::Config;
 use crate::error::Error;
 use crate::router::IntoApp;
@@ -357,132 +360,6 @@ fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
         )));
     }
     Ok(allowed.into_iter().take(wanted).collect())
-}
-
-/// Fails clearly when the kernel has no io_uring or a policy forbids it.
-///
-/// The probe runs on a short-lived thread: closing a ring interrupts the closing thread's next
-/// blocking call with `EINTR`, which would otherwise surprise the caller of `spawn`.
-fn check_io_uring() -> Result<(), Error> {
-    std::thread::Builder::new()
-        .name("squall-probe".to_owned())
-        .spawn(probe_io_uring)
-        .map_err(|e| Error::io("cannot start the io_uring probe", e))?
-        .join()
-        .unwrap_or_else(|_| Err(Error::startup("the io_uring probe panicked")))
-}
-
-fn probe_io_uring() -> Result<(), Error> {
-    // SAFETY: io_uring_setup with one entry and zeroed params; on success the returned fd is
-    // closed at once.
-    let fd = unsafe {
-        let mut params = [0u8; 120];
-        libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr())
-    };
-    if fd >= 0 {
-        // SAFETY: the kernel returned a new descriptor that nothing else owns.
-        drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    let why = match err.raw_os_error() {
-        Some(libc::ENOSYS) => "this kernel has no io_uring (5.8 or newer is needed)",
-        Some(libc::EPERM) => {
-            "io_uring is forbidden here (kernel.io_uring_disabled or a seccomp profile)"
-        }
-        Some(libc::ENOMEM) => "the kernel refused io_uring memory (RLIMIT_MEMLOCK too low?)",
-        _ => "io_uring_setup failed",
-    };
-    Err(Error::startup(format!(
-        "io_uring unavailable: {why}: {err}"
-    )))
-}
-
-/// Raises the soft RLIMIT_MEMLOCK to the hard limit; io_uring rings count against it.
-fn raise_memlock_limit() -> Result<(), Error> {
-    const NEEDED: u64 = 512 * 1024;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) != 0 {
-            return Ok(()); // Unknown: let io_uring decide.
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
-        }
-    }
-    if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < NEEDED {
-        return Err(Error::startup(format!(
-            "RLIMIT_MEMLOCK is {} bytes and cannot be raised; io_uring needs at least {NEEDED} \
-             (raise it with `ulimit -l` or the service manager's LimitMEMLOCK)",
-            limit.rlim_cur
-        )));
-    }
-    Ok(())
-}
-
-fn block_signals() -> Result<(), Error> {
-    glommio::signal::block(&[libc::SIGINT, libc::SIGTERM])
-        .map_err(|e| Error::startup(format!("cannot block SIGINT/SIGTERM: {e}")))
-}
-
-/// Waits up to `timeout` for SIGINT or SIGTERM (blocked by `block_signals`).
-fn wait_for_signal(timeout: Duration) -> Option<i32> {
-    // SAFETY: sigset operations on a local set; sigtimedwait with valid pointers.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        let signal = libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
-        (signal > 0).then_some(signal)
-    }
-}
-
-/// The shutdown trigger: an eventfd that stays readable once written, so every core's watch
-/// sees it.
-#[derive(Debug)]
-struct EventFd(OwnedFd);
-
-impl EventFd {
-    fn new() -> Result<EventFd, Error> {
-        // SAFETY: eventfd returns a new descriptor or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(Error::io(
-                "cannot create the shutdown eventfd",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: fd is new and owned by nobody else.
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
-        unsafe {
-            libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
-    }
-
-    /// A per-core handle that becomes readable when the server is told to stop.
-    fn watch(&self) -> Result<glommio::io::PollableFd<OwnedFd>, Error> {
-        let fd = self
-            .0
-            .try_clone()
-            .map_err(|e| Error::io("cannot duplicate the shutdown eventfd", e))?;
-        glommio::io::PollableFd::new(fd)
-            .map_err(|e| Error::startup(format!("cannot watch the shutdown eventfd: {e}")))
-    }
 }
 
 #[cfg(test)]
