@@ -68,6 +68,7 @@ pub mod cores;
 pub mod db;
 pub mod error;
 pub mod files;
+pub mod future;
 pub mod handler;
 pub mod http;
 pub mod i18n;
