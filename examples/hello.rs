@@ -13,7 +13,8 @@
 use std::rc::Rc;
 
 use serde::Serialize;
-use squall::ws::{self, Hub, WebSocket, WsConfig};
+use squall::hub::Hub;
+use squall::ws::{self, WebSocket, WsConfig};
 use squall::{App, Error, Json, Request, Response, Server};
 
 #[derive(Serialize)]

@@ -43,8 +43,8 @@ use std::rc::Rc;
 
 use http::Method;
 
-use crate::body::LocalFuture;
 use crate::error::Error;
+use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};

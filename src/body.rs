@@ -5,7 +5,6 @@
 //! `100 Continue` is sent to a client that asked for it.
 
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
@@ -14,8 +13,10 @@ use futures_lite::Stream;
 
 use crate::error::Error;
 
-/// A boxed future that stays on its core.
-pub type LocalFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+// Bodies were the alias's first home; the re-export keeps `squall::body::LocalFuture`
+// working for applications that name it there.
+#[doc(no_inline)]
+pub use crate::future::LocalFuture;
 
 /// A boxed stream of body chunks that stays on its core.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>>>>;

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::body::LocalFuture;
+use crate::future::LocalFuture;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
 

@@ -15,7 +15,7 @@
 //!   `SO_REUSEPORT` listener and io_uring ring. A connection lives and dies on the core that
 //!   accepted it, and nothing on the request path takes a lock or writes memory shared with
 //!   another core; work between cores goes through explicit channels ([`cores`], the
-//!   WebSocket hub).
+//!   WebSocket [`hub`]).
 //! - Sockets and listeners ([`net`]) read, write and accept with plain `recv`/`send`/`accept4`
 //!   and learn readiness from one edge-triggered epoll set per core; its descriptor is the
 //!   only one the ring polls.
@@ -47,7 +47,7 @@
 //! ```
 //!
 //! Configuration (address, workers, every limit and timeout) is described in [`config`];
-//! WebSockets and the cross-core hub in [`ws`].
+//! WebSockets in [`ws`], and the hub that fans their messages out across cores in [`hub`].
 //!
 //! ## The application toolkit
 //!
@@ -68,8 +68,10 @@ pub mod cores;
 pub mod db;
 pub mod error;
 pub mod files;
+pub mod future;
 pub mod handler;
 pub mod http;
+pub mod hub;
 pub mod i18n;
 pub mod metrics;
 pub mod middleware;

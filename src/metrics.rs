@@ -47,8 +47,8 @@ use futures_lite::FutureExt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::body::LocalFuture;
 use crate::error::Error;
+use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::middleware::{Middleware, Next};
 use crate::request::Request;

@@ -28,7 +28,7 @@
 use std::future::Future;
 use std::rc::Rc;
 
-use crate::body::LocalFuture;
+use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};

@@ -7,10 +7,11 @@ use http::header::{HeaderName, HeaderValue, LOCATION, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
-use crate::body::{Body, LocalFuture};
+use crate::body::Body;
 use crate::error::Error;
+use crate::future::LocalFuture;
 use crate::http::encode::is_safe_reason;
-use crate::http::head::list_items;
+use crate::http::fields::list_items;
 use crate::upgrade::Upgraded;
 
 /// `text/plain; charset=utf-8`

@@ -14,9 +14,9 @@ use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
 use crate::auth::LoginSettings;
-use crate::body::LocalFuture;
 use crate::debug::RequestSummary;
 use crate::error::Error;
+use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::middleware::{Middleware, Next, Stack};
 use crate::request::{PathParams, Request, RequestContext};

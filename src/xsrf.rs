@@ -26,8 +26,9 @@ use base64::Engine;
 use http::Method;
 use subtle::ConstantTimeEq;
 
-use crate::body::{LocalFuture, RequestBody};
+use crate::body::RequestBody;
 use crate::error::Error;
+use crate::future::LocalFuture;
 use crate::middleware::{Middleware, Next};
 use crate::request::{Args, Request};
 use crate::response::{IntoResponse, Response};

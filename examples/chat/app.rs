@@ -11,7 +11,8 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use squall::db::redis;
-use squall::ws::{self, CloseCode, Hub, Message, WebSocket, WsConfig};
+use squall::hub::Hub;
+use squall::ws::{self, CloseCode, Message, WebSocket, WsConfig};
 use squall::{App, Error, Html, Request, Response};
 
 const PAGE: &str = include_str!("page.html");

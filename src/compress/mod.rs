@@ -65,8 +65,9 @@ use http::header::{
 };
 use http::{Method, StatusCode};
 
-use crate::body::{Body, ChunkStream, LocalFuture};
+use crate::body::{Body, ChunkStream};
 use crate::error::Error;
+use crate::future::LocalFuture;
 use crate::http::encode::status_allows_body;
 use crate::middleware::{Middleware, Next};
 use crate::request::Request;

@@ -104,8 +104,8 @@ use std::time::Duration;
 
 use http::header::HeaderValue;
 
-use crate::body::LocalFuture;
 use crate::error::Error;
+use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::Method;
 use smallvec::SmallVec;
 
+use super::fields::{list_items, trim_ows};
 use super::ParseError;
 use crate::config::{Limits, MAX_HEADERS_CEILING, MAX_HEAD_CEILING};
 
@@ -613,61 +614,4 @@ fn syntax_message(e: httparse::Error) -> &'static str {
         httparse::Error::TooManyHeaders => "too many headers",
         httparse::Error::Version => "invalid http version",
     }
-}
-
-/// The non-empty elements of a comma-separated field value, trimmed of optional whitespace.
-pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(trim_ows)
-        .filter(|item| !item.is_empty())
-}
-
-/// The elements of a comma-separated list of weighted tokens (`Accept-Encoding`,
-/// `Accept-Language`): each element's token with its `q` weight in thousandths (1000 when
-/// absent). An element whose `q` is malformed, or that is not UTF-8, is skipped, so one bad
-/// element does not discard the rest; other parameters are ignored.
-pub(crate) fn weighted_items(value: &[u8]) -> impl Iterator<Item = (&str, u16)> {
-    list_items(value).filter_map(|item| {
-        let mut parts = std::str::from_utf8(item).ok()?.split(';');
-        let token = parts.next()?.trim();
-        let mut weight = 1000;
-        for parameter in parts {
-            if let Some((name, value)) = parameter.split_once('=') {
-                if name.trim().eq_ignore_ascii_case("q") {
-                    weight = qvalue(value)?;
-                }
-            }
-        }
-        Some((token, weight))
-    })
-}
-
-/// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )` (RFC 9110), in thousandths.
-pub(crate) fn qvalue(text: &str) -> Option<u16> {
-    let text = text.trim();
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let thousandths = fraction
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .fold(0u16, |acc, digit| acc * 10 + u16::from(digit - b'0'));
-    match whole {
-        "0" => Some(thousandths),
-        "1" if thousandths == 0 => Some(1000),
-        _ => None,
-    }
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod date;
 pub mod encode;
+pub(crate) mod fields;
 pub mod head;
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::RpcError;
-use crate::body::LocalFuture;
+use crate::future::LocalFuture;
 use crate::request::Request;
 
 /// The type-erased form of a registered method.

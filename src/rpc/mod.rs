@@ -91,8 +91,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::body::LocalFuture;
 use crate::error::{catch_panics, panic_message};
+use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};

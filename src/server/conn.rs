@@ -16,8 +16,9 @@ use http::StatusCode;
 
 use super::core::Core;
 use super::io::{ConnIo, IoStop, Wait};
-use crate::body::{Body, BodySource, ChunkStream, LocalFuture, RequestBody};
+use crate::body::{Body, BodySource, ChunkStream, RequestBody};
 use crate::error::Error;
+use crate::future::LocalFuture;
 use crate::http::encode::{encode_chunk_header, encode_head, CHUNK_END, LAST_CHUNK};
 use crate::http::{
     decode_head_into, BodyDecoder, Head, ParseError, Persistence, ResponseFraming, ResponseHead,

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 
 use super::session::{self, CloseHook, WebSocket};
 use super::{CloseInfo, WsConfig};
-use crate::http::head::list_items;
+use crate::http::fields::list_items;
 use crate::http::{BodyFraming, Version};
 use crate::response::{IntoResponse, Response};
 use crate::Request;

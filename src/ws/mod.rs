@@ -1,6 +1,7 @@
 //! WebSockets (RFC 6455): the upgrade from a route, a per-connection session that answers
-//! control frames and keeps the peer alive while the handler works, and a per-core [`Hub`]
-//! of topics that fans messages out to every core and, through Redis, to other machines.
+//! control frames and keeps the peer alive while the handler works. Fanning messages out to
+//! many connections, on every core and through Redis to other machines, is the job of
+//! [`crate::hub`].
 //!
 //! ```no_run
 //! use squall::ws::{self, WebSocket};
@@ -43,10 +44,8 @@
 //! then `None`, and sends fail; a handler still running then has [`WsConfig::close_timeout`]
 //! to return before it is dropped.
 
-mod bridge;
 mod config;
 mod handshake;
-mod hub;
 mod session;
 
 use bytes::Bytes;
@@ -56,9 +55,12 @@ pub use async_tungstenite::tungstenite::Utf8Bytes;
 
 pub use self::config::WsConfig;
 pub use self::handshake::{Rejection, Upgrade};
-pub use self::hub::{Hub, Subscription};
 pub(crate) use self::session::close_all_for_shutdown;
 pub use self::session::{Closed, WebSocket, WsSender};
+
+// The hub lived here before it had a module of its own; applications import it from both.
+#[doc(no_inline)]
+pub use crate::hub::{Hub, Subscription};
 
 /// A text or binary message. Control frames (ping, pong, close) never reach handlers.
 #[derive(Clone, Debug, PartialEq, Eq)]

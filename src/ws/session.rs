@@ -197,7 +197,7 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// A cheap, cloneable handle that queues messages on one connection: what a [`Hub`](super::Hub)
+/// A cheap, cloneable handle that queues messages on one connection: what a [`Hub`](crate::hub::Hub)
 /// subscription holds, or another task that wants to write to this client.
 #[derive(Clone)]
 pub struct WsSender {

@@ -6,12 +6,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_channel::oneshot;
 use glommio::sync::Semaphore;
 
 use super::cmd::{encode, Cmd};
 use super::config::Config;
 use super::conn::{Conn, Waiter};
-use super::oneshot::{oneshot, Receiver};
 use super::open::open_in_time;
 use super::pipeline::Pipeline;
 use super::pubsub::Subscriber;
@@ -155,7 +155,7 @@ impl Client {
     ) -> Result<Value, Error> {
         let value = self
             .round_trip(|conn| {
-                let (tx, rx) = oneshot();
+                let (tx, rx) = oneshot::channel();
                 conn.enqueue(encode, Waiter::One(tx))?;
                 Ok(rx)
             })
@@ -169,15 +169,16 @@ impl Client {
     /// Connects if needed, enqueues, and waits for the reply, all within the command timeout.
     pub(super) async fn round_trip<T>(
         &self,
-        enqueue: impl FnOnce(&Conn) -> Result<Receiver<Result<T, Error>>, Error>,
+        enqueue: impl FnOnce(&Conn) -> Result<oneshot::Receiver<Result<T, Error>>, Error>,
     ) -> Result<T, Error> {
         let sent: RefCell<Option<(Rc<Conn>, u64)>> = RefCell::new(None);
         let exchange = async {
             let conn = self.inner.connection().await?;
             let rx = enqueue(&conn)?;
             *sent.borrow_mut() = Some((Rc::clone(&conn), conn.replies.get()));
+            // Canceled: the connection dropped this command's waiter without answering.
             rx.await
-                .unwrap_or_else(|| Err(Error::unavailable("redis connection lost")))
+                .unwrap_or_else(|_| Err(Error::unavailable("redis connection lost")))
         };
         let timeout = self.inner.config.command_timeout;
         match crate::deadline::within(timeout, exchange).await {

@@ -11,18 +11,20 @@ use std::task::{ready, Context, Poll, Waker};
 
 use crate::net::Socket;
 use bytes::{Buf, BytesMut};
+use futures_channel::oneshot::Sender;
 use futures_lite::{AsyncRead, AsyncWrite};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 
-use super::oneshot::Sender;
 use super::value::Value;
 use crate::Error;
 
 /// How many bytes one socket read asks for.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Who is waiting for the next reply(ies) on a connection.
+/// Who is waiting for the next reply(ies) on a connection. A caller that gave up (a timeout,
+/// a dropped request) has dropped its receiver; sending to it fails and the reply is
+/// discarded, which is why every `send` below ignores its result.
 pub(super) enum Waiter {
     One(Sender<Result<Value, Error>>),
     Batch {
@@ -36,8 +38,12 @@ impl Waiter {
     fn fail(self, reason: &str) {
         let error = || Error::unavailable(format!("redis connection lost: {reason}"));
         match self {
-            Waiter::One(tx) => tx.send(Err(error())),
-            Waiter::Batch { tx, .. } => tx.send(Err(error())),
+            Waiter::One(tx) => {
+                let _ = tx.send(Err(error()));
+            }
+            Waiter::Batch { tx, .. } => {
+                let _ = tx.send(Err(error()));
+            }
         }
     }
 }
@@ -111,7 +117,7 @@ impl Conn {
                 let waiter = waiters.pop_front();
                 drop(waiters);
                 if let Some(Waiter::One(tx)) = waiter {
-                    tx.send(Ok(value));
+                    let _ = tx.send(Ok(value));
                 }
                 return true;
             }
@@ -126,7 +132,7 @@ impl Conn {
             let waiter = waiters.pop_front();
             drop(waiters);
             if let Some(Waiter::Batch { replies, tx, .. }) = waiter {
-                tx.send(Ok(replies));
+                let _ = tx.send(Ok(replies));
             }
         }
         true

@@ -47,15 +47,15 @@
 //!
 //! [`Error`]: crate::Error
 
-// One file per concern: config (the URL), value (replies), cmd (encoding commands), oneshot
-// (reply slots), conn (a running connection and its reader and writer tasks), open (connecting
-// and the handshake), client (Client and its typed helpers), pipeline (explicit batches),
-// pubsub (Subscriber, whose connection has no tasks).
+// One file per concern: config (the URL), value (replies), cmd (encoding commands), conn (a
+// running connection, its reader and writer tasks, and the waiters its replies go to), open
+// (connecting and the handshake), client (Client and its typed helpers), pipeline (explicit
+// batches), pubsub (Subscriber, whose connection has no tasks). Replies reach their callers
+// through futures-channel oneshots.
 mod client;
 mod cmd;
 mod config;
 mod conn;
-mod oneshot;
 mod open;
 mod pipeline;
 mod pubsub;

@@ -3,11 +3,11 @@
 use std::fmt;
 
 use bytes::BytesMut;
+use futures_channel::oneshot;
 
 use super::client::Client;
 use super::cmd::{encode, Cmd};
 use super::conn::Waiter;
-use super::oneshot::oneshot;
 use super::value::{reply_error, unexpected, Value};
 use crate::Error;
 
@@ -97,7 +97,7 @@ impl Pipeline {
         let mut replies = self
             .client
             .round_trip(|conn| {
-                let (tx, rx) = oneshot();
+                let (tx, rx) = oneshot::channel();
                 let waiter = Waiter::Batch {
                     expected,
                     replies: Vec::with_capacity(expected),

@@ -10,9 +10,9 @@ use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::hub::Hub;
-use super::Message;
+use super::Hub;
 use crate::db::redis::{self, Subscriber};
+use crate::ws::Message;
 use crate::Error;
 
 const TEXT: u8 = b't';

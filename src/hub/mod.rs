@@ -1,11 +1,15 @@
-//! Named topics, per core, with fan-out to every core and (through [`bridge`](super::bridge))
-//! to other machines.
+//! The publish/subscribe hub for WebSocket connections: named topics, per core, with fan-out
+//! to every core and, once [bridged](Hub::bridge_redis), through Redis to other machines.
 //!
 //! Each core keeps its own subscriber table: a subscription is a [`WsSender`] in a slab under
 //! its topic, and delivering a message is a `try_send` into each subscriber's bounded queue,
 //! so a slow subscriber is closed by its own queue's policy and never holds up the others.
 //! A publish delivers on its own core, then sends one job per other core through
-//! [`cores`](crate::cores), which delivers to that core's subscribers there.
+//! [`cores`], which delivers to that core's subscribers there.
+
+// This file keeps the per-core topic table and the cross-core fan-out; bridge, the link to
+// other machines through Redis pub/sub.
+mod bridge;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,10 +18,10 @@ use std::rc::Rc;
 
 use slab::Slab;
 
-use super::bridge::Bridge;
-use super::{Message, WsSender};
+use self::bridge::Bridge;
 use crate::cores;
 use crate::db::redis;
+use crate::ws::{Message, WsSender};
 use crate::Error;
 
 #[derive(Default)]
@@ -35,7 +39,7 @@ thread_local! {
 ///
 /// ```no_run
 /// # async fn chat(socket: squall::ws::WebSocket) {
-/// use squall::ws::Hub;
+/// use squall::hub::Hub;
 ///
 /// let hub = Hub::current();
 /// let _subscription = hub.subscribe("lobby", socket.sender());
