@@ -38,7 +38,12 @@ struct Entry {
 
 #[derive(Default)]
 struct Deadlines {
+    /// The executor whose waits these are: a later executor on the same thread (tests run
+    /// several) starts afresh instead of inheriting entries and a sweeper that died with
+    /// the old one.
+    executor: usize,
     entries: Slab<Entry>,
+    /// Whether a sweeper task is alive; it clears this when it ends or is dropped.
     sweeping: bool,
     /// When the sleeping sweeper will look next; `None` while it is awake.
     next_sweep: Option<Instant>,
@@ -46,6 +51,18 @@ struct Deadlines {
 }
 
 impl Deadlines {
+    /// The table of the running executor, emptied first if it belonged to an earlier one.
+    fn of_current_executor(&mut self) -> &mut Deadlines {
+        let executor = glommio::executor().id();
+        if self.executor != executor {
+            *self = Deadlines {
+                executor,
+                ..Deadlines::default()
+            };
+        }
+        self
+    }
+
     /// Wakes the sweeper early when `deadline` comes before its next sweep.
     fn nudge(&mut self, deadline: Instant) {
         if self.next_sweep.is_some_and(|next| deadline < next) {
@@ -66,61 +83,72 @@ thread_local! {
 /// any time; dropping it removes the entry.
 #[derive(Debug, Default)]
 pub(crate) struct Alarm {
-    key: Option<usize>,
+    /// The entry's place in the table, and the executor the table belonged to then.
+    key: Option<(usize, usize)>,
 }
 
 impl Alarm {
     /// Ready once `deadline` has passed; otherwise the task in `cx` is woken when it does (to
     /// within [`SWEEP`]).
     pub(crate) fn poll_at(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
-        DEADLINES.with(|d| {
+        let mut start_sweeper = false;
+        let poll = DEADLINES.with(|d| {
             let mut d = d.borrow_mut();
-            match self.key {
-                Some(key) => {
-                    let entry = &mut d.entries[key];
-                    let moved = entry.deadline != deadline;
-                    if moved {
-                        entry.deadline = deadline;
-                        entry.expired = deadline <= Instant::now();
-                    }
-                    if entry.expired {
-                        return Poll::Ready(());
-                    }
-                    if !entry.waker.will_wake(cx.waker()) {
-                        entry.waker = cx.waker().clone();
-                    }
-                    if moved {
-                        d.nudge(deadline);
-                    }
+            if let Some((executor, key)) = self.key {
+                debug_assert_eq!(executor, d.executor, "an alarm moved between executors");
+                let Some(entry) = d.entries.get_mut(key) else {
+                    return Poll::Ready(()); // Unreachable: the entry lives as long as we do.
+                };
+                let moved = entry.deadline != deadline;
+                if moved {
+                    entry.deadline = deadline;
+                    entry.expired = deadline <= Instant::now();
                 }
-                None => {
-                    if deadline <= Instant::now() {
-                        return Poll::Ready(());
-                    }
-                    self.key = Some(d.entries.insert(Entry {
-                        deadline,
-                        waker: cx.waker().clone(),
-                        expired: false,
-                    }));
-                    if d.sweeping {
-                        d.nudge(deadline);
-                    } else {
-                        d.sweeping = true;
-                        // glommio runs a spawned task at once: let go of the table first.
-                        drop(d);
-                        glommio::spawn_local(sweep()).detach();
-                    }
+                if entry.expired {
+                    return Poll::Ready(());
                 }
+                if !entry.waker.will_wake(cx.waker()) {
+                    entry.waker = cx.waker().clone();
+                }
+                if moved {
+                    d.nudge(deadline);
+                }
+                return Poll::Pending;
+            }
+            if deadline <= Instant::now() {
+                return Poll::Ready(());
+            }
+            let d = d.of_current_executor();
+            let key = d.entries.insert(Entry {
+                deadline,
+                waker: cx.waker().clone(),
+                expired: false,
+            });
+            self.key = Some((d.executor, key));
+            if d.sweeping {
+                d.nudge(deadline);
+            } else {
+                d.sweeping = true;
+                start_sweeper = true;
             }
             Poll::Pending
-        })
+        });
+        if start_sweeper {
+            // glommio may run a spawned task at once: the table is no longer borrowed.
+            spawn_sweeper();
+        }
+        poll
     }
 
     /// Removes the entry: nothing is woken until the alarm is set again.
     pub(crate) fn clear(&mut self) {
-        if let Some(key) = self.key.take() {
-            DEADLINES.with(|d| {
-                d.borrow_mut().entries.try_remove(key);
+        if let Some((executor, key)) = self.key.take() {
+            // `try_with`: an alarm may be dropped while the thread's locals are torn down.
+            let _ = DEADLINES.try_with(|d| {
+                let mut d = d.borrow_mut();
+                if d.executor == executor {
+                    d.entries.try_remove(key);
+                }
             });
         }
     }
@@ -166,6 +194,35 @@ impl<F: Future> Future for Within<F> {
         this.alarm
             .poll_at(*this.deadline, cx)
             .map(|()| Err(Elapsed))
+    }
+}
+
+/// Starts the sweeper; the caller must not hold the table borrowed.
+fn spawn_sweeper() {
+    let executor = glommio::executor().id();
+    glommio::spawn_local(async move {
+        let _alive = SweeperAlive(executor);
+        sweep().await;
+    })
+    .detach();
+}
+
+/// Held by the sweeper task: when the task ends, or is dropped with its executor, the next
+/// wait starts a new one.
+struct SweeperAlive(usize);
+
+impl Drop for SweeperAlive {
+    fn drop(&mut self) {
+        let _ = DEADLINES.try_with(|d| {
+            if let Ok(mut d) = d.try_borrow_mut() {
+                if d.executor != self.0 {
+                    return; // The table already serves a later executor.
+                }
+                d.sweeping = false;
+                d.next_sweep = None;
+                d.sweeper = None;
+            }
+        });
     }
 }
 
@@ -255,6 +312,30 @@ mod tests {
                 .await
                 .is_none());
             assert_eq!(DEADLINES.with(|d| d.borrow().entries.len()), 0);
+        });
+    }
+
+    #[test]
+    fn a_later_executor_on_the_same_thread_still_gets_its_timeouts() {
+        // The first executor ends with its sweeper asleep (a far deadline pending).
+        on_executor(async {
+            glommio::spawn_local(within(
+                Duration::from_secs(60),
+                futures_lite::future::pending::<()>(),
+            ))
+            .detach();
+            glommio::yield_if_needed().await;
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        });
+        on_executor(async {
+            let started = Instant::now();
+            let slow = within(
+                Duration::from_millis(50),
+                glommio::timer::sleep(Duration::from_secs(3)),
+            )
+            .await;
+            assert_eq!(slow, Err(Elapsed), "the timeout never fired");
+            assert!(started.elapsed() < Duration::from_secs(2));
         });
     }
 
