@@ -1,9 +1,9 @@
 //! One core's server: its listener, its connections, its clock and its buffers.
 //!
-//! Everything here is `Rc`/`Cell`: a core never shares it with another. Deadlines are not
-//! one timer per connection; each connection writes a deadline into its [`ConnSlot`] and one
-//! per-core ticker sweeps the slots, which also refreshes the cached `Date` line. A wait that
-//! completes at once (the common case under load) therefore costs no timer at all.
+//! Everything here is `Rc`/`Cell`: a core never shares it with another. A per-core ticker
+//! keeps a coarse clock and the cached `Date` line fresh and trims the buffer pools;
+//! connections' time limits live in the core's one deadline table ([`crate::deadline`]),
+//! where a wait that completes at once (the common case under load) costs no timer at all.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -52,12 +52,10 @@ pub(crate) struct Core {
     was_busy: Cell<bool>,
 }
 
-/// What the ticker and shutdown need to reach a waiting connection.
+/// What shutdown needs to reach a waiting connection.
 #[derive(Default)]
 pub(crate) struct ConnSlot {
     waker: RefCell<Option<Waker>>,
-    deadline: Cell<Option<Instant>>,
-    expired: Cell<bool>,
 }
 
 impl ConnSlot {
@@ -68,19 +66,6 @@ impl ConnSlot {
             Some(w) if w.will_wake(waker) => {}
             _ => *slot = Some(waker.clone()),
         }
-    }
-
-    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
-        self.deadline.set(deadline);
-        self.expired.set(false);
-    }
-
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline.get()
-    }
-
-    pub(crate) fn expired(&self) -> bool {
-        self.expired.get()
     }
 
     fn wake(&self) {
@@ -212,7 +197,8 @@ impl Core {
     }
 
     /// How often the ticker runs: at most a second (the `Date` resolution), and often enough
-    /// that the shortest configured timeout is enforced within a quarter of itself.
+    /// that deadlines reckoned from the coarse clock are late by at most a quarter of the
+    /// shortest configured timeout.
     fn tick_interval(&self) -> Duration {
         let l = &self.config.limits;
         let shortest = [
@@ -240,7 +226,7 @@ impl Core {
         }
     }
 
-    /// Refreshes the clock and the `Date` line, and wakes connections whose deadline passed.
+    /// Refreshes the clock and the `Date` line, and trims the pools.
     pub(crate) async fn run_ticker(self: Rc<Self>) {
         let interval = self.tick_interval();
         let mut last_second = 0;
@@ -261,12 +247,6 @@ impl Core {
             if now >= next_trim {
                 next_trim = now + POOL_TRIM_PERIOD;
                 self.trim_pools();
-            }
-            for (_, slot) in self.slots.borrow().iter() {
-                if slot.deadline.get().is_some_and(|d| d <= now) {
-                    slot.expired.set(true);
-                    slot.wake();
-                }
             }
         }
     }

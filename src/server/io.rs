@@ -1,19 +1,24 @@
 //! The socket side of a connection: a read buffer that exists only while there is data, and
-//! reads and writes bounded by deadlines kept in the connection's [`ConnSlot`](super::core::ConnSlot).
+//! reads and writes bounded by deadlines in the core's one deadline table
+//! ([`Alarm`](crate::deadline::Alarm)).
 //!
 //! Reads are readiness-based ([`Socket`]): a read that would block leaves a waker with the
 //! core's epoll set and the caller's buffer alone. So a waiting connection can give its
 //! buffer back to the core's pool and take one again when woken — an idle keep-alive
 //! connection holds no buffer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::core::{Core, Registration, READ_BUFFER_SIZE};
+use crate::deadline::{within, Alarm};
 use crate::net::Socket;
+
+/// How long a closing connection reads and discards what the peer still sends.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Why a read or write ended without data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +111,36 @@ impl InBuf {
     }
 }
 
+/// The time limit of the read or write under way: set when it first has to wait, gone when
+/// it ends.
+#[derive(Default)]
+struct OpDeadline {
+    at: Cell<Option<Instant>>,
+    alarm: RefCell<Alarm>,
+}
+
+impl OpDeadline {
+    /// Whether the limit has passed; the first call of an operation sets it from `limit`.
+    /// Until it passes, the task in `cx` is woken when it does.
+    fn has_passed(&self, cx: &mut Context<'_>, limit: impl FnOnce() -> Instant) -> bool {
+        let at = match self.at.get() {
+            Some(at) => at,
+            None => {
+                let at = limit();
+                self.at.set(Some(at));
+                at
+            }
+        };
+        self.alarm.borrow_mut().poll_at(at, cx).is_ready()
+    }
+
+    fn clear(&self) {
+        if self.at.take().is_some() {
+            self.alarm.borrow_mut().clear();
+        }
+    }
+}
+
 /// A connection's socket, input buffer and registration, shared by the driver and a request
 /// body being read.
 pub(crate) struct ConnIo {
@@ -113,6 +148,7 @@ pub(crate) struct ConnIo {
     pub(crate) registration: Registration,
     stream: Socket,
     pub(crate) input: RefCell<InBuf>,
+    deadline: OpDeadline,
 }
 
 impl ConnIo {
@@ -123,14 +159,14 @@ impl ConnIo {
             registration,
             stream,
             input: RefCell::new(InBuf::default()),
+            deadline: OpDeadline::default(),
         }
     }
 
     /// Reads at least one byte into the input buffer, growing it up to `max` bytes.
     pub(crate) async fn read_more(&self, wait: Wait, max: usize) -> Result<usize, IoStop> {
-        let slot = &self.registration.slot;
         let result = poll_fn(|cx| self.poll_read_more(cx, wait, max)).await;
-        slot.set_deadline(None);
+        self.deadline.clear();
         result
     }
 
@@ -140,10 +176,6 @@ impl ConnIo {
         wait: Wait,
         max: usize,
     ) -> Poll<Result<usize, IoStop>> {
-        let slot = &self.registration.slot;
-        if slot.expired() {
-            return Poll::Ready(Err(IoStop::TimedOut));
-        }
         let mut input = self.input.borrow_mut();
         if matches!(wait, Wait::Idle) && self.core.stopping() && input.is_empty() {
             return Poll::Ready(Err(IoStop::Shutdown));
@@ -162,16 +194,17 @@ impl ConnIo {
             Poll::Ready(Err(_)) => Poll::Ready(Err(IoStop::Failed)),
             Poll::Pending => {
                 input.release_if_empty(&self.core);
-                if slot.deadline().is_none() {
-                    let limits = &self.core.config.limits;
-                    let deadline = match wait {
-                        Wait::Idle => self.core.now() + limits.keep_alive_timeout,
-                        Wait::Head(started) => started + limits.header_read_timeout,
-                        Wait::Body => self.core.now() + limits.body_read_timeout,
-                    };
-                    slot.set_deadline(Some(deadline));
+                let limits = &self.core.config.limits;
+                let timed_out = self.deadline.has_passed(cx, || match wait {
+                    Wait::Idle => self.core.now() + limits.keep_alive_timeout,
+                    Wait::Head(started) => started + limits.header_read_timeout,
+                    Wait::Body => self.core.now() + limits.body_read_timeout,
+                });
+                if timed_out {
+                    return Poll::Ready(Err(IoStop::TimedOut));
                 }
-                slot.park(cx.waker());
+                // Graceful shutdown wakes waiting connections to notice it.
+                self.registration.slot.park(cx.waker());
                 Poll::Pending
             }
         }
@@ -180,22 +213,17 @@ impl ConnIo {
     /// Writes all of `data`, waiting at most the write timeout for a peer that stops reading.
     pub(crate) async fn write_all(&self, data: &[u8]) -> Result<(), IoStop> {
         let mut written = 0;
-        let slot = &self.registration.slot;
         let result = poll_fn(|cx| {
             while written < data.len() {
-                if slot.expired() {
-                    return Poll::Ready(Err(IoStop::TimedOut));
-                }
                 match self.stream.poll_write(cx, &data[written..]) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoStop::Eof)),
                     Poll::Ready(Ok(n)) => written += n,
                     Poll::Ready(Err(_)) => return Poll::Ready(Err(IoStop::Failed)),
                     Poll::Pending => {
-                        if slot.deadline().is_none() {
-                            let timeout: Duration = self.core.config.limits.write_timeout;
-                            slot.set_deadline(Some(self.core.now() + timeout));
+                        let timeout = self.core.config.limits.write_timeout;
+                        if self.deadline.has_passed(cx, || self.core.now() + timeout) {
+                            return Poll::Ready(Err(IoStop::TimedOut));
                         }
-                        slot.park(cx.waker());
                         return Poll::Pending;
                     }
                 }
@@ -203,7 +231,7 @@ impl ConnIo {
             Poll::Ready(Ok(()))
         })
         .await;
-        slot.set_deadline(None);
+        self.deadline.clear();
         result
     }
 
@@ -218,7 +246,6 @@ impl ConnIo {
     /// Reads and discards input for a short while after a final response, so that closing
     /// with unread data does not turn into a reset that destroys the response in flight.
     async fn linger(&self) {
-        let deadline = glommio::timer::Timer::new(Duration::from_millis(100));
         let drain = async {
             loop {
                 self.input.borrow_mut().clear();
@@ -227,10 +254,7 @@ impl ConnIo {
                 }
             }
         };
-        futures_lite::future::or(drain, async {
-            deadline.await;
-        })
-        .await;
+        let _ = within(LINGER, drain).await;
     }
 
     /// Hands the socket over after an upgrade, with the connection's place in the core's
