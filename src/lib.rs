@@ -91,6 +91,7 @@ pub mod xsrf;
 
 mod deadline;
 mod debug;
+mod dispatch;
 mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};

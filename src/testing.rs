@@ -26,7 +26,10 @@
 //! .expect("an executor");
 //! ```
 //!
-//! What the in-process client does not do: the connection driver's work. `Date` and
+//! Behind the head it writes, a request takes the same path as one read from a socket: the
+//! same decoder, then the one dispatch step the connection driver also calls (routing,
+//! middleware, error pages, debug pages). What the in-process client does not do: the
+//! connection driver's work. `Date` and
 //! `Server` headers, `Content-Length`, keep-alive and protocol upgrades belong to the server
 //! and show only through [`serve`].
 
@@ -41,10 +44,11 @@ use serde::Serialize;
 
 use crate::body::RequestBody;
 use crate::config::{Config, Limits};
+use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::http::decode_head;
 use crate::request::Request;
-use crate::router::{IntoApp, Service};
+use crate::router::IntoApp;
 use crate::{RunningServer, Server};
 
 /// Runs `test` on a fresh single-core executor, the environment handlers normally run in.
@@ -72,7 +76,7 @@ where
 
 /// An in-process client for one application; see the [module docs](self).
 pub struct TestClient {
-    service: Service,
+    dispatcher: Dispatcher,
     cookies: RefCell<Vec<(String, String)>>,
     limits: Limits,
 }
@@ -82,7 +86,7 @@ impl TestClient {
     /// error and route mistakes are reported here, as the server would at startup.
     pub fn new(app: impl IntoApp) -> Result<TestClient, Error> {
         Ok(TestClient {
-            service: app.into_app()?.into_service(Vec::new())?,
+            dispatcher: Dispatcher::new(app.into_app()?.into_service(Vec::new())?, false),
             cookies: RefCell::default(),
             limits: Limits::default(),
         })
@@ -222,9 +226,8 @@ impl TestRequest<'_> {
             RequestBody::buffered(self.body)
         };
         let peer = SocketAddr::from(([127, 0, 0, 1], 40_000));
-        let request = Request::new(decoded, body, peer, client.service.context().clone());
-        let pending = client.service.dispatch(request);
-        let mut response = client.service.complete(pending).await;
+        let request = Request::new(decoded, body, peer, client.dispatcher.context().clone());
+        let mut response = client.dispatcher.respond(request).await;
         let mut headers = response.headers().clone();
         if let Some(content_type) = response.content_type() {
             headers.insert(http::header::CONTENT_TYPE, content_type.clone());

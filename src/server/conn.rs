@@ -17,6 +17,7 @@ use http::StatusCode;
 use super::core::Core;
 use super::io::{ConnIo, IoStop, Wait};
 use crate::body::{Body, BodySource, ChunkStream, RequestBody};
+use crate::dispatch::Responding;
 use crate::error::Error;
 use crate::future::LocalFuture;
 use crate::http::encode::{encode_chunk_header, encode_head, CHUNK_END, LAST_CHUNK};
@@ -48,14 +49,6 @@ struct Exchange {
     is_head: bool,
     persistence: Persistence,
     reader: Option<Rc<BodyReader>>,
-    access: Option<Box<AccessEntry>>,
-}
-
-/// Kept per request only when the access log is on.
-struct AccessEntry {
-    started: Instant,
-    method: http::Method,
-    target: String,
 }
 
 /// Serves one connection until it closes.
@@ -104,8 +97,8 @@ impl Driver {
                     }
                 };
                 head_started = None;
-                let (exchange, pending) = started;
-                let response = core.service.complete(pending).await;
+                let (exchange, responding) = started;
+                let response = core.dispatcher.finish(responding).await;
                 match self.finish(exchange, response) {
                     Next::Continue => {}
                     Next::Close => break Next::Close,
@@ -158,7 +151,7 @@ impl Driver {
     fn decode_and_begin(
         &mut self,
         limits: &crate::config::Limits,
-    ) -> Result<Option<(Exchange, LocalFuture<'static, Response>)>, ParseError> {
+    ) -> Result<Option<(Exchange, Responding)>, ParseError> {
         let decoded = {
             let mut heads = self.io.core.heads.borrow_mut();
             decode_head_into(self.io.input.borrow().filled(), limits, &mut heads)?
@@ -168,7 +161,7 @@ impl Driver {
         };
         self.io.input.borrow_mut().consume(len);
         let (exchange, request) = self.begin(head)?;
-        Ok(Some((exchange, self.io.core.service.dispatch(request))))
+        Ok(Some((exchange, self.io.core.dispatcher.start(request))))
     }
 
     /// Turns a decoded head into a request, with what the response will need to know.
@@ -180,15 +173,8 @@ impl Driver {
             is_head: head.method() == http::Method::HEAD,
             persistence: head.persistence(),
             reader,
-            access: core.config.access_log.then(|| {
-                Box::new(AccessEntry {
-                    started: Instant::now(),
-                    method: head.method().clone(),
-                    target: head.target().to_owned(),
-                })
-            }),
         };
-        let request = Request::new(head, body, self.peer, Rc::clone(core.service.context()));
+        let request = Request::new(head, body, self.peer, Rc::clone(core.dispatcher.context()));
         Ok((exchange, request))
     }
 
@@ -199,7 +185,6 @@ impl Driver {
             is_head,
             mut persistence,
             reader,
-            access,
         } = exchange;
         if let Some(reader) = &reader {
             if !reader.settle_after_response() {
@@ -210,16 +195,6 @@ impl Driver {
             persistence = Persistence::Close;
         }
         let status = response.status();
-        if let Some(entry) = access {
-            tracing::info!(
-                target: "squall::access",
-                status = status.as_u16(),
-                method = %entry.method,
-                target = %entry.target,
-                micros = entry.started.elapsed().as_micros() as u64,
-                peer = %self.peer,
-            );
-        }
 
         if status == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(on_upgrade) = response.take_upgrade() {

@@ -16,6 +16,7 @@ use slab::Slab;
 
 use super::pool::BufferPool;
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
 use crate::http::date::DateLine;
 use crate::http::HeadArena;
 use crate::router::Service;
@@ -33,7 +34,7 @@ const POOL_TRIM_PERIOD: Duration = Duration::from_secs(2);
 /// The state one core's connections share.
 pub(crate) struct Core {
     pub(crate) config: Config,
-    pub(crate) service: Service,
+    pub(crate) dispatcher: Dispatcher,
     date: RefCell<DateLine>,
     /// A coarse clock, advanced by the ticker; deadlines need no finer resolution.
     now: Cell<Instant>,
@@ -94,10 +95,11 @@ impl Drop for Registration {
 
 impl Core {
     pub(crate) fn new(config: Config, service: Service) -> Core {
+        let dispatcher = Dispatcher::new(service, config.access_log);
         let date = DateLine::new(&config.server_name, SystemTime::now());
         Core {
             config,
-            service,
+            dispatcher,
             date: RefCell::new(date),
             now: Cell::new(Instant::now()),
             slots: RefCell::new(Slab::new()),
