@@ -91,6 +91,7 @@ pub mod xsrf;
 
 mod deadline;
 mod debug;
+mod routes;
 mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};

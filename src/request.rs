@@ -15,13 +15,13 @@ use crate::auth::{LoadedUser, LoginSettings};
 use crate::body::RequestBody;
 use crate::error::Error;
 use crate::http::{Head, Version};
-use crate::router::RouteTable;
+use crate::routes::Routes;
 use crate::signed::{SigningKeys, DEFAULT_MAX_AGE};
 
-/// What every request on a core shares: the route table (for reverse URLs), the proxies
+/// What every request on a core shares: the route data (for reverse URLs), the proxies
 /// whose forwarding headers are believed, and the application's keys and login settings.
 pub(crate) struct RequestContext {
-    pub(crate) routes: Rc<RouteTable>,
+    pub(crate) routes: Routes,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) signing_keys: Option<SigningKeys>,
     pub(crate) login: LoginSettings,

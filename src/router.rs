@@ -4,7 +4,6 @@
 //! Patterns use matchit's syntax: `/users/{id}` names a segment, `/files/{*path}` catches the
 //! rest; `{{` and `}}` are literal braces.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
@@ -21,6 +20,7 @@ use crate::handler::Handler;
 use crate::middleware::{Middleware, Next, Stack};
 use crate::request::{PathParams, Request, RequestContext};
 use crate::response::{IntoResponse, Response};
+use crate::routes::{Pattern, Routes};
 use crate::signed::SigningKeys;
 
 type ErrorPage = Box<dyn Fn(&Error) -> Response>;
@@ -52,8 +52,8 @@ impl App {
         App {
             table: RouteTable {
                 matcher: matchit::Router::new(),
-                routes: Vec::new(),
-                names: HashMap::new(),
+                handlers: Vec::new(),
+                routes: Routes::default(),
             },
             fallback: None,
             error_page: None,
@@ -144,9 +144,8 @@ impl App {
     pub fn name(mut self, name: &str) -> App {
         match self.last_route {
             Some(index) => {
-                if self.table.names.insert(name.to_owned(), index).is_some() {
-                    self.mistake
-                        .get_or_insert(format!("route name {name:?} is used twice"));
+                if let Err(why) = self.table.routes.name(name, index) {
+                    self.mistake.get_or_insert(why);
                 }
             }
             None => {
@@ -181,7 +180,7 @@ impl App {
 
     /// Builds the URL of route `name` with `params` filled in and percent-encoded.
     pub fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
-        self.table.url_for(name, params)
+        self.table.routes.url_for(name, params)
     }
 
     /// Freezes the application for serving on this core.
@@ -189,9 +188,12 @@ impl App {
         if let Some(mistake) = self.mistake {
             return Err(Error::config(format!("invalid routes: {mistake}")));
         }
-        let table = Rc::new(self.table);
-        let refusals = table
-            .routes
+        let RouteTable {
+            matcher,
+            handlers,
+            routes,
+        } = self.table;
+        let refusals = handlers
             .iter()
             .map(|route| {
                 let allow = allow_header(route.methods.iter().map(|(m, _)| m));
@@ -201,14 +203,13 @@ impl App {
                 }
             })
             .collect();
-        let all_methods = table
-            .routes
+        let all_methods = handlers
             .iter()
             .flat_map(|r| r.methods.iter().map(|(m, _)| m));
         let server_options = Rc::new(RouterAnswer::Options(allow_header(all_methods)));
         Ok(Service {
             context: Rc::new(RequestContext {
-                routes: Rc::clone(&table),
+                routes,
                 trusted_proxies,
                 signing_keys: self.signing_keys,
                 login: self.login,
@@ -218,7 +219,8 @@ impl App {
                 .fallback
                 .unwrap_or_else(|| Rc::new(RouterAnswer::NotFound)),
             server_options,
-            table,
+            matcher,
+            handlers,
             error_page: self.error_page,
             middleware: (!self.middleware.is_empty()).then(|| self.middleware.into()),
             debug: self.debug,
@@ -246,16 +248,19 @@ impl IntoApp for Result<App, Error> {
     }
 }
 
-/// The routes of an application, frozen.
-pub(crate) struct RouteTable {
+/// The routes of an application while it is built: the matcher, what answers each route,
+/// and the route data (patterns, names) that requests read once it is frozen.
+struct RouteTable {
     matcher: matchit::Router<usize>,
-    routes: Vec<Route>,
-    names: HashMap<String, usize>,
+    /// Per route, by the index [`Routes`] gives it.
+    handlers: Vec<RouteHandlers>,
+    routes: Routes,
 }
 
-struct Route {
-    pattern: Pattern,
+/// The handlers of one route, by method, and the names of its parameters.
+struct RouteHandlers {
     methods: SmallVec<[(Method, Rc<dyn Handler>); 2]>,
+    param_names: Rc<[Box<str>]>,
 }
 
 impl RouteTable {
@@ -266,141 +271,36 @@ impl RouteTable {
         handler: Rc<dyn Handler>,
     ) -> Result<usize, String> {
         let index = match self.matcher.at(pattern) {
-            Ok(found) if self.routes[*found.value].pattern.source == pattern => *found.value,
+            Ok(found) if self.routes.pattern(*found.value) == Some(pattern) => *found.value,
             _ => {
                 let parsed = Pattern::parse(pattern)?;
-                let index = self.routes.len();
+                let index = self.handlers.len();
                 self.matcher
                     .insert(pattern, index)
                     .map_err(|e| format!("{pattern}: {e}"))?;
-                self.routes.push(Route {
-                    pattern: parsed,
+                self.handlers.push(RouteHandlers {
                     methods: SmallVec::new(),
+                    param_names: Rc::clone(parsed.param_names()),
                 });
+                let pushed = self.routes.push(parsed);
+                debug_assert_eq!(pushed, index, "handlers and patterns share indices");
                 index
             }
         };
-        let route = &mut self.routes[index];
+        let route = &mut self.handlers[index];
         if route.methods.iter().any(|(m, _)| *m == method) {
             return Err(format!("{method} {pattern} is routed twice"));
         }
         route.methods.push((method, handler));
         Ok(index)
     }
-
-    /// The pattern of route `index`.
-    pub(crate) fn pattern(&self, index: usize) -> Option<&str> {
-        self.routes.get(index).map(|r| r.pattern.source.as_str())
-    }
-
-    pub(crate) fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
-        let index = self
-            .names
-            .get(name)
-            .ok_or_else(|| Error::internal(format!("no route named {name:?}")))?;
-        self.routes[*index].pattern.fill(params)
-    }
-}
-
-/// A route pattern split into literal text and parameters, for naming captured values and
-/// building URLs back from them.
-struct Pattern {
-    source: String,
-    parts: Vec<PatternPart>,
-    names: Rc<[Box<str>]>,
-}
-
-enum PatternPart {
-    Literal(String),
-    Param(String),
-    CatchAll(String),
-}
-
-impl Pattern {
-    fn parse(source: &str) -> Result<Pattern, String> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = source.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                    if !literal.is_empty() {
-                        parts.push(PatternPart::Literal(std::mem::take(&mut literal)));
-                    }
-                    match name.strip_prefix('*') {
-                        Some(rest) => parts.push(PatternPart::CatchAll(rest.to_owned())),
-                        None => parts.push(PatternPart::Param(name)),
-                    }
-                }
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            parts.push(PatternPart::Literal(literal));
-        }
-        let names = parts
-            .iter()
-            .filter_map(|p| match p {
-                PatternPart::Param(n) | PatternPart::CatchAll(n) => {
-                    Some(n.clone().into_boxed_str())
-                }
-                PatternPart::Literal(_) => None,
-            })
-            .collect::<Vec<_>>();
-        if names.iter().any(|n| n.is_empty()) {
-            return Err(format!("{source}: a parameter has no name"));
-        }
-        Ok(Pattern {
-            source: source.to_owned(),
-            parts,
-            names: names.into(),
-        })
-    }
-
-    fn fill(&self, params: &[(&str, &str)]) -> Result<String, Error> {
-        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~');
-        const PATH: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/');
-        let value = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| *v)
-                .ok_or_else(|| {
-                    Error::internal(format!("url for {}: missing {name:?}", self.source))
-                })
-        };
-        let mut url = String::new();
-        for part in &self.parts {
-            match part {
-                PatternPart::Literal(text) => url.push_str(text),
-                PatternPart::Param(name) => {
-                    url.extend(percent_encoding::utf8_percent_encode(value(name)?, SEGMENT));
-                }
-                PatternPart::CatchAll(name) => {
-                    url.extend(percent_encoding::utf8_percent_encode(value(name)?, PATH));
-                }
-            }
-        }
-        Ok(url)
-    }
 }
 
 /// An application ready to serve on one core.
 pub(crate) struct Service {
-    table: Rc<RouteTable>,
+    matcher: matchit::Router<usize>,
+    /// Per route, by index.
+    handlers: Vec<RouteHandlers>,
     context: Rc<RequestContext>,
     /// Per route, by index: the router's answers to `OPTIONS` and to a method the route does
     /// not serve, each with its `Allow` list built once here rather than per request.
@@ -476,14 +376,14 @@ impl Service {
                 route: None,
             };
         }
-        let Ok(found) = self.table.matcher.at(path) else {
+        let Ok(found) = self.matcher.at(path) else {
             return Routed {
                 handler: &self.not_found,
                 route: None,
             };
         };
         let index = *found.value;
-        let route = &self.table.routes[index];
+        let route = &self.handlers[index];
         let handler = route.methods.iter().find(|(m, _)| m == method).or_else(|| {
             (method == Method::HEAD)
                 .then(|| route.methods.iter().find(|(m, _)| *m == Method::GET))
@@ -512,7 +412,7 @@ impl Service {
                     (start as u32, (start + v.len()) as u32)
                 })
                 .collect();
-            PathParams::new(Rc::clone(&route.pattern.names), values)
+            PathParams::new(Rc::clone(&route.param_names), values)
         };
         Routed {
             handler,
