@@ -6,6 +6,7 @@
 //! run only for a request with a user:
 //!
 //! ```
+//! use squall::signed::SignedCookies;
 //! use squall::{auth::authenticated, App, Request, Response};
 //!
 //! async fn home(mut req: Request) -> String {

@@ -18,10 +18,9 @@ use crate::error::Error;
 use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::middleware::{Middleware, Next, Stack};
-use crate::request::{PathParams, Request, RequestContext};
+use crate::request::{Extensions, PathParams, Request, RequestContext};
 use crate::response::{IntoResponse, Response};
 use crate::routes::{Pattern, Routes};
-use crate::signed::SigningKeys;
 
 type ErrorPage = Box<dyn Fn(&Error) -> Response>;
 
@@ -32,8 +31,9 @@ pub struct App {
     fallback: Option<Rc<dyn Handler>>,
     error_page: Option<ErrorPage>,
     middleware: Vec<Rc<dyn Middleware>>,
-    signing_keys: Option<SigningKeys>,
     login: LoginSettings,
+    /// Per-core settings of the toolkit modules, handed to every request.
+    extensions: Extensions,
     debug: bool,
     /// The first registration mistake; reported when the server starts.
     mistake: Option<String>,
@@ -58,8 +58,8 @@ impl App {
             fallback: None,
             error_page: None,
             middleware: Vec::new(),
-            signing_keys: None,
             login: LoginSettings::default(),
+            extensions: Extensions::default(),
             debug: false,
             mistake: None,
             last_route: None,
@@ -104,12 +104,6 @@ impl App {
     /// Routes `DELETE` requests.
     pub fn delete(self, pattern: &str, handler: impl Handler) -> App {
         self.route(Method::DELETE, pattern, handler)
-    }
-
-    /// The keys signed cookies are signed and verified with ([`signed`](crate::signed)).
-    pub fn signing_keys(mut self, keys: SigningKeys) -> App {
-        self.signing_keys = Some(keys);
-        self
     }
 
     /// How to find the user of a request, for [`Request::current_user`] and the
@@ -183,6 +177,12 @@ impl App {
         self.table.routes.url_for(name, params)
     }
 
+    /// The per-core settings the toolkit modules keep for their features (the signing keys,
+    /// say); every request of this application reaches them.
+    pub(crate) fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
     /// Freezes the application for serving on this core.
     pub(crate) fn into_service(self, trusted_proxies: Vec<ipnet::IpNet>) -> Result<Service, Error> {
         if let Some(mistake) = self.mistake {
@@ -211,8 +211,8 @@ impl App {
             context: Rc::new(RequestContext {
                 routes,
                 trusted_proxies,
-                signing_keys: self.signing_keys,
                 login: self.login,
+                app_extensions: self.extensions,
             }),
             refusals,
             not_found: self
