@@ -11,7 +11,6 @@ use http::Method;
 use serde::de::DeserializeOwned;
 use smallvec::SmallVec;
 
-use crate::auth::{LoadedUser, LoginSettings};
 use crate::body::RequestBody;
 use crate::error::Error;
 use crate::http::{Head, Version};
@@ -22,7 +21,6 @@ use crate::routes::Routes;
 pub(crate) struct RequestContext {
     pub(crate) routes: Routes,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
-    pub(crate) login: LoginSettings,
     /// The application's per-core settings, one per type, put there by the toolkit modules
     /// while the [`App`](crate::App) is built (the signing keys, say) and looked up only
     /// when a feature that needs them is used.
@@ -230,32 +228,6 @@ impl Request {
                 .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
     }
 
-    /// The request's user, found by the application's
-    /// [`App::current_user`](crate::App::current_user) loader (run at most once per request).
-    /// `None` without a user, without a loader, or when the loader produces another type
-    /// than `U`.
-    pub async fn current_user<U: 'static>(&mut self) -> Option<Rc<U>> {
-        self.load_user().await.and_then(|user| user.downcast().ok())
-    }
-
-    pub(crate) async fn has_current_user(&mut self) -> bool {
-        self.load_user().await.is_some()
-    }
-
-    async fn load_user(&mut self) -> Option<Rc<dyn std::any::Any>> {
-        if let Some(LoadedUser(user)) = self.inner.extensions.get::<LoadedUser>() {
-            return user.clone();
-        }
-        let loader = self.inner.context.login.loader.clone()?;
-        let user = loader(self).await;
-        self.inner.extensions.insert(LoadedUser(user.clone()));
-        user
-    }
-
-    pub(crate) fn login_url(&self) -> Option<&str> {
-        self.inner.context.login.login_url.as_deref()
-    }
-
     /// The address of the socket's peer.
     pub fn peer_addr(&self) -> SocketAddr {
         self.inner.peer
@@ -424,6 +396,15 @@ impl Extensions {
             .iter()
             .find(|(id, _)| *id == TypeId::of::<T>())
             .and_then(|(_, value)| value.downcast_ref())
+    }
+
+    /// The attached value of type `T`, attaching `make()` first when there is none.
+    pub(crate) fn get_or_insert_with<T: 'static>(&mut self, make: impl FnOnce() -> T) -> &mut T {
+        if self.get::<T>().is_none() {
+            self.values.push((TypeId::of::<T>(), Box::new(make())));
+        }
+        self.get_mut()
+            .expect("a value of this type is attached by now")
     }
 
     /// The attached value of type `T`, mutably.

@@ -12,7 +12,6 @@ use http::header::{HeaderValue, ALLOW};
 use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
-use crate::auth::LoginSettings;
 use crate::debug::RequestSummary;
 use crate::error::Error;
 use crate::future::LocalFuture;
@@ -31,7 +30,6 @@ pub struct App {
     fallback: Option<Rc<dyn Handler>>,
     error_page: Option<ErrorPage>,
     middleware: Vec<Rc<dyn Middleware>>,
-    login: LoginSettings,
     /// Per-core settings of the toolkit modules, handed to every request.
     extensions: Extensions,
     debug: bool,
@@ -58,7 +56,6 @@ impl App {
             fallback: None,
             error_page: None,
             middleware: Vec::new(),
-            login: LoginSettings::default(),
             extensions: Extensions::default(),
             debug: false,
             mistake: None,
@@ -104,26 +101,6 @@ impl App {
     /// Routes `DELETE` requests.
     pub fn delete(self, pattern: &str, handler: impl Handler) -> App {
         self.route(Method::DELETE, pattern, handler)
-    }
-
-    /// How to find the user of a request, for [`Request::current_user`] and the
-    /// [`authenticated`](crate::auth::authenticated) guard. The loader reads what it needs from
-    /// the request (a signed cookie, a header) and returns a future that may look the user
-    /// up elsewhere; it runs at most once per request.
-    pub fn current_user<F, Fut, U>(mut self, loader: F) -> App
-    where
-        F: Fn(&Request) -> Fut + 'static,
-        Fut: std::future::Future<Output = Option<U>> + 'static,
-        U: 'static,
-    {
-        self.login.loader = Some(crate::auth::erase_loader(loader));
-        self
-    }
-
-    /// Where [`authenticated`](crate::auth::authenticated) sends visitors who must log in.
-    pub fn login_url(mut self, url: &str) -> App {
-        self.login.login_url = Some(url.to_owned());
-        self
     }
 
     /// Debug mode: a server error answers with a page showing the error, its causes and the
@@ -211,7 +188,6 @@ impl App {
             context: Rc::new(RequestContext {
                 routes,
                 trusted_proxies,
-                login: self.login,
                 app_extensions: self.extensions,
             }),
             refusals,

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
-use squall::auth::authenticated;
+use squall::auth::{authenticated, RequestAuth};
 use squall::signed::{SignedCookies, SigningKeys};
 use squall::testing::{run, serve, TestClient};
 use squall::xsrf::{self, Xsrf};

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use sailfish::TemplateSimple;
-use squall::auth::{authenticated, safe_next};
+use squall::auth::{authenticated, safe_next, RequestAuth};
 use squall::compress::Compression;
 use squall::files::StaticFiles;
 use squall::i18n::{Catalog, FluentValue, Locale, Negotiator, Translations};
