@@ -25,6 +25,11 @@ type ErrorPage = Box<dyn Fn(&Error) -> Response>;
 
 /// An application: routes, a fallback and an error page. Built once per core by the factory
 /// given to [`Server::serve`](crate::Server::serve).
+///
+/// The toolkit modules add the settings of their features, kept per core for the requests
+/// that use them: [`signing_keys`](App::signing_keys) comes from [`signed`](crate::signed),
+/// [`current_user`](App::current_user) and [`login_url`](App::login_url) from
+/// [`auth`](crate::auth).
 pub struct App {
     table: RouteTable,
     fallback: Option<Rc<dyn Handler>>,
