@@ -1,12 +1,15 @@
 //! Login: who the current user is, and a guard for handlers that need one.
 //!
-//! The application says how to find the user of a request with [`App::current_user`](crate::App::current_user)
+//! The application says how to find the user of a request with [`App::current_user`]
 //! (typically from a signed cookie, perhaps looked up in a database), and where to send
-//! visitors who must log in with [`App::login_url`](crate::App::login_url). Handlers wrapped in [`authenticated`]
-//! run only for a request with a user:
+//! visitors who must log in with [`App::login_url`]. Handlers get the user through
+//! [`RequestAuth`], a trait on [`Request`]; handlers wrapped in [`authenticated`] run only
+//! for a request with a user:
 //!
 //! ```
-//! use squall::{auth::authenticated, App, Request, Response};
+//! use squall::auth::{authenticated, RequestAuth};
+//! use squall::signed::SignedCookies;
+//! use squall::{App, Request, Response};
 //!
 //! async fn home(mut req: Request) -> String {
 //!     let user = req.current_user::<String>().await.expect("the guard checked");
@@ -48,19 +51,78 @@ use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response};
+use crate::router::App;
 
-/// Finds the user of a request; type-erased so an [`App`](crate::App) stays one type.
-pub(crate) type UserLoader = Rc<dyn Fn(&Request) -> LocalFuture<'static, Option<Rc<dyn Any>>>>;
+/// Finds the user of a request; type-erased so an [`App`] stays one type.
+type UserLoader = Rc<dyn Fn(&Request) -> LocalFuture<'static, Option<Rc<dyn Any>>>>;
 
-/// The application's login settings, shared by every request on a core.
-#[derive(Clone, Default)]
-pub(crate) struct LoginSettings {
-    pub(crate) loader: Option<UserLoader>,
-    pub(crate) login_url: Option<String>,
+/// The application's login settings, kept in its per-core settings and so shared by every
+/// request on a core.
+#[derive(Default)]
+struct LoginSettings {
+    loader: Option<UserLoader>,
+    login_url: Option<String>,
+}
+
+impl App {
+    /// How to find the user of a request, for [`RequestAuth::current_user`] and the
+    /// [`authenticated`] guard. The loader reads what it needs from the request (a signed
+    /// cookie, a header) and returns a future that may look the user up elsewhere; it runs
+    /// at most once per request.
+    pub fn current_user<F, Fut, U>(mut self, loader: F) -> App
+    where
+        F: Fn(&Request) -> Fut + 'static,
+        Fut: Future<Output = Option<U>> + 'static,
+        U: 'static,
+    {
+        self.login_settings().loader = Some(erase_loader(loader));
+        self
+    }
+
+    /// Where [`authenticated`] sends visitors who must log in.
+    pub fn login_url(mut self, url: &str) -> App {
+        self.login_settings().login_url = Some(url.to_owned());
+        self
+    }
+
+    fn login_settings(&mut self) -> &mut LoginSettings {
+        self.extensions_mut()
+            .get_or_insert_with(LoginSettings::default)
+    }
+}
+
+/// The user of a request, found by the application's loader ([`App::current_user`]).
+/// Implemented for [`Request`]; bring it into scope with `use squall::auth::RequestAuth`.
+pub trait RequestAuth {
+    /// The request's user, found by the application's [`App::current_user`] loader (run at
+    /// most once per request). `None` without a user, without a loader, or when the loader
+    /// produces another type than `U`.
+    fn current_user<U: 'static>(&mut self) -> impl Future<Output = Option<Rc<U>>>;
+}
+
+impl RequestAuth for Request {
+    async fn current_user<U: 'static>(&mut self) -> Option<Rc<U>> {
+        load_user(self).await.and_then(|user| user.downcast().ok())
+    }
+}
+
+/// The request's user of whatever type the loader produces, loaded on first use.
+async fn load_user(req: &mut Request) -> Option<Rc<dyn Any>> {
+    if let Some(LoadedUser(user)) = req.extensions().get::<LoadedUser>() {
+        return user.clone();
+    }
+    let loader = req
+        .app_extensions()
+        .get::<LoginSettings>()?
+        .loader
+        .clone()?;
+    let user = loader(req).await;
+    req.extensions_mut().insert(LoadedUser(user.clone()));
+    user
 }
 
 /// Wraps a loader that returns `Option<U>` into the type-erased form.
-pub(crate) fn erase_loader<F, Fut, U>(loader: F) -> UserLoader
+fn erase_loader<F, Fut, U>(loader: F) -> UserLoader
 where
     F: Fn(&Request) -> Fut + 'static,
     Fut: Future<Output = Option<U>> + 'static,
@@ -74,7 +136,7 @@ where
 
 /// The current user of a request once loaded, kept in the request's extensions so the
 /// loader runs at most once per request.
-pub(crate) struct LoadedUser(pub(crate) Option<Rc<dyn Any>>);
+struct LoadedUser(Option<Rc<dyn Any>>);
 
 /// Runs `handler` only for requests with a current user; see the [module docs](self).
 pub fn authenticated(handler: impl Handler) -> impl Handler {
@@ -88,7 +150,7 @@ impl<H: Handler> Handler for Authenticated<H> {
     fn call(&self, mut req: Request) -> LocalFuture<'static, Response> {
         let handler = Rc::clone(&self.0);
         Box::pin(async move {
-            if req.has_current_user().await {
+            if load_user(&mut req).await.is_some() {
                 return handler.call(req).await;
             }
             refuse(&req)
@@ -103,7 +165,11 @@ impl<H: Handler> Handler for Authenticated<H> {
 }
 
 fn refuse(req: &Request) -> Response {
-    let Some(login_url) = req.login_url() else {
+    let login_url = req
+        .app_extensions()
+        .get::<LoginSettings>()
+        .and_then(|settings| settings.login_url.as_deref());
+    let Some(login_url) = login_url else {
         return Error::unauthorized("login required").into_response();
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {

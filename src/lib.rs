@@ -92,6 +92,7 @@ pub mod xsrf;
 mod deadline;
 mod debug;
 mod dispatch;
+mod routes;
 mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};

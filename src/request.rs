@@ -11,20 +11,20 @@ use http::Method;
 use serde::de::DeserializeOwned;
 use smallvec::SmallVec;
 
-use crate::auth::{LoadedUser, LoginSettings};
 use crate::body::RequestBody;
 use crate::error::Error;
 use crate::http::{Head, Version};
-use crate::router::RouteTable;
-use crate::signed::{SigningKeys, DEFAULT_MAX_AGE};
+use crate::routes::Routes;
 
-/// What every request on a core shares: the route table (for reverse URLs), the proxies
-/// whose forwarding headers are believed, and the application's keys and login settings.
+/// What every request on a core shares: the route data (for reverse URLs), the proxies
+/// whose forwarding headers are believed, and the settings toolkit modules keep per core.
 pub(crate) struct RequestContext {
-    pub(crate) routes: Rc<RouteTable>,
+    pub(crate) routes: Routes,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
-    pub(crate) signing_keys: Option<SigningKeys>,
-    pub(crate) login: LoginSettings,
+    /// The application's per-core settings, one per type, put there by the toolkit modules
+    /// while the [`App`](crate::App) is built (the signing keys, say) and looked up only
+    /// when a feature that needs them is used.
+    pub(crate) app_extensions: Extensions,
 }
 
 /// Named path parameters, as byte ranges of the request path.
@@ -219,41 +219,6 @@ impl Request {
             .flat_map(|v| cookie::Cookie::split_parse_encoded(v).filter_map(Result::ok))
     }
 
-    /// Signed cookie `name` ([`signed`](crate::signed)) if it is intact, signed by one of the
-    /// application's keys and at most 31 days old; `None` otherwise, tampered or not.
-    pub fn signed_cookie(&self, name: &str) -> Option<String> {
-        self.signed_cookie_within(name, DEFAULT_MAX_AGE)
-    }
-
-    /// Signed cookie `name` if it was signed no longer than `max_age` ago.
-    pub fn signed_cookie_within(&self, name: &str, max_age: std::time::Duration) -> Option<String> {
-        let keys = self.inner.context.signing_keys.as_ref()?;
-        let signed = self.cookie(name)?;
-        keys.verify(name, &signed, max_age)
-    }
-
-    /// A cookie carrying `value` signed with the application's current key, for
-    /// [`Response::set_cookie`](crate::Response::set_cookie): `Path=/`, `HttpOnly`,
-    /// `SameSite=Lax`, `Secure` when this request came over TLS through a trusted proxy, and
-    /// a 31-day `Max-Age` matching what [`signed_cookie`](Self::signed_cookie) accepts. Change
-    /// any of these on the returned cookie. An application without
-    /// [`App::signing_keys`](crate::App::signing_keys) gets a 500 error.
-    pub fn sign_cookie(&self, name: &str, value: &str) -> Result<cookie::Cookie<'static>, Error> {
-        let keys = self.inner.context.signing_keys.as_ref().ok_or_else(|| {
-            Error::internal("sign_cookie needs App::signing_keys to be configured")
-        })?;
-        let max_age = cookie::time::Duration::seconds(DEFAULT_MAX_AGE.as_secs() as i64);
-        Ok(
-            cookie::Cookie::build((name.to_owned(), keys.sign(name, value)))
-                .path("/")
-                .http_only(true)
-                .same_site(cookie::SameSite::Lax)
-                .secure(self.is_secure())
-                .max_age(max_age)
-                .build(),
-        )
-    }
-
     /// Whether the client reached the server over TLS: true when a trusted proxy says so with
     /// `X-Forwarded-Proto: https`. (squall itself speaks plain HTTP.)
     pub fn is_secure(&self) -> bool {
@@ -261,32 +226,6 @@ impl Request {
             && self
                 .header("x-forwarded-proto")
                 .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
-    }
-
-    /// The request's user, found by the application's
-    /// [`App::current_user`](crate::App::current_user) loader (run at most once per request).
-    /// `None` without a user, without a loader, or when the loader produces another type
-    /// than `U`.
-    pub async fn current_user<U: 'static>(&mut self) -> Option<Rc<U>> {
-        self.load_user().await.and_then(|user| user.downcast().ok())
-    }
-
-    pub(crate) async fn has_current_user(&mut self) -> bool {
-        self.load_user().await.is_some()
-    }
-
-    async fn load_user(&mut self) -> Option<Rc<dyn std::any::Any>> {
-        if let Some(LoadedUser(user)) = self.inner.extensions.get::<LoadedUser>() {
-            return user.clone();
-        }
-        let loader = self.inner.context.login.loader.clone()?;
-        let user = loader(self).await;
-        self.inner.extensions.insert(LoadedUser(user.clone()));
-        user
-    }
-
-    pub(crate) fn login_url(&self) -> Option<&str> {
-        self.inner.context.login.login_url.as_deref()
     }
 
     /// The address of the socket's peer.
@@ -341,6 +280,11 @@ impl Request {
     /// Builds the URL of the route named `name`, filling its parameters.
     pub fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
         self.inner.context.routes.url_for(name, params)
+    }
+
+    /// The application's per-core settings, for the toolkit modules that keep theirs there.
+    pub(crate) fn app_extensions(&self) -> &Extensions {
+        &self.inner.context.app_extensions
     }
 
     /// Values middleware attached to this request (a negotiated locale, a loaded user…).
@@ -427,9 +371,9 @@ impl std::fmt::Debug for Request {
     }
 }
 
-/// Values attached to a request, one per type: how middleware hands what it worked out to
-/// the handler. Empty until the first insert, so a request that carries none allocates
-/// nothing. Values need not be `Send`: a request never leaves its core.
+/// Values kept one per type. A request's are how middleware hands what it worked out to the
+/// handler ([`Request::extensions`]). Empty until the first insert, so a request that carries
+/// none allocates nothing. Values need not be `Send`: a request never leaves its core.
 #[derive(Default)]
 pub struct Extensions {
     /// A few values at most, so a scan beats hashing.
@@ -452,6 +396,15 @@ impl Extensions {
             .iter()
             .find(|(id, _)| *id == TypeId::of::<T>())
             .and_then(|(_, value)| value.downcast_ref())
+    }
+
+    /// The attached value of type `T`, attaching `make()` first when there is none.
+    pub(crate) fn get_or_insert_with<T: 'static>(&mut self, make: impl FnOnce() -> T) -> &mut T {
+        if self.get::<T>().is_none() {
+            self.values.push((TypeId::of::<T>(), Box::new(make())));
+        }
+        self.get_mut()
+            .expect("a value of this type is attached by now")
     }
 
     /// The attached value of type `T`, mutably.

@@ -4,7 +4,6 @@
 //! Patterns use matchit's syntax: `/users/{id}` names a segment, `/files/{*path}` catches the
 //! rest; `{{` and `}}` are literal braces.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 
@@ -13,27 +12,31 @@ use http::header::{HeaderValue, ALLOW};
 use http::{Method, StatusCode};
 use smallvec::SmallVec;
 
-use crate::auth::LoginSettings;
 use crate::debug::RequestSummary;
 use crate::error::Error;
 use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::middleware::{Middleware, Next, Stack};
-use crate::request::{PathParams, Request, RequestContext};
+use crate::request::{Extensions, PathParams, Request, RequestContext};
 use crate::response::{IntoResponse, Response};
-use crate::signed::SigningKeys;
+use crate::routes::{Pattern, Routes};
 
 type ErrorPage = Box<dyn Fn(&Error) -> Response>;
 
 /// An application: routes, a fallback and an error page. Built once per core by the factory
 /// given to [`Server::serve`](crate::Server::serve).
+///
+/// The toolkit modules add the settings of their features, kept per core for the requests
+/// that use them: [`signing_keys`](App::signing_keys) comes from [`signed`](crate::signed),
+/// [`current_user`](App::current_user) and [`login_url`](App::login_url) from
+/// [`auth`](crate::auth).
 pub struct App {
     table: RouteTable,
     fallback: Option<Rc<dyn Handler>>,
     error_page: Option<ErrorPage>,
     middleware: Vec<Rc<dyn Middleware>>,
-    signing_keys: Option<SigningKeys>,
-    login: LoginSettings,
+    /// Per-core settings of the toolkit modules, handed to every request.
+    extensions: Extensions,
     debug: bool,
     /// The first registration mistake; reported when the server starts.
     mistake: Option<String>,
@@ -52,14 +55,13 @@ impl App {
         App {
             table: RouteTable {
                 matcher: matchit::Router::new(),
-                routes: Vec::new(),
-                names: HashMap::new(),
+                handlers: Vec::new(),
+                routes: Routes::default(),
             },
             fallback: None,
             error_page: None,
             middleware: Vec::new(),
-            signing_keys: None,
-            login: LoginSettings::default(),
+            extensions: Extensions::default(),
             debug: false,
             mistake: None,
             last_route: None,
@@ -106,32 +108,6 @@ impl App {
         self.route(Method::DELETE, pattern, handler)
     }
 
-    /// The keys signed cookies are signed and verified with ([`signed`](crate::signed)).
-    pub fn signing_keys(mut self, keys: SigningKeys) -> App {
-        self.signing_keys = Some(keys);
-        self
-    }
-
-    /// How to find the user of a request, for [`Request::current_user`] and the
-    /// [`authenticated`](crate::auth::authenticated) guard. The loader reads what it needs from
-    /// the request (a signed cookie, a header) and returns a future that may look the user
-    /// up elsewhere; it runs at most once per request.
-    pub fn current_user<F, Fut, U>(mut self, loader: F) -> App
-    where
-        F: Fn(&Request) -> Fut + 'static,
-        Fut: std::future::Future<Output = Option<U>> + 'static,
-        U: 'static,
-    {
-        self.login.loader = Some(crate::auth::erase_loader(loader));
-        self
-    }
-
-    /// Where [`authenticated`](crate::auth::authenticated) sends visitors who must log in.
-    pub fn login_url(mut self, url: &str) -> App {
-        self.login.login_url = Some(url.to_owned());
-        self
-    }
-
     /// Debug mode: a server error answers with a page showing the error, its causes and the
     /// request (line and headers) instead of the bare status. Off by default; never turn it
     /// on in production, where error details help an attacker.
@@ -144,9 +120,8 @@ impl App {
     pub fn name(mut self, name: &str) -> App {
         match self.last_route {
             Some(index) => {
-                if self.table.names.insert(name.to_owned(), index).is_some() {
-                    self.mistake
-                        .get_or_insert(format!("route name {name:?} is used twice"));
+                if let Err(why) = self.table.routes.name(name, index) {
+                    self.mistake.get_or_insert(why);
                 }
             }
             None => {
@@ -181,7 +156,13 @@ impl App {
 
     /// Builds the URL of route `name` with `params` filled in and percent-encoded.
     pub fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
-        self.table.url_for(name, params)
+        self.table.routes.url_for(name, params)
+    }
+
+    /// The per-core settings the toolkit modules keep for their features (the signing keys,
+    /// say); every request of this application reaches them.
+    pub(crate) fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
     }
 
     /// Freezes the application for serving on this core.
@@ -189,9 +170,12 @@ impl App {
         if let Some(mistake) = self.mistake {
             return Err(Error::config(format!("invalid routes: {mistake}")));
         }
-        let table = Rc::new(self.table);
-        let refusals = table
-            .routes
+        let RouteTable {
+            matcher,
+            handlers,
+            routes,
+        } = self.table;
+        let refusals = handlers
             .iter()
             .map(|route| {
                 let allow = allow_header(route.methods.iter().map(|(m, _)| m));
@@ -201,24 +185,23 @@ impl App {
                 }
             })
             .collect();
-        let all_methods = table
-            .routes
+        let all_methods = handlers
             .iter()
             .flat_map(|r| r.methods.iter().map(|(m, _)| m));
         let server_options = Rc::new(RouterAnswer::Options(allow_header(all_methods)));
         Ok(Service {
             context: Rc::new(RequestContext {
-                routes: Rc::clone(&table),
+                routes,
                 trusted_proxies,
-                signing_keys: self.signing_keys,
-                login: self.login,
+                app_extensions: self.extensions,
             }),
             refusals,
             not_found: self
                 .fallback
                 .unwrap_or_else(|| Rc::new(RouterAnswer::NotFound)),
             server_options,
-            table,
+            matcher,
+            handlers,
             error_page: self.error_page,
             middleware: (!self.middleware.is_empty()).then(|| self.middleware.into()),
             debug: self.debug,
@@ -246,16 +229,19 @@ impl IntoApp for Result<App, Error> {
     }
 }
 
-/// The routes of an application, frozen.
-pub(crate) struct RouteTable {
+/// The routes of an application while it is built: the matcher, what answers each route,
+/// and the route data (patterns, names) that requests read once it is frozen.
+struct RouteTable {
     matcher: matchit::Router<usize>,
-    routes: Vec<Route>,
-    names: HashMap<String, usize>,
+    /// Per route, by the index [`Routes`] gives it.
+    handlers: Vec<RouteHandlers>,
+    routes: Routes,
 }
 
-struct Route {
-    pattern: Pattern,
+/// The handlers of one route, by method, and the names of its parameters.
+struct RouteHandlers {
     methods: SmallVec<[(Method, Rc<dyn Handler>); 2]>,
+    param_names: Rc<[Box<str>]>,
 }
 
 impl RouteTable {
@@ -266,141 +252,36 @@ impl RouteTable {
         handler: Rc<dyn Handler>,
     ) -> Result<usize, String> {
         let index = match self.matcher.at(pattern) {
-            Ok(found) if self.routes[*found.value].pattern.source == pattern => *found.value,
+            Ok(found) if self.routes.pattern(*found.value) == Some(pattern) => *found.value,
             _ => {
                 let parsed = Pattern::parse(pattern)?;
-                let index = self.routes.len();
+                let index = self.handlers.len();
                 self.matcher
                     .insert(pattern, index)
                     .map_err(|e| format!("{pattern}: {e}"))?;
-                self.routes.push(Route {
-                    pattern: parsed,
+                self.handlers.push(RouteHandlers {
                     methods: SmallVec::new(),
+                    param_names: Rc::clone(parsed.param_names()),
                 });
+                let pushed = self.routes.push(parsed);
+                debug_assert_eq!(pushed, index, "handlers and patterns share indices");
                 index
             }
         };
-        let route = &mut self.routes[index];
+        let route = &mut self.handlers[index];
         if route.methods.iter().any(|(m, _)| *m == method) {
             return Err(format!("{method} {pattern} is routed twice"));
         }
         route.methods.push((method, handler));
         Ok(index)
     }
-
-    /// The pattern of route `index`.
-    pub(crate) fn pattern(&self, index: usize) -> Option<&str> {
-        self.routes.get(index).map(|r| r.pattern.source.as_str())
-    }
-
-    pub(crate) fn url_for(&self, name: &str, params: &[(&str, &str)]) -> Result<String, Error> {
-        let index = self
-            .names
-            .get(name)
-            .ok_or_else(|| Error::internal(format!("no route named {name:?}")))?;
-        self.routes[*index].pattern.fill(params)
-    }
-}
-
-/// A route pattern split into literal text and parameters, for naming captured values and
-/// building URLs back from them.
-struct Pattern {
-    source: String,
-    parts: Vec<PatternPart>,
-    names: Rc<[Box<str>]>,
-}
-
-enum PatternPart {
-    Literal(String),
-    Param(String),
-    CatchAll(String),
-}
-
-impl Pattern {
-    fn parse(source: &str) -> Result<Pattern, String> {
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = source.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    literal.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    literal.push('}');
-                }
-                '{' => {
-                    let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                    if !literal.is_empty() {
-                        parts.push(PatternPart::Literal(std::mem::take(&mut literal)));
-                    }
-                    match name.strip_prefix('*') {
-                        Some(rest) => parts.push(PatternPart::CatchAll(rest.to_owned())),
-                        None => parts.push(PatternPart::Param(name)),
-                    }
-                }
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            parts.push(PatternPart::Literal(literal));
-        }
-        let names = parts
-            .iter()
-            .filter_map(|p| match p {
-                PatternPart::Param(n) | PatternPart::CatchAll(n) => {
-                    Some(n.clone().into_boxed_str())
-                }
-                PatternPart::Literal(_) => None,
-            })
-            .collect::<Vec<_>>();
-        if names.iter().any(|n| n.is_empty()) {
-            return Err(format!("{source}: a parameter has no name"));
-        }
-        Ok(Pattern {
-            source: source.to_owned(),
-            parts,
-            names: names.into(),
-        })
-    }
-
-    fn fill(&self, params: &[(&str, &str)]) -> Result<String, Error> {
-        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'-')
-            .remove(b'.')
-            .remove(b'_')
-            .remove(b'~');
-        const PATH: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/');
-        let value = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| *v)
-                .ok_or_else(|| {
-                    Error::internal(format!("url for {}: missing {name:?}", self.source))
-                })
-        };
-        let mut url = String::new();
-        for part in &self.parts {
-            match part {
-                PatternPart::Literal(text) => url.push_str(text),
-                PatternPart::Param(name) => {
-                    url.extend(percent_encoding::utf8_percent_encode(value(name)?, SEGMENT));
-                }
-                PatternPart::CatchAll(name) => {
-                    url.extend(percent_encoding::utf8_percent_encode(value(name)?, PATH));
-                }
-            }
-        }
-        Ok(url)
-    }
 }
 
 /// An application ready to serve on one core.
 pub(crate) struct Service {
-    table: Rc<RouteTable>,
+    matcher: matchit::Router<usize>,
+    /// Per route, by index.
+    handlers: Vec<RouteHandlers>,
     context: Rc<RequestContext>,
     /// Per route, by index: the router's answers to `OPTIONS` and to a method the route does
     /// not serve, each with its `Allow` list built once here rather than per request.
@@ -476,14 +357,14 @@ impl Service {
                 route: None,
             };
         }
-        let Ok(found) = self.table.matcher.at(path) else {
+        let Ok(found) = self.matcher.at(path) else {
             return Routed {
                 handler: &self.not_found,
                 route: None,
             };
         };
         let index = *found.value;
-        let route = &self.table.routes[index];
+        let route = &self.handlers[index];
         let handler = route.methods.iter().find(|(m, _)| m == method).or_else(|| {
             (method == Method::HEAD)
                 .then(|| route.methods.iter().find(|(m, _)| *m == Method::GET))
@@ -512,7 +393,7 @@ impl Service {
                     (start as u32, (start + v.len()) as u32)
                 })
                 .collect();
-            PathParams::new(Rc::clone(&route.pattern.names), values)
+            PathParams::new(Rc::clone(&route.param_names), values)
         };
         Routed {
             handler,

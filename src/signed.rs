@@ -1,6 +1,31 @@
 //! Signed values: HMAC-SHA256 over a name, a value and the time it was signed, with keys that
-//! rotate by version. Signed cookies ([`Request::signed_cookie`](crate::Request::signed_cookie),
-//! [`Request::sign_cookie`](crate::Request::sign_cookie)) are built on it.
+//! rotate by version, and the signed cookies built on them.
+//!
+//! The application gives its keys with [`App::signing_keys`](crate::App::signing_keys);
+//! handlers sign and read cookies through [`SignedCookies`], a trait on
+//! [`Request`]:
+//!
+//! ```
+//! use squall::signed::{SignedCookies, SigningKeys};
+//! use squall::{App, Request, Response};
+//!
+//! async fn save_theme(req: Request) -> Result<Response, squall::Error> {
+//!     Ok(Response::text("saved").set_cookie(req.sign_cookie("theme", "dark")?))
+//! }
+//!
+//! async fn theme(req: Request) -> String {
+//!     req.signed_cookie("theme").unwrap_or_else(|| "light".to_owned())
+//! }
+//!
+//! # fn demo() -> Result<(), squall::Error> {
+//! let keys = SigningKeys::new(1, [7u8; 32])?;
+//! let app = App::new()
+//!     .signing_keys(keys)
+//!     .post("/theme", save_theme)
+//!     .get("/theme", theme);
+//! # Ok(()) }
+//! # demo().expect("a 32-byte key");
+//! ```
 //!
 //! A signed value reads `s1.<key version>.<unix seconds>.<value>.<signature>`, value and
 //! signature in unpadded URL-safe base64, so it is a valid cookie value as is. The signature
@@ -20,6 +45,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::Error;
+use crate::request::Request;
+use crate::router::App;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -165,6 +192,62 @@ impl std::fmt::Debug for SigningKeys {
             .field("current", &self.current)
             .field("versions", &versions)
             .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The keys signed cookies are signed and verified with ([`SignedCookies`]).
+    pub fn signing_keys(mut self, keys: SigningKeys) -> App {
+        self.extensions_mut().insert(keys);
+        self
+    }
+}
+
+/// Signed cookies, read from and made for a request with the keys of its application
+/// ([`App::signing_keys`]). Implemented for [`Request`]; bring it into scope with
+/// `use squall::signed::SignedCookies`.
+pub trait SignedCookies {
+    /// Signed cookie `name` if it is intact, signed by one of the application's keys and at
+    /// most 31 days old ([`DEFAULT_MAX_AGE`]); `None` otherwise, tampered or not.
+    fn signed_cookie(&self, name: &str) -> Option<String>;
+
+    /// Signed cookie `name` if it was signed no longer than `max_age` ago.
+    fn signed_cookie_within(&self, name: &str, max_age: Duration) -> Option<String>;
+
+    /// A cookie carrying `value` signed with the application's current key, for
+    /// [`Response::set_cookie`](crate::Response::set_cookie): `Path=/`, `HttpOnly`,
+    /// `SameSite=Lax`, `Secure` when the request came over TLS through a trusted proxy
+    /// ([`Request::is_secure`]), and a 31-day `Max-Age` matching what
+    /// [`signed_cookie`](Self::signed_cookie) accepts. Change any of these on the returned
+    /// cookie. An application without [`App::signing_keys`] gets a 500 error.
+    fn sign_cookie(&self, name: &str, value: &str) -> Result<cookie::Cookie<'static>, Error>;
+}
+
+impl SignedCookies for Request {
+    fn signed_cookie(&self, name: &str) -> Option<String> {
+        self.signed_cookie_within(name, DEFAULT_MAX_AGE)
+    }
+
+    fn signed_cookie_within(&self, name: &str, max_age: Duration) -> Option<String> {
+        let keys = self.app_extensions().get::<SigningKeys>()?;
+        let signed = self.cookie(name)?;
+        keys.verify(name, &signed, max_age)
+    }
+
+    fn sign_cookie(&self, name: &str, value: &str) -> Result<cookie::Cookie<'static>, Error> {
+        let keys = self.app_extensions().get::<SigningKeys>().ok_or_else(|| {
+            Error::internal("sign_cookie needs App::signing_keys to be configured")
+        })?;
+        let max_age = cookie::time::Duration::seconds(DEFAULT_MAX_AGE.as_secs() as i64);
+        Ok(
+            cookie::Cookie::build((name.to_owned(), keys.sign(name, value)))
+                .path("/")
+                .http_only(true)
+                .same_site(cookie::SameSite::Lax)
+                .secure(self.is_secure())
+                .max_age(max_age)
+                .build(),
+        )
     }
 }
 

@@ -5,8 +5,8 @@ mod support;
 use std::cell::Cell;
 use std::rc::Rc;
 
-use squall::auth::{authenticated, safe_next};
-use squall::signed::SigningKeys;
+use squall::auth::{authenticated, safe_next, RequestAuth};
+use squall::signed::{SignedCookies, SigningKeys};
 use squall::{App, Request, Response, StatusCode};
 use support::{get, request, start};
 

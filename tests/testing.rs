@@ -5,8 +5,8 @@
 use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
-use squall::auth::authenticated;
-use squall::signed::SigningKeys;
+use squall::auth::{authenticated, RequestAuth};
+use squall::signed::{SignedCookies, SigningKeys};
 use squall::testing::{run, serve, TestClient};
 use squall::xsrf::{self, Xsrf};
 use squall::{App, Error, Json, Request, Response, StatusCode};

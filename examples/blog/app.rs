@@ -3,11 +3,11 @@
 use std::rc::Rc;
 
 use sailfish::TemplateSimple;
-use squall::auth::{authenticated, safe_next};
+use squall::auth::{authenticated, safe_next, RequestAuth};
 use squall::compress::Compression;
 use squall::files::StaticFiles;
 use squall::i18n::{Catalog, FluentValue, Locale, Negotiator, Translations};
-use squall::signed::SigningKeys;
+use squall::signed::{SignedCookies, SigningKeys};
 use squall::template::Page;
 use squall::xsrf::{self, Xsrf};
 use squall::{App, Args, Error, IntoResponse, Request, Response, StatusCode};
