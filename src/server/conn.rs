@@ -16,6 +16,7 @@ use http::StatusCode;
 
 use super::core::Core;
 use super::io::{ConnIo, IoStop, Wait};
+use super::transport::Transport;
 use crate::body::{Body, BodySource, ChunkStream, RequestBody};
 use crate::dispatch::Responding;
 use crate::error::Error;
@@ -25,7 +26,6 @@ use crate::http::{
     decode_head_into, BodyDecoder, Head, ParseError, Persistence, ResponseFraming, ResponseHead,
     Version,
 };
-use crate::net::Socket;
 use crate::request::Request;
 use crate::response::{Response, TEXT_PLAIN};
 use crate::upgrade::Upgraded;
@@ -43,21 +43,25 @@ enum Next {
     Upgrade(crate::response::OnUpgrade),
 }
 
+/// A request's body, and the reader that pulls the rest of it from the connection when it
+/// was not all received with the head.
+type PreparedBody<T> = (RequestBody, Option<Rc<BodyReader<T>>>);
+
 /// What answering one request needs to remember while its handler runs.
-struct Exchange {
+struct Exchange<T> {
     version: Version,
     is_head: bool,
     persistence: Persistence,
-    reader: Option<Rc<BodyReader>>,
+    reader: Option<Rc<BodyReader<T>>>,
 }
 
 /// Serves one connection until it closes.
 ///
 /// Not an `async fn`: the setup runs before the future exists, so the future does not also
 /// carry the stream it was given (an `async fn` keeps its arguments in every state).
-pub(crate) fn serve(
+pub(crate) fn serve<T: Transport>(
     core: Rc<Core>,
-    stream: Socket,
+    stream: T,
     peer: SocketAddr,
 ) -> impl std::future::Future<Output = ()> {
     let io = Rc::new(ConnIo::new(core, stream));
@@ -69,13 +73,13 @@ pub(crate) fn serve(
     driver.run()
 }
 
-struct Driver {
-    io: Rc<ConnIo>,
+struct Driver<T> {
+    io: Rc<ConnIo<T>>,
     peer: SocketAddr,
     output: Vec<u8>,
 }
 
-impl Driver {
+impl<T: Transport> Driver<T> {
     async fn run(mut self) {
         let core = Rc::clone(&self.io.core);
         let limits = &core.config.limits;
@@ -151,7 +155,7 @@ impl Driver {
     fn decode_and_begin(
         &mut self,
         limits: &crate::config::Limits,
-    ) -> Result<Option<(Exchange, Responding)>, ParseError> {
+    ) -> Result<Option<(Exchange<T>, Responding)>, ParseError> {
         let decoded = {
             let mut heads = self.io.core.heads.borrow_mut();
             decode_head_into(self.io.input.borrow().filled(), limits, &mut heads)?
@@ -165,7 +169,7 @@ impl Driver {
     }
 
     /// Turns a decoded head into a request, with what the response will need to know.
-    fn begin(&self, head: Head) -> Result<(Exchange, Request), ParseError> {
+    fn begin(&self, head: Head) -> Result<(Exchange<T>, Request), ParseError> {
         let core = &self.io.core;
         let (body, reader) = self.prepare_body(&head)?;
         let exchange = Exchange {
@@ -179,7 +183,7 @@ impl Driver {
     }
 
     /// Encodes the response to one exchange into `output`, and decides what comes next.
-    fn finish(&mut self, exchange: Exchange, mut response: Response) -> Next {
+    fn finish(&mut self, exchange: Exchange<T>, mut response: Response) -> Next {
         let Exchange {
             version,
             is_head,
@@ -235,10 +239,7 @@ impl Driver {
 
     /// Uses the body bytes already received; otherwise sets up a reader that pulls the rest
     /// when the handler asks for it.
-    fn prepare_body(
-        &self,
-        head: &Head,
-    ) -> Result<(RequestBody, Option<Rc<BodyReader>>), ParseError> {
+    fn prepare_body(&self, head: &Head) -> Result<PreparedBody<T>, ParseError> {
         let limits = &self.io.core.config.limits;
         let Some(mut decoder) = BodyDecoder::new(head.framing(), limits) else {
             return Ok((RequestBody::empty(), None));
@@ -342,7 +343,7 @@ impl Driver {
         let read_ahead = io.input.borrow_mut().take_all();
         let (stream, _registration) = io.into_parts();
         let upgraded = Upgraded {
-            stream,
+            stream: stream.into_upgraded(),
             read_ahead,
             peer: self.peer,
         };
@@ -393,8 +394,8 @@ impl Driver {
 }
 
 /// A request body being read from the connection on the handler's behalf.
-struct BodyReader {
-    io: Rc<ConnIo>,
+struct BodyReader<T> {
+    io: Rc<ConnIo<T>>,
     state: RefCell<BodyState>,
 }
 
@@ -416,7 +417,7 @@ enum BodyPhase {
     Detached,
 }
 
-impl BodyReader {
+impl<T: Transport> BodyReader<T> {
     /// After the handler: finishes the body from bytes already received, so the next request
     /// starts at the right place. Returns false when the connection must close instead (the
     /// body is broken, the client still waits for `100 Continue`, or more is still to come).
@@ -502,7 +503,7 @@ impl BodyReader {
     }
 }
 
-impl BodySource for BodyReader {
+impl<T: Transport> BodySource for BodyReader<T> {
     fn next_chunk(&self) -> LocalFuture<'_, Result<Option<Bytes>, Error>> {
         Box::pin(self.read_chunk())
     }

@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::core::{Core, Registration, READ_BUFFER_SIZE};
+use super::transport::Transport;
 use crate::deadline::{within, Alarm};
-use crate::net::Socket;
 
 /// How long a closing connection reads and discards what the peer still sends.
 const LINGER: Duration = Duration::from_millis(100);
@@ -143,16 +143,16 @@ impl OpDeadline {
 
 /// A connection's socket, input buffer and registration, shared by the driver and a request
 /// body being read.
-pub(crate) struct ConnIo {
+pub(crate) struct ConnIo<T> {
     pub(crate) core: Rc<Core>,
     pub(crate) registration: Registration,
-    stream: Socket,
+    stream: T,
     pub(crate) input: RefCell<InBuf>,
     deadline: OpDeadline,
 }
 
-impl ConnIo {
-    pub(crate) fn new(core: Rc<Core>, stream: Socket) -> ConnIo {
+impl<T: Transport> ConnIo<T> {
+    pub(crate) fn new(core: Rc<Core>, stream: T) -> ConnIo<T> {
         let registration = core.register();
         ConnIo {
             core,
@@ -210,7 +210,8 @@ impl ConnIo {
         }
     }
 
-    /// Writes all of `data`, waiting at most the write timeout for a peer that stops reading.
+    /// Writes all of `data` and flushes the transport, waiting at most the write timeout for
+    /// a peer that stops reading.
     pub(crate) async fn write_all(&self, data: &[u8]) -> Result<(), IoStop> {
         let mut written = 0;
         let result = poll_fn(|cx| {
@@ -219,27 +220,34 @@ impl ConnIo {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(IoStop::Eof)),
                     Poll::Ready(Ok(n)) => written += n,
                     Poll::Ready(Err(_)) => return Poll::Ready(Err(IoStop::Failed)),
-                    Poll::Pending => {
-                        let timeout = self.core.config.limits.write_timeout;
-                        if self.deadline.has_passed(cx, || self.core.now() + timeout) {
-                            return Poll::Ready(Err(IoStop::TimedOut));
-                        }
-                        return Poll::Pending;
-                    }
+                    Poll::Pending => return self.wait_to_write(cx),
                 }
             }
-            Poll::Ready(Ok(()))
+            match self.stream.poll_flush(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(IoStop::Failed)),
+                Poll::Pending => self.wait_to_write(cx),
+            }
         })
         .await;
         self.deadline.clear();
         result
     }
 
+    /// A write that has to wait: pending until the transport takes more, or timed out.
+    fn wait_to_write(&self, cx: &mut Context<'_>) -> Poll<Result<(), IoStop>> {
+        let timeout = self.core.config.limits.write_timeout;
+        if self.deadline.has_passed(cx, || self.core.now() + timeout) {
+            return Poll::Ready(Err(IoStop::TimedOut));
+        }
+        Poll::Pending
+    }
+
     /// Ends the connection so that the last response survives: close the write side, then
     /// read and discard for a moment before the socket goes.
     pub(crate) async fn close_gracefully(&self) {
         // The write side closes so the peer sees the end of the response before the socket goes.
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let _ = self.stream.shutdown_write();
         self.linger().await;
     }
 
@@ -259,7 +267,7 @@ impl ConnIo {
 
     /// Hands the socket over after an upgrade, with the connection's place in the core's
     /// count: an upgraded connection still counts toward the limit of connections per core for as long as it lives.
-    pub(crate) fn into_parts(self) -> (Socket, Registration) {
+    pub(crate) fn into_parts(self) -> (T, Registration) {
         (self.stream, self.registration)
     }
 

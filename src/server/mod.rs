@@ -12,6 +12,7 @@ mod io;
 mod listener;
 mod os;
 mod pool;
+mod transport;
 
 use std::os::fd::OwnedFd;
 use std::panic::AssertUnwindSafe;
@@ -405,5 +406,50 @@ mod tests {
         // 424 bytes in the test build (rustc 1.95); an idle connection measures 1.5–2.5 KiB in all
         // (BENCHMARKS.md, "Idle keep-alive connections").
         assert!(size <= 512, "the connection future grew to {size} bytes");
+    }
+
+    /// The driver knows its transport only through the seam: over an in-memory pipe it
+    /// answers pipelined requests in order, byte for byte as over a socket.
+    #[test]
+    fn the_driver_serves_an_in_memory_transport() {
+        let output = LocalExecutorBuilder::new(Placement::Unbound)
+            .io_memory(IO_MEMORY)
+            .make()
+            .expect("executor")
+            .run(async {
+                let app = crate::App::new()
+                    .get("/a", |_req| async { "first" })
+                    .post("/b", |mut req: crate::Request| async move {
+                        req.bytes().await.unwrap_or_default()
+                    });
+                let service = app.into_service(Vec::new()).expect("service");
+                let core = Rc::new(Core::new(Config::default(), service));
+                let (pipe, output) = transport::Pipe::new(
+                    b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n\
+                      POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nsecond\
+                      GET /missing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                );
+                let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+                conn::serve(core, pipe, peer).await;
+                let written = output.borrow().clone();
+                String::from_utf8(written).expect("utf-8")
+            });
+        // Bodies carry no line end, so a status line may start mid-line.
+        let statuses: Vec<&str> = output
+            .match_indices("HTTP/1.1 ")
+            .filter_map(|(at, _)| output[at..].lines().next())
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 404 Not Found"
+            ],
+            "{output}"
+        );
+        let first = output.find("first").expect("first body");
+        let second = output.find("second").expect("second body");
+        assert!(first < second, "{output}");
     }
 }

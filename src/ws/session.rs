@@ -17,7 +17,6 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use crate::net::Socket;
 use async_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use async_tungstenite::tungstenite::protocol::Role;
 use async_tungstenite::tungstenite::{Error as WsError, Message as Frame};
@@ -29,7 +28,7 @@ use slab::Slab;
 
 use super::{CloseCode, CloseInfo, Message, WsConfig};
 use crate::deadline::{within, Alarm};
-use crate::upgrade::Upgraded;
+use crate::upgrade::{Upgraded, UpgradedStream};
 use crate::Request;
 
 /// Runs after the connection has ended, with how it ended.
@@ -463,7 +462,7 @@ struct Closing {
 /// Owns the socket: reads frames into the inbound queue, writes the outbound queue, answers
 /// control frames, keeps the peer alive, and runs the close handshake.
 struct Pump {
-    socket: WebSocketStream<Socket>,
+    socket: WebSocketStream<UpgradedStream>,
     shared: Rc<RefCell<Shared>>,
     config: Rc<WsConfig>,
     alarm: Alarm,
@@ -490,7 +489,7 @@ type Over = CloseInfo;
 
 impl Pump {
     fn new(
-        socket: WebSocketStream<Socket>,
+        socket: WebSocketStream<UpgradedStream>,
         shared: Rc<RefCell<Shared>>,
         config: Rc<WsConfig>,
     ) -> Pump {
