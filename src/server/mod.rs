@@ -5,11 +5,10 @@
 //! memory lock, CPU placement, binding — so a mistake is one clear error rather than a panic in
 //! a worker thread. Shutdown is one eventfd that every core watches.
 
-mod accept;
 mod conn;
 mod core;
 mod io;
-mod listener;
+mod listen;
 mod os;
 mod pool;
 mod transport;
@@ -21,12 +20,13 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use futures_lite::FutureExt;
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
-use self::accept::accept_loop;
 use self::core::Core;
-use self::os::{block_signals, check_io_uring, raise_memlock_limit, wait_for_signal, EventFd};
+use self::listen::accept_loop;
+use self::os::{
+    block_signals, check_io_uring, placement, raise_memlock_limit, wait_for_signal, EventFd,
+};
 use crate::config::Config;
 use crate::error::Error;
 use crate::router::IntoApp;
@@ -107,7 +107,7 @@ impl Server {
         check_io_uring()?;
         raise_memlock_limit()?;
         let cpus = placement(self.config.workers)?;
-        let sockets = listener::bind_all(self.config.addr, cpus.len(), self.config.backlog)?;
+        let sockets = listen::bind_all(self.config.addr, cpus.len(), self.config.backlog)?;
         let local_addr = sockets
             .first()
             .and_then(|s| s.local_addr().ok())
@@ -310,7 +310,7 @@ where
         let shutdown = async move {
             let _ = stop_watch.readable().await;
         };
-        accept_loop(Rc::clone(&core), listener, shutdown, spawn_connection).await;
+        accept_loop(Rc::clone(&core), listener, shutdown).await;
 
         core.begin_shutdown();
         let drained = core.connections.close();
@@ -327,42 +327,6 @@ where
     })
 }
 
-/// Spawns the task serving one connection, counted by the core's gate and shielded from
-/// panics so that a bug in one connection never takes down the core.
-fn spawn_connection(core: Rc<Core>, stream: crate::net::Socket, peer: std::net::SocketAddr) {
-    let Ok(pass) = core.connections.enter() else {
-        return; // The gate closed: shutdown finished counting connections.
-    };
-    glommio::spawn_local(async move {
-        let _pass = pass;
-        let connection = conn::serve(core, stream, peer);
-        if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {
-            let what = crate::error::panic_message(&*panic);
-            tracing::error!(target: "squall::server", "connection task panicked: {what}");
-        }
-    })
-    .detach();
-}
-
-/// The CPUs to pin workers to: the first `workers` of those this process may run on.
-fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
-    let allowed: Vec<usize> = core_affinity::get_core_ids()
-        .ok_or_else(|| Error::startup("cannot read the CPUs this process may run on"))?
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    let wanted = workers.unwrap_or(allowed.len());
-    if wanted > allowed.len() {
-        return Err(Error::config(format!(
-            "{wanted} workers requested but this process may run on only {} cpus ({:?}); \
-             lower SQUALL_WORKERS or widen the cpu affinity",
-            allowed.len(),
-            allowed
-        )));
-    }
-    Ok(allowed.into_iter().take(wanted).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,7 +340,7 @@ mod tests {
             .make()
             .expect("executor")
             .run(async {
-                let bound = listener::bind_all("127.0.0.1:0".parse().expect("literal"), 1, 8)
+                let bound = listen::bind_all("127.0.0.1:0".parse().expect("literal"), 1, 8)
                     .expect("bind")
                     .remove(0);
                 let listener = crate::net::Listener::new(bound.into()).expect("listener");

@@ -1,10 +1,30 @@
-//! Where the server talks to the operating system beyond sockets: the io_uring probe, resource
-//! limits, signals, the shutdown eventfd, and giving freed heap memory back.
+//! Where the server talks to the operating system beyond sockets: the CPUs it may run on,
+//! the io_uring probe, resource limits, signals, the shutdown eventfd, and giving freed heap
+//! memory back.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use crate::error::Error;
+
+/// The CPUs to pin workers to: the first `workers` of those this process may run on.
+pub(super) fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .ok_or_else(|| Error::startup("cannot read the CPUs this process may run on"))?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let wanted = workers.unwrap_or(allowed.len());
+    if wanted > allowed.len() {
+        return Err(Error::config(format!(
+            "{wanted} workers requested but this process may run on only {} cpus ({:?}); \
+             lower SQUALL_WORKERS or widen the cpu affinity",
+            allowed.len(),
+            allowed
+        )));
+    }
+    Ok(allowed.into_iter().take(wanted).collect())
+}
 
 /// Fails clearly when the kernel has no io_uring or a policy forbids it.
 ///
