@@ -22,7 +22,6 @@
 //! sender instead of growing memory. A job that panics is logged and dropped; the core goes
 //! on. Outside a running server (a test on a bare executor) there is one core, this one.
 
-use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
@@ -31,6 +30,7 @@ use std::sync::Arc;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 
 use crate::error::Error;
+use crate::per_core::ExecutorLocal;
 
 /// Jobs waiting per pair of cores before a sender waits for room.
 const RING_CAPACITY: usize = 1024;
@@ -63,15 +63,15 @@ fn new_server_id() -> u64 {
     hasher.finish()
 }
 
-#[derive(Default)]
+/// This core's place in the mesh.
 struct Local {
-    peers: RefCell<Option<Rc<Senders<Job>>>>,
-    server_id: Cell<u64>,
+    peers: Rc<Senders<Job>>,
+    server_id: u64,
 }
 
 thread_local! {
-    // One per executor thread, so per core.
-    static LOCAL: Local = Local::default();
+    // One per executor thread, so per core (listed in `per_core`).
+    static LOCAL: ExecutorLocal<Local> = const { ExecutorLocal::new() };
 }
 
 /// Joins this core to the mesh and starts running the jobs other cores send. Called by the
@@ -83,8 +83,10 @@ pub(crate) async fn join(mesh: Mesh) -> Result<(), Error> {
         .await
         .map_err(|_| Error::startup("the cores could not join the cross-core mesh"))?;
     LOCAL.with(|local| {
-        *local.peers.borrow_mut() = Some(Rc::new(senders));
-        local.server_id.set(server_id);
+        local.set(Rc::new(Local {
+            peers: Rc::new(senders),
+            server_id,
+        }))
     });
     for (from, jobs) in receivers.streams() {
         glommio::spawn_local(async move {
@@ -101,7 +103,7 @@ pub(crate) async fn join(mesh: Mesh) -> Result<(), Error> {
 }
 
 fn peers() -> Option<Rc<Senders<Job>>> {
-    LOCAL.with(|local| local.peers.borrow().clone())
+    LOCAL.with(|local| local.get().map(|local| Rc::clone(&local.peers)))
 }
 
 /// How many cores the server runs (1 outside a server).
@@ -116,7 +118,7 @@ pub fn current() -> usize {
 
 /// This server's id, shared by its cores and unlikely to be drawn by another server.
 pub(crate) fn server_id() -> u64 {
-    LOCAL.with(|local| local.server_id.get())
+    LOCAL.with(|local| local.get().map_or(0, |local| local.server_id))
 }
 
 /// Sends `job` to run on `core` (on this core it runs now). Waits while that core's ring is

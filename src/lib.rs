@@ -92,6 +92,7 @@ pub mod xsrf;
 mod deadline;
 mod debug;
 mod dispatch;
+mod per_core;
 mod routes;
 mod server;
 

@@ -51,6 +51,7 @@ use crate::error::Error;
 use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::middleware::{Middleware, Next};
+use crate::per_core::ExecutorLocal;
 use crate::request::Request;
 use crate::response::{IntoResponse, Json, Response};
 
@@ -80,7 +81,7 @@ impl RouteLatency {
     /// Starts recording on this core.
     pub fn new() -> RouteLatency {
         let recorder = Rc::new(Recorder::default());
-        CURRENT.with(|current| *current.borrow_mut() = Some(Rc::clone(&recorder)));
+        CURRENT.with(|current| current.set(Rc::clone(&recorder)));
         RouteLatency { recorder }
     }
 }
@@ -121,7 +122,7 @@ impl Middleware for RouteLatency {
 
 thread_local! {
     /// The recorder of this core's application, for the jobs `snapshot` and `reset` send.
-    static CURRENT: RefCell<Option<Rc<Recorder>>> = const { RefCell::new(None) };
+    static CURRENT: ExecutorLocal<Recorder> = const { ExecutorLocal::new() };
 }
 
 /// Where a request's figures go: its route's record (by route index), or, for `None`, the
@@ -214,8 +215,7 @@ impl Recorder {
 fn current_records() -> Vec<Record> {
     CURRENT.with(|current| {
         current
-            .borrow()
-            .as_ref()
+            .get()
             .map(|recorder| recorder.records())
             .unwrap_or_default()
     })
@@ -233,7 +233,7 @@ pub async fn snapshot() -> Result<Snapshot, Error> {
 pub async fn reset() -> Result<(), Error> {
     crate::cores::ask_everywhere(|| {
         CURRENT.with(|current| {
-            if let Some(recorder) = current.borrow().as_ref() {
+            if let Some(recorder) = current.get() {
                 recorder.clear();
             }
         })

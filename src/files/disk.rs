@@ -14,7 +14,6 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -24,6 +23,7 @@ use glommio::sync::Semaphore;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::per_core::ExecutorLocal;
 
 /// What identifies one version of a file: if any of it changes, cached copies are stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +156,7 @@ const READ_BUDGET: u64 = 384 * 1024;
 
 thread_local! {
     /// The budget of the core this thread runs (one executor per thread).
-    static READS_IN_FLIGHT: Rc<Semaphore> = Rc::new(Semaphore::new(READ_BUDGET));
+    static READS_IN_FLIGHT: ExecutorLocal<Semaphore> = const { ExecutorLocal::new() };
 }
 
 /// Up to `len` bytes of `file` from `position` (empty at the end of the file).
@@ -174,7 +174,7 @@ async fn read_at(file: &BufferedFile, position: u64, len: usize) -> io::Result<B
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EOPNOTSUPP)) => {}
         Err(e) => return Err(e),
     }
-    let budget = READS_IN_FLIGHT.with(Rc::clone);
+    let budget = READS_IN_FLIGHT.with(|budget| budget.get_or_init(|| Semaphore::new(READ_BUDGET)));
     let units = (len as u64).min(READ_BUDGET);
     let _permit = budget
         .acquire_permit(units)

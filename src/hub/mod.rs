@@ -21,6 +21,7 @@ use slab::Slab;
 use self::bridge::Bridge;
 use crate::cores;
 use crate::db::redis;
+use crate::per_core::ExecutorLocal;
 use crate::ws::{Message, WsSender};
 use crate::Error;
 
@@ -32,7 +33,7 @@ struct State {
 
 thread_local! {
     // One hub per executor thread, so per core.
-    static HUB: Rc<State> = Rc::new(State::default());
+    static HUB: ExecutorLocal<State> = const { ExecutorLocal::new() };
 }
 
 /// This core's hub. Cheap to clone; every clone on a core is the same hub.
@@ -66,7 +67,7 @@ impl Hub {
     /// The hub of the core this runs on.
     pub fn current() -> Hub {
         Hub {
-            state: HUB.with(Rc::clone),
+            state: HUB.with(|hub| hub.get_or_init(State::default)),
         }
     }
 

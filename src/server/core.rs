@@ -192,7 +192,7 @@ impl Core {
     /// Starts graceful shutdown: waiting connections are woken to notice it.
     pub(crate) fn begin_shutdown(&self) {
         self.stopping.set(true);
-        crate::ws::close_all_for_shutdown();
+        crate::per_core::begin_shutdown();
         for (_, slot) in self.slots.borrow().iter() {
             slot.wake();
         }

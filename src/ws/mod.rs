@@ -55,7 +55,6 @@ pub use async_tungstenite::tungstenite::Utf8Bytes;
 
 pub use self::config::WsConfig;
 pub use self::handshake::{Rejection, Upgrade};
-pub(crate) use self::session::close_all_for_shutdown;
 pub use self::session::{Closed, WebSocket, WsSender};
 
 // The hub lived here before it had a module of its own; applications import it from both.

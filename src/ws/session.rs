@@ -28,6 +28,7 @@ use slab::Slab;
 
 use super::{CloseCode, CloseInfo, Message, WsConfig};
 use crate::deadline::{within, Alarm};
+use crate::per_core::{self, ExecutorLocal};
 use crate::upgrade::{Upgraded, UpgradedStream};
 use crate::Request;
 
@@ -340,49 +341,52 @@ impl WebSocket {
 }
 
 /// The sessions open on this core, so that shutdown can close them with 1001.
-#[derive(Default)]
-struct OpenSessions {
-    sessions: Slab<WsSender>,
-    going_away: bool,
-}
+type OpenSessions = RefCell<Slab<WsSender>>;
 
 thread_local! {
-    static OPEN: RefCell<OpenSessions> = RefCell::new(OpenSessions::default());
+    // Listed in `per_core`.
+    static SESSIONS: ExecutorLocal<OpenSessions> = const { ExecutorLocal::new() };
 }
 
-/// Starts the close handshake with 1001 (going away) on every WebSocket of this core, and on
-/// any upgraded from now on: the server is shutting down. The sessions then end within their
-/// close timeout, which lets graceful shutdown finish without cutting them off.
-pub(crate) fn close_all_for_shutdown() {
-    OPEN.with(|open| {
-        let mut open = open.borrow_mut();
-        open.going_away = true;
-        for (_, session) in open.sessions.iter() {
-            session.close(CloseCode::Away, "server shutting down");
-        }
-    });
+/// This core's open sessions, made on first use together with the shutdown hook that
+/// starts the close handshake with 1001 (going away) on each: the sessions then end within
+/// their close timeout, which lets graceful shutdown finish without cutting them off.
+fn open_sessions() -> Rc<OpenSessions> {
+    SESSIONS.with(|slot| {
+        slot.get_or_init(|| {
+            per_core::on_shutdown(|| {
+                let Some(open) = SESSIONS.with(ExecutorLocal::get) else {
+                    return;
+                };
+                for (_, session) in open.borrow().iter() {
+                    session.close(CloseCode::Away, "server shutting down");
+                }
+            });
+            RefCell::default()
+        })
+    })
 }
 
-/// A session's place in [`OPEN`], given up when it ends.
-struct Registration(usize);
+/// A session's place among the open ones, given up when it ends.
+struct Registration {
+    open: Rc<OpenSessions>,
+    key: usize,
+}
 
 impl Registration {
     fn new(sender: &WsSender) -> Registration {
-        OPEN.with(|open| {
-            let mut open = open.borrow_mut();
-            if open.going_away {
-                sender.close(CloseCode::Away, "server shutting down");
-            }
-            Registration(open.sessions.insert(sender.clone()))
-        })
+        if per_core::shutting_down() {
+            sender.close(CloseCode::Away, "server shutting down");
+        }
+        let open = open_sessions();
+        let key = open.borrow_mut().insert(sender.clone());
+        Registration { open, key }
     }
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        OPEN.with(|open| {
-            open.borrow_mut().sessions.try_remove(self.0);
-        });
+        self.open.borrow_mut().try_remove(self.key);
     }
 }
 
