@@ -1,14 +1,15 @@
 //! Head parsing and response encoding, the two codec steps every request pays for.
 //!
-//! `cargo bench --bench codec`
+//! `cargo bench --features internals --bench codec` (the feature exposes the codec internals it times)
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use squall::http::encode::{encode_head, ResponseFraming, ResponseHead};
-use squall::http::{decode_head_into, HeadArena, Persistence, Version};
+use squall::http::{Persistence, Version};
+use squall::internals::{decode_head_into, encode_head, HeadArena, ResponseFraming, ResponseHead};
+
 use squall::{HeaderMap, Limits, StatusCode};
 
 /// What wrk sends for the plaintext test.

@@ -1,13 +1,13 @@
 //! Routing cost: a static route, a parameterised route, and a miss.
 //!
-//! `cargo bench --bench router`
+//! `cargo bench --features internals --bench router` (the feature exposes the router internals it times)
 
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use squall::router::bench_support::RouteProbe;
+use squall::internals::RouteProbe;
 use squall::{App, Request};
 
 async fn ok(_: Request) -> &'static str {

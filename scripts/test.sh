@@ -32,6 +32,8 @@ fi
 cargo test --locked --all-targets
 cargo test --locked --doc
 cargo clippy --locked --all-targets -- -D warnings
+# The codec and router benchmarks need the `internals` feature; lint them (and it) too.
+cargo clippy --locked --all-targets --features internals -- -D warnings
 # Broken intra-doc links are documentation bugs too.
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
 # The load generator is its own crate (perf/squall-load); its parser and schedule tests and

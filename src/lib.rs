@@ -89,6 +89,16 @@ pub mod upgrade;
 pub mod ws;
 pub mod xsrf;
 
+/// Codec and router internals for this crate's criterion benchmarks (the `internals`
+/// feature); not part of the stable API.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::http::encode::{encode_head, ResponseFraming, ResponseHead};
+    pub use crate::http::head::{decode_head_into, HeadArena};
+    pub use crate::router::bench_support::RouteProbe;
+}
+
 mod deadline;
 mod debug;
 mod dispatch;

@@ -464,8 +464,8 @@ impl Service {
 }
 
 /// Routing without a server, for the criterion benchmarks.
-#[doc(hidden)]
-pub mod bench_support {
+#[cfg(feature = "internals")]
+pub(crate) mod bench_support {
     use super::*;
 
     /// A frozen application whose routing step can be timed alone.

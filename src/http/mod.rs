@@ -4,20 +4,25 @@
 //! `server` feeds it bytes and writes what it encodes; that split is what lets every rule
 //! below be tested with byte literals.
 
-pub mod body;
-pub mod date;
-pub mod encode;
+pub(crate) mod body;
+pub(crate) mod date;
+pub(crate) mod encode;
 pub(crate) mod fields;
-pub mod head;
+pub(crate) mod head;
 
 #[cfg(test)]
 mod tests;
 
 use http::StatusCode;
 
+// The request side of the codec is public: a pure function from bytes to a validated head
+// and body, for fuzzing and second-opinion tests. The server's arena-backed decoder and the
+// response encoder are its own business (benchmarks reach them through the `internals`
+// feature).
 pub use body::{BodyDecoder, Progress};
-pub use encode::{ResponseFraming, ResponseHead};
-pub use head::{decode_head, decode_head_into, BodyFraming, Head, HeadArena, Persistence, Version};
+pub(crate) use encode::{ResponseFraming, ResponseHead};
+pub use head::{decode_head, BodyFraming, Head, Persistence, Version};
+pub(crate) use head::{decode_head_into, HeadArena};
 
 /// Why a request could not be decoded. Every variant is final for the connection: the server
 /// answers with [`status`](ParseError::status) and closes.
