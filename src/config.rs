@@ -1,7 +1,11 @@
 //! Server configuration: plain data with safe defaults, a builder, and the environment.
 //!
-//! Every knob lives here, in one place. [`Config::from_env`] reads the variables below on top of
-//! the defaults; the builder methods override either.
+//! Every knob of the server lives here: address, workers, limits, timeouts.
+//! [`Config::from_env`] reads the variables below on top of the defaults; the builder methods
+//! override either. The parts with settings of their own keep them beside their code:
+//! [`PgConfig`](crate::db::postgres::PgConfig) (`DATABASE_URL`),
+//! [`RedisConfig`](crate::db::redis::RedisConfig) (`REDIS_URL`) and
+//! [`WsConfig`](crate::ws::WsConfig) (per WebSocket route).
 //!
 //! | variable | meaning | default |
 //! |---|---|---|

@@ -18,11 +18,11 @@ use std::time::Instant;
 use crate::future::LocalFuture;
 use crate::request::{Request, RequestContext};
 use crate::response::Response;
-use crate::router::Service;
+use crate::router::Router;
 
 /// An application ready to answer requests on this core; see the [module docs](self).
 pub(crate) struct Dispatcher {
-    service: Service,
+    router: Router,
     access_log: bool,
 }
 
@@ -42,18 +42,15 @@ struct AccessEntry {
 }
 
 impl Dispatcher {
-    /// Serves `service`; `access_log` logs a line per request through `tracing`
+    /// Serves `router`; `access_log` logs a line per request through `tracing`
     /// (`squall::access`).
-    pub(crate) fn new(service: Service, access_log: bool) -> Dispatcher {
-        Dispatcher {
-            service,
-            access_log,
-        }
+    pub(crate) fn new(router: Router, access_log: bool) -> Dispatcher {
+        Dispatcher { router, access_log }
     }
 
     /// What every request of this core shares (routes, trusted proxies, keys).
     pub(crate) fn context(&self) -> &Rc<RequestContext> {
-        self.service.context()
+        self.router.context()
     }
 
     /// Routes `request` and starts its handler.
@@ -67,7 +64,7 @@ impl Dispatcher {
             })
         });
         Responding {
-            pending: self.service.dispatch(request),
+            pending: self.router.dispatch(request),
             access,
         }
     }
@@ -76,7 +73,7 @@ impl Dispatcher {
     /// the error page, and the access log has its line.
     pub(crate) async fn finish(&self, responding: Responding) -> Response {
         let Responding { pending, access } = responding;
-        let response = self.service.complete(pending).await;
+        let response = self.router.complete(pending).await;
         if let Some(entry) = access {
             tracing::info!(
                 target: "squall::access",

@@ -166,7 +166,7 @@ impl App {
     }
 
     /// Freezes the application for serving on this core.
-    pub(crate) fn into_service(self, trusted_proxies: Vec<ipnet::IpNet>) -> Result<Service, Error> {
+    pub(crate) fn into_router(self, trusted_proxies: Vec<ipnet::IpNet>) -> Result<Router, Error> {
         if let Some(mistake) = self.mistake {
             return Err(Error::config(format!("invalid routes: {mistake}")));
         }
@@ -189,7 +189,7 @@ impl App {
             .iter()
             .flat_map(|r| r.methods.iter().map(|(m, _)| m));
         let server_options = Rc::new(RouterAnswer::Options(allow_header(all_methods)));
-        Ok(Service {
+        Ok(Router {
             context: Rc::new(RequestContext {
                 routes,
                 trusted_proxies,
@@ -278,7 +278,7 @@ impl RouteTable {
 }
 
 /// An application ready to serve on one core.
-pub(crate) struct Service {
+pub(crate) struct Router {
     matcher: matchit::Router<usize>,
     /// Per route, by index.
     handlers: Vec<RouteHandlers>,
@@ -344,7 +344,7 @@ impl Handler for RouterAnswer {
     }
 }
 
-impl Service {
+impl Router {
     pub(crate) fn context(&self) -> &Rc<RequestContext> {
         &self.context
     }
@@ -469,12 +469,12 @@ pub(crate) mod bench_support {
     use super::*;
 
     /// A frozen application whose routing step can be timed alone.
-    pub struct RouteProbe(Service);
+    pub struct RouteProbe(Router);
 
     impl RouteProbe {
         /// Freezes `app`.
         pub fn new(app: App) -> Result<RouteProbe, Error> {
-            app.into_service(Vec::new()).map(RouteProbe)
+            app.into_router(Vec::new()).map(RouteProbe)
         }
 
         /// Routes a GET for `path`; true when a route's pattern matched.
@@ -529,12 +529,12 @@ mod tests {
     #[test]
     fn registration_mistakes_fail_at_startup() {
         let app = App::new().get("/a", ok).get("/a", ok);
-        let err = app.into_service(Vec::new()).err().expect("duplicate route");
+        let err = app.into_router(Vec::new()).err().expect("duplicate route");
         assert!(err.to_string().contains("GET /a is routed twice"), "{err}");
         let err = App::new()
             .get("/{id}", ok)
             .get("/{name}", ok)
-            .into_service(Vec::new())
+            .into_router(Vec::new())
             .err()
             .expect("conflicting patterns");
         assert!(err.to_string().contains("invalid routes"), "{err}");

@@ -86,7 +86,7 @@ impl TestClient {
     /// error and route mistakes are reported here, as the server would at startup.
     pub fn new(app: impl IntoApp) -> Result<TestClient, Error> {
         Ok(TestClient {
-            dispatcher: Dispatcher::new(app.into_app()?.into_service(Vec::new())?, false),
+            dispatcher: Dispatcher::new(app.into_app()?.into_router(Vec::new())?, false),
             cookies: RefCell::default(),
             limits: Limits::default(),
         })

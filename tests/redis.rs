@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_lite::StreamExt;
 use glommio::{spawn_local, timer::sleep, LocalExecutorBuilder};
-use squall::db::redis::{Client, Cmd, Config, Subscriber, Value, DEFAULT_URL};
+use squall::db::redis::{Client, Cmd, RedisConfig, Subscriber, Value, DEFAULT_URL};
 use squall::error::Kind;
 use squall::StatusCode;
 
@@ -26,8 +26,8 @@ fn redis_url() -> String {
 }
 
 /// The configuration from `REDIS_URL`, if a server answers there.
-fn redis_config() -> Option<Config> {
-    let config = Config::from_env().expect("REDIS_URL is a valid redis URL");
+fn redis_config() -> Option<RedisConfig> {
+    let config = RedisConfig::from_env().expect("REDIS_URL is a valid redis URL");
     let reachable =
         services::tcp_reachable(config.host(), config.port(), Duration::from_millis(500));
     let what = format!("redis at {}:{}", config.host(), config.port());
@@ -37,7 +37,7 @@ fn redis_config() -> Option<Config> {
 /// Runs `test` on a fresh glommio executor with the configuration, or skips.
 fn with_redis<F, Fut>(test: F)
 where
-    F: FnOnce(Config) -> Fut,
+    F: FnOnce(RedisConfig) -> Fut,
     Fut: Future<Output = ()>,
 {
     let Some(config) = redis_config() else {
@@ -235,7 +235,7 @@ fn the_database_index_in_the_url_is_selected() {
         return;
     }
     with_redis(|config| async move {
-        let db1 = Config::from_url(&format!("{}/1", url.trim_end_matches('/'))).expect("url");
+        let db1 = RedisConfig::from_url(&format!("{}/1", url.trim_end_matches('/'))).expect("url");
         assert_eq!(db1.db(), 1);
         let (db0, db1) = (Client::new(config), Client::new(db1));
         let key = name("db-index");
@@ -257,7 +257,7 @@ fn a_host_name_is_resolved() {
             return;
         }
         let url = format!("redis://localhost:{}", config.port());
-        let redis = Client::new(Config::from_url(&url).expect("url"));
+        let redis = Client::new(RedisConfig::from_url(&url).expect("url"));
         redis.ping().await.expect("PING via localhost");
     });
 }
@@ -271,7 +271,7 @@ fn a_rejected_password_is_a_clear_error() {
             config.host(),
             config.port()
         );
-        let client = Client::new(Config::from_url(&url).expect("url"));
+        let client = Client::new(RedisConfig::from_url(&url).expect("url"));
         let e = client.ping().await.expect_err("AUTH must fail");
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(e.message().contains("rejected AUTH"), "{e}");
@@ -547,7 +547,7 @@ fn dropping_the_last_client_closes_its_connection() {
 fn an_unreachable_server_answers_503_quickly() {
     on_executor(async {
         // Port 1 on loopback: nothing listens, the connect is refused at once.
-        let config = Config::from_url("redis://127.0.0.1:1").expect("url");
+        let config = RedisConfig::from_url("redis://127.0.0.1:1").expect("url");
         let redis = Client::new(config.clone());
         let started = Instant::now();
         let e = redis.ping().await.expect_err("nothing listens on port 1");
@@ -561,7 +561,7 @@ fn an_unreachable_server_answers_503_quickly() {
         let e = Client::connect(config).await.expect_err("connect fails");
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(
-            Subscriber::connect(Config::from_url("redis://127.0.0.1:1").expect("url"))
+            Subscriber::connect(RedisConfig::from_url("redis://127.0.0.1:1").expect("url"))
                 .await
                 .is_err()
         );
@@ -575,7 +575,7 @@ fn connect_timeout_bounds_a_silent_server() {
         // but Redis never answers AUTH, so only the connect timeout ends the attempt.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = silent.local_addr().expect("addr").port();
-        let config = Config::from_url(&format!("redis://:pw@127.0.0.1:{port}"))
+        let config = RedisConfig::from_url(&format!("redis://:pw@127.0.0.1:{port}"))
             .expect("url")
             .connect_timeout(Duration::from_millis(100))
             .command_timeout(Duration::from_secs(5));
@@ -603,7 +603,7 @@ fn bad_urls_are_configuration_errors() {
         "redis://127.0.0.1/notadb",
         "redis://:secret@",
     ] {
-        let e = Config::from_url(url).expect_err(url);
+        let e = RedisConfig::from_url(url).expect_err(url);
         assert_eq!(e.kind(), Kind::Config, "{url}");
         assert!(e.message().starts_with("invalid redis URL"), "{url}: {e}");
         assert!(!e.message().contains("secret"), "{url}: {e}");

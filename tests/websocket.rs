@@ -676,13 +676,13 @@ fn a_publish_reaches_subscribers_on_every_core() {
 #[test]
 fn the_redis_bridge_carries_publishes_between_servers() {
     let url = services::env_or("REDIS_URL", "redis://127.0.0.1:6379");
-    let redis = squall::db::redis::Config::from_url(&url).expect("REDIS_URL is a redis URL");
+    let redis = squall::db::redis::RedisConfig::from_url(&url).expect("REDIS_URL is a redis URL");
     let reachable = services::tcp_reachable(redis.host(), redis.port(), Duration::from_millis(500));
     if !services::require_or_skip(&format!("redis at {url}"), reachable) {
         return;
     }
     let prefix = format!("squall-test:{}:hub:", std::process::id());
-    let bridged = |redis: squall::db::redis::Config, prefix: String| {
+    let bridged = |redis: squall::db::redis::RedisConfig, prefix: String| {
         move || {
             Hub::current().bridge_redis(redis.clone(), &prefix);
             app(Closes::default())

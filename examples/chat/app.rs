@@ -100,7 +100,7 @@ async fn chat(socket: WebSocket, room: String) {
 }
 
 /// The app for one core; `bridge` links the rooms to other machines through Redis.
-pub fn app(bridge: Option<redis::Config>) -> App {
+pub fn app(bridge: Option<redis::RedisConfig>) -> App {
     if let Some(redis) = bridge {
         Hub::current().bridge_redis(redis, "squall-chat:");
     }

@@ -19,7 +19,7 @@ fn main() {
         )
         .init();
     let bridge = match std::env::var("CHAT_REDIS_URL") {
-        Ok(url) => match redis::Config::from_url(&url) {
+        Ok(url) => match redis::RedisConfig::from_url(&url) {
             Ok(config) => Some(config),
             Err(e) => {
                 eprintln!("chat: CHAT_REDIS_URL: {e}");

@@ -4,10 +4,10 @@
 //! `server` feeds it bytes and writes what it encodes; that split is what lets every rule
 //! below be tested with byte literals.
 
-pub(crate) mod body;
 pub(crate) mod date;
 pub(crate) mod encode;
 pub(crate) mod fields;
+pub(crate) mod framing;
 pub(crate) mod head;
 
 #[cfg(test)]
@@ -19,8 +19,8 @@ use http::StatusCode;
 // and body, for fuzzing and second-opinion tests. The server's arena-backed decoder and the
 // response encoder are its own business (benchmarks reach them through the `internals`
 // feature).
-pub use body::{BodyDecoder, Progress};
 pub(crate) use encode::{ResponseFraming, ResponseHead};
+pub use framing::{BodyDecoder, Progress};
 pub use head::{decode_head, BodyFraming, Head, Persistence, Version};
 pub(crate) use head::{decode_head_into, HeadArena};
 

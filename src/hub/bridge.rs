@@ -12,8 +12,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::Hub;
 use crate::db::redis::{self, Subscriber};
+use crate::error::Error;
 use crate::ws::Message;
-use crate::Error;
 
 const TEXT: u8 = b't';
 const BINARY: u8 = b'b';
@@ -25,7 +25,7 @@ pub(crate) struct Bridge {
 
 impl Bridge {
     /// Starts this core's listener and returns the publishing side.
-    pub(crate) fn start(config: redis::Config, prefix: &str, hub: Hub) -> Rc<Bridge> {
+    pub(crate) fn start(config: redis::RedisConfig, prefix: &str, hub: Hub) -> Rc<Bridge> {
         let pattern = format!("{}*", escape_glob(prefix));
         glommio::spawn_local(listen(config.clone(), pattern, prefix.len(), hub)).detach();
         Rc::new(Bridge {
@@ -45,7 +45,7 @@ impl Bridge {
 
 /// Delivers what other machines publish, for as long as the core runs. The subscriber
 /// connects on first use and reconnects, backing off, whenever Redis goes away.
-async fn listen(config: redis::Config, pattern: String, prefix_len: usize, hub: Hub) {
+async fn listen(config: redis::RedisConfig, pattern: String, prefix_len: usize, hub: Hub) {
     let mut subscriber = Subscriber::new(config);
     // Remembered even if this fails: the subscriber subscribes again when it reconnects.
     if let Err(e) = subscriber.psubscribe(&[pattern.as_bytes()]).await {

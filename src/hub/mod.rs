@@ -21,9 +21,9 @@ use slab::Slab;
 use self::bridge::Bridge;
 use crate::cores;
 use crate::db::redis;
+use crate::error::Error;
 use crate::per_core::ExecutorLocal;
 use crate::ws::{Message, WsSender};
-use crate::Error;
 
 #[derive(Default)]
 struct State {
@@ -144,7 +144,7 @@ impl Hub {
     /// to the Redis channel `prefix` + topic, and what other machines publish there is
     /// delivered here. Call it on every core (in the application factory); each core keeps
     /// its own subscriber connection, reconnecting with backoff while Redis is away.
-    pub fn bridge_redis(&self, config: redis::Config, prefix: &str) {
+    pub fn bridge_redis(&self, config: redis::RedisConfig, prefix: &str) {
         let bridge = Bridge::start(config, prefix, self.clone());
         *self.state.bridge.borrow_mut() = Some(bridge);
     }

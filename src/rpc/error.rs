@@ -34,7 +34,7 @@ impl RpcError {
     /// -32603: the server failed; the details are in its log.
     pub const INTERNAL_ERROR: i64 = -32603;
     /// -32000 (the first implementation-defined server error): a method returned a
-    /// [`squall::Error`](crate::Error) with a 4xx status, which `data` carries as
+    /// [`squall::Error`](crate::error::Error) with a 4xx status, which `data` carries as
     /// `{"status": 403}`.
     pub const REQUEST_ERROR: i64 = -32000;
 

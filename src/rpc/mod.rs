@@ -25,7 +25,7 @@
 //!
 //! A method is an async function from a params type to `Result<T, E>`, where the params type
 //! is [`Deserialize`](serde::Deserialize), `T` is [`Serialize`] and `E` converts into
-//! [`RpcError`] (an [`RpcError`] itself, or a [`squall::Error`](crate::Error), so `?` works
+//! [`RpcError`] (an [`RpcError`] itself, or a [`squall::Error`](crate::error::Error), so `?` works
 //! on request helpers and the data layer). The call's `params` (an array or an object) are deserialized
 //! into the params type; absent params read as `null`, which suits `()`, `Option<T>` and
 //! [`serde_json::Value`]; `[]` and `{}` also read as `null` when the type accepts nothing
@@ -52,8 +52,8 @@
 //! | an empty batch, or one longer than [`Rpc::max_batch`] | one -32600, not an array |
 //! | no such method | -32601 Method not found |
 //! | params the method's type rejects | -32602 Invalid params (`data` says why) |
-//! | the method panics, returns a 5xx [`squall::Error`](crate::Error) or a result that cannot be serialized | -32603 Internal error; the details are logged (target `squall::rpc`), never sent |
-//! | the method returns a 4xx [`squall::Error`](crate::Error) | -32000 with the error's message and `{"status": 4xx}` as `data` |
+//! | the method panics, returns a 5xx [`squall::Error`](crate::error::Error) or a result that cannot be serialized | -32603 Internal error; the details are logged (target `squall::rpc`), never sent |
+//! | the method returns a 4xx [`squall::Error`](crate::error::Error) | -32000 with the error's message and `{"status": 4xx}` as `data` |
 //! | the method returns `RpcError::new(code, message)` | that error, with its `data` if any |
 //!
 //! Notifications (calls without an `id`) are run and never answered, errors included; a
@@ -399,7 +399,7 @@ mod tests {
     fn a_duplicate_method_stops_the_app_from_starting() {
         let app =
             crate::App::new().post("/rpc", Rpc::new().method("a", nothing).method("a", nothing));
-        let err = app.into_service(Vec::new()).err().expect("a mistake");
+        let err = app.into_router(Vec::new()).err().expect("a mistake");
         assert!(
             err.to_string()
                 .contains("POST /rpc: rpc method \"a\" is registered twice"),

@@ -31,7 +31,7 @@ use crate::response::{Response, TEXT_PLAIN};
 use crate::upgrade::Upgraded;
 
 /// What to do after one request is answered.
-enum Next {
+enum AfterResponse {
     /// Keep serving this connection.
     Continue,
     /// Write what is buffered, then close.
@@ -94,29 +94,31 @@ impl<T: Transport> Driver<T> {
                 // idle or not, carries (see `an_idle_connection_future_stays_small`).
                 let started = match self.decode_and_begin(limits) {
                     Ok(Some(started)) => started,
-                    Ok(None) => break Next::Continue,
+                    Ok(None) => break AfterResponse::Continue,
                     Err(e) => {
                         self.encode_error(e.status(), e.message(), Version::Http11);
-                        break Next::Close;
+                        break AfterResponse::Close;
                     }
                 };
                 head_started = None;
                 let (exchange, responding) = started;
                 let response = core.dispatcher.finish(responding).await;
                 match self.finish(exchange, response) {
-                    Next::Continue => {}
-                    Next::Close => break Next::Close,
-                    Next::Stream(chunks, framing, after) => {
+                    AfterResponse::Continue => {}
+                    AfterResponse::Close => break AfterResponse::Close,
+                    AfterResponse::Stream(chunks, framing, after) => {
                         // Rare paths are boxed so that their state does not widen every
                         // connection's future (it is what an idle connection costs).
                         if !Box::pin(self.stream_body(chunks, framing)).await {
-                            break Next::Close;
+                            break AfterResponse::Close;
                         }
                         if after == Persistence::Close {
-                            break Next::Close;
+                            break AfterResponse::Close;
                         }
                     }
-                    Next::Upgrade(on_upgrade) => return Box::pin(self.hand_over(on_upgrade)).await,
+                    AfterResponse::Upgrade(on_upgrade) => {
+                        return Box::pin(self.hand_over(on_upgrade)).await
+                    }
                 }
                 if self.output.len() >= limits.max_pending_output && self.flush().await.is_err() {
                     return;
@@ -125,7 +127,7 @@ impl<T: Transport> Driver<T> {
             if self.flush().await.is_err() {
                 return;
             }
-            if let Next::Close = next {
+            if let AfterResponse::Close = next {
                 break;
             }
             let wait = if self.io.input.borrow().is_empty() {
@@ -183,7 +185,7 @@ impl<T: Transport> Driver<T> {
     }
 
     /// Encodes the response to one exchange into `output`, and decides what comes next.
-    fn finish(&mut self, exchange: Exchange<T>, mut response: Response) -> Next {
+    fn finish(&mut self, exchange: Exchange<T>, mut response: Response) -> AfterResponse {
         let Exchange {
             version,
             is_head,
@@ -221,8 +223,8 @@ impl<T: Transport> Driver<T> {
         };
         self.encode(&response_head);
         let after = match persistence {
-            Persistence::KeepAlive => Next::Continue,
-            Persistence::Close => Next::Close,
+            Persistence::KeepAlive => AfterResponse::Continue,
+            Persistence::Close => AfterResponse::Close,
         };
         if is_head || framing == ResponseFraming::NoBody {
             return after;
@@ -233,7 +235,7 @@ impl<T: Transport> Driver<T> {
                 self.output.extend_from_slice(&bytes);
                 after
             }
-            Body::Stream { chunks, .. } => Next::Stream(chunks, framing, persistence),
+            Body::Stream { chunks, .. } => AfterResponse::Stream(chunks, framing, persistence),
         }
     }
 
@@ -308,14 +310,14 @@ impl<T: Transport> Driver<T> {
         response: &Response,
         on_upgrade: crate::response::OnUpgrade,
         version: Version,
-    ) -> Next {
+    ) -> AfterResponse {
         if version != Version::Http11 {
             self.encode_error(
                 StatusCode::BAD_REQUEST,
                 "upgrade requires http/1.1",
                 version,
             );
-            return Next::Close;
+            return AfterResponse::Close;
         }
         let head = ResponseHead {
             status: StatusCode::SWITCHING_PROTOCOLS,
@@ -327,7 +329,7 @@ impl<T: Transport> Driver<T> {
             version,
         };
         self.encode(&head);
-        Next::Upgrade(on_upgrade)
+        AfterResponse::Upgrade(on_upgrade)
     }
 
     /// Writes the 101 response and gives the socket, with any bytes already received past

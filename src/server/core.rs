@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::http::date::DateLine;
 use crate::http::HeadArena;
-use crate::router::Service;
+use crate::router::Router;
 
 /// Read buffers start at this size and grow only for large heads.
 pub(crate) const READ_BUFFER_SIZE: usize = 16 * 1024;
@@ -77,13 +77,13 @@ impl ConnSlot {
 }
 
 /// A connection's registration with its core, removed when dropped.
-pub(crate) struct Registration {
+pub(crate) struct ConnRegistration {
     core: Rc<Core>,
     key: usize,
     pub(crate) slot: Rc<ConnSlot>,
 }
 
-impl Drop for Registration {
+impl Drop for ConnRegistration {
     fn drop(&mut self) {
         self.core.slots.borrow_mut().try_remove(self.key);
         // An accept loop parked at the connection limit or out of descriptors may go on.
@@ -94,8 +94,8 @@ impl Drop for Registration {
 }
 
 impl Core {
-    pub(crate) fn new(config: Config, service: Service) -> Core {
-        let dispatcher = Dispatcher::new(service, config.access_log);
+    pub(crate) fn new(config: Config, router: Router) -> Core {
+        let dispatcher = Dispatcher::new(router, config.access_log);
         let date = DateLine::new(&config.server_name, SystemTime::now());
         Core {
             config,
@@ -129,10 +129,10 @@ impl Core {
         f(self.date.borrow().as_bytes())
     }
 
-    pub(crate) fn register(self: &Rc<Self>) -> Registration {
+    pub(crate) fn register(self: &Rc<Self>) -> ConnRegistration {
         let slot = Rc::new(ConnSlot::default());
         let key = self.slots.borrow_mut().insert(Rc::clone(&slot));
-        Registration {
+        ConnRegistration {
             core: Rc::clone(self),
             key,
             slot,

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::core::{Core, Registration, READ_BUFFER_SIZE};
+use super::core::{ConnRegistration, Core, READ_BUFFER_SIZE};
 use super::transport::Transport;
 use crate::deadline::{within, Alarm};
 
@@ -145,7 +145,7 @@ impl OpDeadline {
 /// body being read.
 pub(crate) struct ConnIo<T> {
     pub(crate) core: Rc<Core>,
-    pub(crate) registration: Registration,
+    pub(crate) registration: ConnRegistration,
     stream: T,
     pub(crate) input: RefCell<InBuf>,
     deadline: OpDeadline,
@@ -267,7 +267,7 @@ impl<T: Transport> ConnIo<T> {
 
     /// Hands the socket over after an upgrade, with the connection's place in the core's
     /// count: an upgraded connection still counts toward the limit of connections per core for as long as it lives.
-    pub(crate) fn into_parts(self) -> (T, Registration) {
+    pub(crate) fn into_parts(self) -> (T, ConnRegistration) {
         (self.stream, self.registration)
     }
 

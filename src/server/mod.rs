@@ -263,9 +263,9 @@ where
         let built = std::panic::catch_unwind(AssertUnwindSafe(|| app()))
             .map_err(|_| Error::config("the application factory panicked"))
             .and_then(IntoApp::into_app)
-            .and_then(|app| app.into_service(config.trusted_proxies.clone()));
-        let service = match built {
-            Ok(service) => service,
+            .and_then(|app| app.into_router(config.trusted_proxies.clone()));
+        let router = match built {
+            Ok(router) => router,
             Err(e) => {
                 let _ = ready.send(Err(Error::config(e.to_string())));
                 return Err(e);
@@ -303,7 +303,7 @@ where
             }
         };
         let shutdown_timeout = config.shutdown_timeout;
-        let core = Rc::new(Core::new(config, service));
+        let core = Rc::new(Core::new(config, router));
         let _ = ready.send(Ok(()));
 
         let ticker = glommio::spawn_local(Rc::clone(&core).run_ticker()).detach();
@@ -351,8 +351,8 @@ mod tests {
                 let (server_side, peer) = listener.accept().await.expect("accept");
                 // The listener's TCP_NODELAY is inherited, which is why conn::serve sets none.
                 assert!(server_side.as_socket2().tcp_nodelay().expect("getsockopt"));
-                let service = crate::App::new().into_service(Vec::new()).expect("service");
-                let core = Rc::new(Core::new(Config::default(), service));
+                let router = crate::App::new().into_router(Vec::new()).expect("router");
+                let core = Rc::new(Core::new(Config::default(), router));
                 let future = conn::serve(core, server_side, peer);
                 let size = std::mem::size_of_val(&future);
                 drop((future, client));
@@ -386,8 +386,8 @@ mod tests {
                     .post("/b", |mut req: crate::Request| async move {
                         req.bytes().await.unwrap_or_default()
                     });
-                let service = app.into_service(Vec::new()).expect("service");
-                let core = Rc::new(Core::new(Config::default(), service));
+                let router = app.into_router(Vec::new()).expect("router");
+                let core = Rc::new(Core::new(Config::default(), router));
                 let (pipe, output) = transport::Pipe::new(
                     b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n\
                       POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nsecond\

@@ -368,23 +368,23 @@ fn open_sessions() -> Rc<OpenSessions> {
 }
 
 /// A session's place among the open ones, given up when it ends.
-struct Registration {
+struct SessionRegistration {
     open: Rc<OpenSessions>,
     key: usize,
 }
 
-impl Registration {
-    fn new(sender: &WsSender) -> Registration {
+impl SessionRegistration {
+    fn new(sender: &WsSender) -> SessionRegistration {
         if per_core::shutting_down() {
             sender.close(CloseCode::Away, "server shutting down");
         }
         let open = open_sessions();
         let key = open.borrow_mut().insert(sender.clone());
-        Registration { open, key }
+        SessionRegistration { open, key }
     }
 }
 
-impl Drop for Registration {
+impl Drop for SessionRegistration {
     fn drop(&mut self) {
         self.open.borrow_mut().try_remove(self.key);
     }
@@ -422,7 +422,7 @@ pub(crate) async fn run<H, F>(
         request,
         peer,
     };
-    let _registration = Registration::new(&websocket.sender);
+    let _registration = SessionRegistration::new(&websocket.sender);
     let mut handler =
         pin!(AssertUnwindSafe(async move { handler(websocket).await }).catch_unwind());
     let mut handler_running = true;

@@ -77,7 +77,7 @@
 //! # }
 //! ```
 //!
-//! [`Error`]: crate::Error
+//! [`Error`]: crate::error::Error
 
 // One file per concern: config (the connection string, the environment, validation), open
 // (dialling an address and the startup handshake), pool (PgPool: slots, round-robin,

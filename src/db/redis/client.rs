@@ -10,13 +10,13 @@ use futures_channel::oneshot;
 use glommio::sync::Semaphore;
 
 use super::cmd::{encode, Cmd};
-use super::config::Config;
+use super::config::RedisConfig;
 use super::conn::{Conn, Waiter};
 use super::open::open_in_time;
 use super::pipeline::Pipeline;
 use super::pubsub::Subscriber;
 use super::value::{reply_error, unexpected, Value};
-use crate::Error;
+use crate::error::Error;
 
 /// A per-core Redis client: one connection, many commands in flight.
 ///
@@ -28,7 +28,7 @@ pub struct Client {
 }
 
 struct Inner {
-    config: Config,
+    config: RedisConfig,
     conn: RefCell<Option<Rc<Conn>>>,
     /// Lets one caller at a time open the connection; the others wait and reuse it.
     gate: Semaphore,
@@ -101,7 +101,7 @@ impl Inner {
 
 impl Client {
     /// A client for `config`. Nothing is opened until the first command.
-    pub fn new(config: Config) -> Client {
+    pub fn new(config: RedisConfig) -> Client {
         Client {
             inner: Rc::new(Inner {
                 config,
@@ -114,14 +114,14 @@ impl Client {
     }
 
     /// A client for `config` whose connection is open (and authenticated) on return.
-    pub async fn connect(config: Config) -> Result<Client, Error> {
+    pub async fn connect(config: RedisConfig) -> Result<Client, Error> {
         let client = Client::new(config);
         client.inner.connection().await?;
         Ok(client)
     }
 
     /// The configuration this client connects with.
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &RedisConfig {
         &self.inner.config
     }
 

@@ -5,7 +5,7 @@ use redis_protocol::resp2::encode::extend_encode_borrowed;
 use redis_protocol::resp2::types::BorrowedFrame;
 use smallvec::SmallVec;
 
-use crate::Error;
+use crate::error::Error;
 
 /// A command built argument by argument, for arguments of mixed types.
 ///

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use crate::Error;
+use crate::error::Error;
 
 /// The URL used when `REDIS_URL` is not set.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -14,7 +14,7 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// Built from a URL, `redis://[[username]:password@]host[:port][/db]`, usually the `REDIS_URL`
 /// environment variable; the password may be percent-encoded. `Debug` never shows the password.
 #[derive(Clone)]
-pub struct Config {
+pub struct RedisConfig {
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) db: u32,
@@ -25,10 +25,10 @@ pub struct Config {
     pub(super) command_timeout: Duration,
 }
 
-impl Default for Config {
+impl Default for RedisConfig {
     /// `redis://127.0.0.1:6379`, database 0, no password, 1 s connect and 2 s command timeouts.
-    fn default() -> Config {
-        Config {
+    fn default() -> RedisConfig {
+        RedisConfig {
             host: "127.0.0.1".to_owned(),
             port: 6379,
             db: 0,
@@ -41,12 +41,12 @@ impl Default for Config {
     }
 }
 
-impl Config {
+impl RedisConfig {
     /// Parses `redis://[[username]:password@]host[:port][/db]`.
     ///
     /// The port defaults to 6379 and the database to 0. `rediss://` (TLS) and Unix sockets are
     /// not supported and say so. Error messages never repeat the password.
-    pub fn from_url(url: &str) -> Result<Config, Error> {
+    pub fn from_url(url: &str) -> Result<RedisConfig, Error> {
         let bad = |why: String| Error::config(format!("invalid redis URL: {why}"));
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(bad("expected redis://host[:port][/db]".to_owned()));
@@ -70,7 +70,7 @@ impl Config {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
         };
-        let mut config = Config::default();
+        let mut config = RedisConfig::default();
         let hostport = match authority.rsplit_once('@') {
             Some((userinfo, hostport)) => {
                 let Some((user, password)) = userinfo.split_once(':') else {
@@ -128,10 +128,10 @@ impl Config {
     }
 
     /// Reads `REDIS_URL`, falling back to [`DEFAULT_URL`] when it is unset or empty.
-    pub fn from_env() -> Result<Config, Error> {
+    pub fn from_env() -> Result<RedisConfig, Error> {
         match std::env::var("REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => Config::from_url(url.trim()),
-            Ok(_) | Err(std::env::VarError::NotPresent) => Config::from_url(DEFAULT_URL),
+            Ok(url) if !url.trim().is_empty() => RedisConfig::from_url(url.trim()),
+            Ok(_) | Err(std::env::VarError::NotPresent) => RedisConfig::from_url(DEFAULT_URL),
             Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(
                 "invalid redis URL: REDIS_URL is not valid UTF-8",
             )),
@@ -139,7 +139,7 @@ impl Config {
     }
 
     /// How long opening a connection (TCP connect plus `AUTH`/`SELECT`) may take.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Config {
+    pub fn connect_timeout(mut self, timeout: Duration) -> RedisConfig {
         self.connect_timeout = timeout;
         self
     }
@@ -147,7 +147,7 @@ impl Config {
     /// How long one command or pipeline may take from call to reply, connecting included.
     ///
     /// Blocking commands (`BLPOP` and friends) need a timeout longer than their own.
-    pub fn command_timeout(mut self, timeout: Duration) -> Config {
+    pub fn command_timeout(mut self, timeout: Duration) -> RedisConfig {
         self.command_timeout = timeout;
         self
     }
@@ -155,7 +155,7 @@ impl Config {
     /// A name sent with `CLIENT SETNAME` on every connection, shown by `CLIENT LIST`.
     ///
     /// Names may not contain spaces; Redis rejects such a name when connecting.
-    pub fn client_name(mut self, name: impl Into<String>) -> Config {
+    pub fn client_name(mut self, name: impl Into<String>) -> RedisConfig {
         self.client_name = Some(name.into());
         self
     }
@@ -176,9 +176,9 @@ impl Config {
     }
 }
 
-impl fmt::Debug for Config {
+impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
+        f.debug_struct("RedisConfig")
             .field("host", &self.host)
             .field("port", &self.port)
             .field("db", &self.db)
@@ -198,16 +198,16 @@ mod tests {
 
     #[test]
     fn urls_parse_with_defaults() {
-        let c = Config::from_url("redis://localhost").expect("valid");
+        let c = RedisConfig::from_url("redis://localhost").expect("valid");
         assert_eq!((c.host(), c.port(), c.db()), ("localhost", 6379, 0));
-        let c = Config::from_url("redis://10.0.0.2:6380/3").expect("valid");
+        let c = RedisConfig::from_url("redis://10.0.0.2:6380/3").expect("valid");
         assert_eq!((c.host(), c.port(), c.db()), ("10.0.0.2", 6380, 3));
-        let c = Config::from_url("redis://[::1]:7000/").expect("valid");
+        let c = RedisConfig::from_url("redis://[::1]:7000/").expect("valid");
         assert_eq!((c.host(), c.port(), c.db()), ("::1", 7000, 0));
-        let c = Config::from_url("REDIS://:s%40cret@h").expect("valid");
+        let c = RedisConfig::from_url("REDIS://:s%40cret@h").expect("valid");
         assert_eq!(c.password.as_deref(), Some("s@cret"));
         assert_eq!(c.username, None);
-        let c = Config::from_url("redis://ann:pw@h:1/2").expect("valid");
+        let c = RedisConfig::from_url("redis://ann:pw@h:1/2").expect("valid");
         assert_eq!(c.username.as_deref(), Some("ann"));
         assert_eq!(c.password.as_deref(), Some("pw"));
     }
@@ -230,12 +230,12 @@ mod tests {
             "redis://[::1",
             "redis://:hunter2@h:x",
         ] {
-            let e = Config::from_url(url).expect_err(url);
+            let e = RedisConfig::from_url(url).expect_err(url);
             assert_eq!(e.kind(), Kind::Config, "{url}");
             assert!(e.message().starts_with("invalid redis URL: "), "{url}: {e}");
             assert!(!e.message().contains("hunter2"), "{url}: {e}");
         }
-        let config = Config::from_url("redis://:hunter2@h").expect("valid");
+        let config = RedisConfig::from_url("redis://:hunter2@h").expect("valid");
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

@@ -17,7 +17,7 @@ use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 
 use super::value::Value;
-use crate::Error;
+use crate::error::Error;
 
 /// How many bytes one socket read asks for.
 const READ_CHUNK: usize = 16 * 1024;

@@ -20,7 +20,7 @@
 //!   cannot leave half a command on the wire: its reply is read and discarded.
 //! - When the connection dies (the server restarts, `CLIENT KILL`), every command in flight
 //!   fails with a 503 [`Error`] and the next command opens a new connection. A command that
-//!   gets no reply within [`Config::command_timeout`] fails with a 503 too; if nothing at all
+//!   gets no reply within [`RedisConfig::command_timeout`] fails with a 503 too; if nothing at all
 //!   arrived on the connection meanwhile, the connection is presumed dead and replaced.
 //! - Publish/subscribe needs a connection of its own: [`Subscriber`] owns one, remembers its
 //!   channels and patterns, and subscribes to them again after a reconnect.
@@ -28,10 +28,10 @@
 //! Only RESP2 is spoken, so the client works with every Redis since 2.0 and with its forks.
 //!
 //! ```no_run
-//! use squall::db::redis::{Client, Config};
+//! use squall::db::redis::{Client, RedisConfig};
 //!
 //! # async fn demo() -> Result<(), squall::Error> {
-//! let redis = Client::new(Config::from_env()?);
+//! let redis = Client::new(RedisConfig::from_env()?);
 //! redis.set("greeting", "hello").await?;
 //! let hits = redis.incr("hits").await?;
 //! let greeting = redis.get("greeting").await?;
@@ -45,7 +45,7 @@
 //! # }
 //! ```
 //!
-//! [`Error`]: crate::Error
+//! [`Error`]: crate::error::Error
 
 // One file per concern: config (the URL), value (replies), cmd (encoding commands), conn (a
 // running connection, its reader and writer tasks, and the waiters its replies go to), open
@@ -63,7 +63,7 @@ mod value;
 
 pub use client::Client;
 pub use cmd::Cmd;
-pub use config::{Config, DEFAULT_URL};
+pub use config::{RedisConfig, DEFAULT_URL};
 pub use pipeline::Pipeline;
 pub use pubsub::{Message, Subscriber};
 pub use value::Value;

@@ -11,13 +11,13 @@ use redis_protocol::resp2::types::BytesFrame;
 use smallvec::SmallVec;
 
 use super::cmd::encode;
-use super::config::Config;
+use super::config::RedisConfig;
 use super::conn::poll_read_into;
 use crate::db::dial;
-use crate::Error;
+use crate::error::Error;
 
 /// [`open`] within the connect timeout.
-pub(super) async fn open_in_time(config: &Config) -> Result<(Socket, BytesMut), Error> {
+pub(super) async fn open_in_time(config: &RedisConfig) -> Result<(Socket, BytesMut), Error> {
     let timeout = config.connect_timeout;
     match crate::deadline::within(timeout, open(config)).await {
         Ok(result) => result,
@@ -30,7 +30,7 @@ pub(super) async fn open_in_time(config: &Config) -> Result<(Socket, BytesMut), 
 
 /// Connects and runs `AUTH`, `SELECT` and `CLIENT SETNAME` as configured. Returns the stream
 /// and any bytes read past the handshake replies.
-async fn open(config: &Config) -> Result<(Socket, BytesMut), Error> {
+async fn open(config: &RedisConfig) -> Result<(Socket, BytesMut), Error> {
     let target = || format!("{}:{}", config.host, config.port);
     let addrs = dial::resolve(&config.host, config.port)
         .await

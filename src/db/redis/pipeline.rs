@@ -9,7 +9,7 @@ use super::client::Client;
 use super::cmd::{encode, Cmd};
 use super::conn::Waiter;
 use super::value::{reply_error, unexpected, Value};
-use crate::Error;
+use crate::error::Error;
 
 /// Commands sent in one write and answered together, made by [`Client::pipeline`].
 ///

@@ -13,10 +13,10 @@ use futures_lite::{AsyncWrite, Stream};
 use redis_protocol::resp2::types::BytesFrame;
 
 use super::cmd::encode;
-use super::config::Config;
+use super::config::RedisConfig;
 use super::open::{open_in_time, read_frame};
 use super::value::reply_error;
-use crate::Error;
+use crate::error::Error;
 
 /// One message delivered to a [`Subscriber`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct Message {
 /// # }
 /// ```
 pub struct Subscriber {
-    config: Config,
+    config: RedisConfig,
     stream: Option<Socket>,
     buf: BytesMut,
     scratch: Box<[u8]>,
@@ -84,7 +84,7 @@ enum Change {
 
 impl Subscriber {
     /// Opens a connection for subscribing.
-    pub async fn connect(config: Config) -> Result<Subscriber, Error> {
+    pub async fn connect(config: RedisConfig) -> Result<Subscriber, Error> {
         let mut subscriber = Subscriber::new(config);
         subscriber.ensure_connected().await?;
         Ok(subscriber)
@@ -92,7 +92,7 @@ impl Subscriber {
 
     /// A subscriber that connects when first used, and from then on like any other: it
     /// reconnects, backing off, while Redis is away.
-    pub fn new(config: Config) -> Subscriber {
+    pub fn new(config: RedisConfig) -> Subscriber {
         Subscriber {
             config,
             stream: None,

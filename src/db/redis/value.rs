@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use redis_protocol::resp2::types::BytesFrame;
 
-use crate::Error;
+use crate::error::Error;
 
 /// One reply from Redis (RESP2).
 ///
