@@ -29,6 +29,8 @@ else
     echo "note: PostgreSQL is not reachable at $DB_URL; its tests will skip" >&2
 fi
 
+# Module layering (src/lib.rs, "Layout"): no forbidden dependency, no import cycle.
+python3 scripts/check-layers.py
 cargo test --locked --all-targets
 cargo test --locked --doc
 cargo clippy --locked --all-targets -- -D warnings

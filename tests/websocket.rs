@@ -13,7 +13,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use squall::ws::{self, CloseCode, CloseInfo, Hub, WebSocket, WsConfig};
+use squall::hub::Hub;
+use squall::ws::{self, CloseCode, CloseInfo, WebSocket, WsConfig};
 use squall::{App, Request, Response, RunningServer, StatusCode};
 use tungstenite::protocol::frame::coding::CloseCode as ClientCloseCode;
 use tungstenite::Message as ClientMessage;

@@ -57,10 +57,6 @@ pub use self::config::WsConfig;
 pub use self::handshake::{Rejection, Upgrade};
 pub use self::session::{Closed, WebSocket, WsSender};
 
-// The hub lived here before it had a module of its own; applications import it from both.
-#[doc(no_inline)]
-pub use crate::hub::{Hub, Subscription};
-
 /// A text or binary message. Control frames (ping, pong, close) never reach handlers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
