@@ -20,7 +20,7 @@ use futures_util::future::{Either, select};
 use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
-use squall::net::Socket;
+use squall_net::Socket;
 
 use crate::config::{Config, Mode, Stop};
 use crate::schedule::{Pace, Window, quota};

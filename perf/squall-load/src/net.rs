@@ -6,7 +6,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use squall::net::Socket;
+use squall_net::Socket;
 
 use crate::driver::{Wake, wait};
 use crate::stats::ErrorKind;
