@@ -292,6 +292,9 @@ impl Report {
             "rate": self.rate,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "completed": self.tally.completed,
+            // Everything seen, warm-up and grace included: a script dividing the server's CPU
+            // over the whole run needs every delivery it paid for, not just the measured ones.
+            "seen": self.tally.seen,
             "throughput": self.throughput(),
             "latency_us": latency,
             // Every recorded bucket as [nanoseconds, count], so reports of several
@@ -387,6 +390,7 @@ mod tests {
         assert!(json["published"].is_null());
         assert!(json["held"].is_null());
         assert_eq!(json["cpu_s"], 1.5);
+        assert_eq!(json["seen"], 0);
     }
 
     #[test]
