@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # WebSocket benchmark: squall's `hello` example (GET /ws echo, GET /broadcast)
 # against the tokio-tungstenite peer (perf/peers/tokio-tungstenite), driven by
-# perf/ws-load.
+# perf/squall-load's WebSocket modes (ws-echo, ws-idle, ws-subscribe); its JSON
+# reports are read with jq.
 #
 # Usage: scripts/bench-ws.sh [--rounds N] [--duration SECS] [--only a,b]
 #
@@ -10,7 +11,7 @@
 #   --only a,b       run only these modes: echo, idle, broadcast (default all three)
 #
 # Modes:
-#   echo       each server with one worker on CPU 0, ws-load on CPU 1: 64
+#   echo       each server with one worker on CPU 0, squall-load on CPU 1: 64
 #              connections, 32-byte text messages, one in flight per connection
 #              (send, wait for the echo, repeat); messages/s, latency, and the
 #              server's CPU time per echoed message (utime+stime from /proc/PID/stat)
@@ -19,8 +20,8 @@
 #              and the growth per connection
 #   broadcast  squall only (the peer has no /broadcast), two workers on CPUs 0-1:
 #              10,000 subscribers and one publisher sending 10 messages/s; every
-#              subscriber must get every message; ws-load shares CPU 1 with the
-#              second worker, so latencies include that contention
+#              subscriber must get every message; squall-load shares CPU 1 with
+#              the second worker, so latencies include that contention
 #
 # Rounds alternate the order of the servers. Raw output goes to
 # perf/runs/ws-<timestamp>/; the report is Markdown ready to paste into
@@ -32,8 +33,8 @@ readonly ROOT
 # shellcheck source=scripts/lib/bench.sh
 source "$ROOT/scripts/lib/bench.sh"
 readonly PEER_DIR="$ROOT/perf/peers/tokio-tungstenite"
-readonly LOAD_DIR="$ROOT/perf/ws-load"
-readonly WS_LOAD="$LOAD_DIR/target/release/ws-load"
+readonly LOAD_DIR="$ROOT/perf/squall-load"
+readonly LOAD="$LOAD_DIR/target/release/squall-load"
 
 # The exact invocation, for the report.
 set_invocation scripts/bench-ws.sh "$@"
@@ -50,14 +51,19 @@ readonly ECHO_PIPELINE=1
 readonly WARMUP_SECS=2
 readonly IDLE_CONNECTIONS=10000
 readonly IDLE_SETTLE_SECS=2  # after the last handshake, before reading VmRSS
-readonly IDLE_HOLD_LIMIT=600 # ws-load lets go by itself after this, should the script die
+readonly IDLE_HOLD_LIMIT=600 # squall-load lets go by itself after this, should the script die
 readonly BROADCAST_WORKERS=2
 readonly BROADCAST_CPUS=0,1
 readonly BROADCAST_SUBSCRIBERS=10000
 readonly BROADCAST_RATE=10 # messages per second
+# Subscriptions may take effect a little after the handshake (on the other core, say): the
+# first second's messages are a warm-up, delivered but not counted.
+readonly BROADCAST_WARMUP_SECS=1
+readonly BROADCAST_GRACE_SECS=3 # how long subscribers wait for late deliveries
+readonly CONNECT_TIMEOUT_SECS=10 # per connection, TCP connect and handshake
 readonly STARTUP_TRIES=100 # x 0.1 s: how long a server gets to start listening
 readonly STOP_TRIES=50     # x 0.1 s: how long a server gets to exit on SIGTERM
-readonly READY_TRIES=1200  # x 0.1 s: how long ws-load idle gets to open its connections
+readonly READY_TRIES=1200  # x 0.1 s: how long squall-load ws-idle gets to open its connections
 readonly FIRST_PORT=18280
 
 ROUNDS=3
@@ -66,15 +72,15 @@ ONLY=""
 WRITE=0
 
 SERVER_PID=""  # the server currently running, for the exit trap
-LOAD_PID=""    # a ws-load idle running in the background, for the exit trap
+LOAD_PID=""    # a squall-load ws-idle running in the background, for the exit trap
 NEXT_PORT=$FIRST_PORT
 declare -A BINARY=()   # server name -> executable
 declare -A SERVES=()   # "server mode" -> 1 when that server supports the mode
 MODES=()
 
 check_machine() {
-    require_machine
-    # Servers and ws-load inherit this; 10,000 connections need 10,000 descriptors on each side.
+    require_machine jq
+    # Servers and squall-load inherit this; 10,000 connections need 10,000 descriptors on each side.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     local fds
     fds=$(ulimit -n)
@@ -89,7 +95,7 @@ select_modes() {
 }
 
 # Build everything first so compile load never overlaps a measurement. The
-# peer and ws-load must build; squall's example may not exist yet (or not
+# peer and squall-load must build; squall's example may not exist yet (or not
 # serve WebSockets yet), which only drops it from the run.
 build_all() {
     local dir name target
@@ -154,41 +160,46 @@ rss_kib() {
     die "no VmRSS for pid $1"
 }
 
-# The value of key $1 in the line of file $2 that starts with $3 (ws-load's
-# `key=value` report line).
+# The value of key $1 in the line of file $2 that starts with $3 (squall-load's
+# `ready connections=N connected=K` line).
 field() {
     awk -v k="$1" -v p="$3" 'index($0, p) == 1 {
         for (i = 1; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' "$2"
 }
 
-# ws-load's command line for mode $1 against port $2, into LOAD_CMD.
+# squall-load's command line for mode $1 against port $2, for $3 seconds (default
+# DURATION), writing its JSON report to $4 if given, into LOAD_CMD.
 load_command() {
-    local mode=$1 port=$2 secs=${3:-$DURATION}
-    LOAD_CMD=(taskset -c "$CLIENT_CPU" "$WS_LOAD" "$mode")
+    local mode=$1 port=$2 secs=${3:-$DURATION} json=${4:-} path=/ws
+    LOAD_CMD=(taskset -c "$CLIENT_CPU" "$LOAD" -q)
     case $mode in
     echo)
-        LOAD_CMD+=(--url "ws://127.0.0.1:$port/ws" --connections "$ECHO_CONNECTIONS"
-            --duration "$secs" --size "$ECHO_SIZE" --pipeline "$ECHO_PIPELINE")
+        LOAD_CMD+=(--mode ws-echo -c "$ECHO_CONNECTIONS" -d "${secs}s" --size "$ECHO_SIZE"
+            -p "$ECHO_PIPELINE")
         ;;
     idle)
-        LOAD_CMD+=(--url "ws://127.0.0.1:$port/ws" --connections "$IDLE_CONNECTIONS"
-            --hold "$IDLE_HOLD_LIMIT")
+        LOAD_CMD+=(--mode ws-idle -c "$IDLE_CONNECTIONS" -d "${IDLE_HOLD_LIMIT}s"
+            --connect-timeout "${CONNECT_TIMEOUT_SECS}s")
         ;;
     broadcast)
-        LOAD_CMD+=(--url "ws://127.0.0.1:$port/broadcast" --subscribers "$BROADCAST_SUBSCRIBERS"
-            --rate "$BROADCAST_RATE" --duration "$secs")
+        path=/broadcast
+        LOAD_CMD+=(--mode ws-subscribe -c "$BROADCAST_SUBSCRIBERS" -r "$BROADCAST_RATE"
+            -d "${secs}s" --warmup "${BROADCAST_WARMUP_SECS}s" --grace "${BROADCAST_GRACE_SECS}s"
+            --connect-timeout "${CONNECT_TIMEOUT_SECS}s")
         ;;
     *) die "unknown mode $mode" ;;
     esac
+    [[ -z $json ]] || LOAD_CMD+=(--json "$json")
+    LOAD_CMD+=("ws://127.0.0.1:$port$path")
 }
 
-# Runs LOAD_CMD to completion: report line in $1, ws-load's stderr in $1.err.
-# A non-zero exit (some connection failed) is returned for the caller to
-# report; no report line at all stops the script.
+# Runs LOAD_CMD to completion within $3 seconds: its table in $1, its stderr in $1.err,
+# its JSON report in $2. A non-zero exit (some connection or message failed) is returned
+# for the caller to report; no JSON report at all stops the script.
 run_load() {
-    local out=$1 limit=$2 status=0
+    local out=$1 json=$2 limit=$3 status=0
     timeout "$limit" "${LOAD_CMD[@]}" >"$out" 2>"$out.err" </dev/null || status=$?
-    [[ -s $out ]] || die "ws-load printed no report (exit $status); see $out.err: $(tail -n 5 "$out.err")"
+    [[ -s $json ]] || die "squall-load wrote no report (exit $status); see $out.err: $(tail -n 5 "$out.err")"
     return "$status"
 }
 
@@ -205,26 +216,23 @@ cleanup() {
     stop_server
 }
 
-# One measured echo run: server CPU ticks around ws-load, then one line of echo.tsv.
+# One measured echo run: server CPU ticks around squall-load, then one line of echo.tsv.
 echo_measure() {
-    local name=$1 round=$2 out before after c_before c_after status=0
+    local name=$1 round=$2 out json before after c_before c_after status=0
     out="$RUN_DIR/echo-$name-r$round.txt"
-    load_command echo "$PORT"
+    json="${out%.txt}.json"
+    load_command echo "$PORT" "$DURATION" "$json"
     c_before=$(cpu_busy_ticks "$CLIENT_CPU")
     before=$(cpu_ticks "$SERVER_PID")
-    run_load "$out" "$((DURATION + 60))" || status=$?
+    run_load "$out" "$json" "$((DURATION + 60))" || status=$?
     after=$(cpu_ticks "$SERVER_PID")
     c_after=$(cpu_busy_ticks "$CLIENT_CPU")
-    ((status == 0)) || warn "$name echo round $round: ws-load exited $status (see $out.err)"
+    ((status == 0)) || warn "$name echo round $round: squall-load exited $status (see $out)"
     local rate messages secs p50 p99 errors
-    rate=$(field rate "$out" echo)
-    messages=$(field messages "$out" echo)
-    secs=$(field duration_s "$out" echo)
-    p50=$(field p50_us "$out" echo)
-    p99=$(field p99_us "$out" echo)
-    errors=$(field errors "$out" echo)
-    [[ -n $rate && -n $messages && -n $secs && -n $errors ]] || die "could not parse ws-load output $out"
-    ((errors == 0)) || warn "$name echo round $round: $errors errors (see $out.err)"
+    read -r rate messages secs p50 p99 errors < <(jq -r \
+        '[.throughput, .completed, .elapsed_s, .latency_us.p50, .latency_us.p99, .error_count] | @tsv' "$json")
+    [[ -n $rate && -n $messages && -n $secs && -n $errors ]] || die "could not parse squall-load's report $json"
+    ((errors == 0)) || warn "$name echo round $round: $errors errors (see $out)"
     awk -v n="$name" -v r="$round" -v rate="$rate" -v m="$messages" -v secs="$secs" \
         -v ticks="$((after - before))" -v hz="$CLK_TCK" -v p50="$p50" -v p99="$p99" -v e="$errors" \
         -v client="$(busy_pct "$c_before" "$c_after")" \
@@ -242,46 +250,53 @@ echo_round() {
     start_server "$name" "$RUN_DIR/echo-$name-r$round.log"
     log "echo round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT)"
     # Warm-up: not recorded.
-    load_command echo "$PORT" "$WARMUP_SECS"
-    run_load "$RUN_DIR/echo-$name-r$round-warmup.txt" "$((WARMUP_SECS + 60))" ||
-        warn "$name echo warm-up: ws-load exited non-zero (see $RUN_DIR/echo-$name-r$round-warmup.txt.err)"
+    load_command echo "$PORT" "$WARMUP_SECS" "$RUN_DIR/echo-$name-r$round-warmup.json"
+    run_load "$RUN_DIR/echo-$name-r$round-warmup.txt" "$RUN_DIR/echo-$name-r$round-warmup.json" \
+        "$((WARMUP_SECS + 60))" ||
+        warn "$name echo warm-up: squall-load exited non-zero (see $RUN_DIR/echo-$name-r$round-warmup.txt)"
     echo_measure "$name" "$round"
     stop_server
 }
 
 # Idle memory: VmRSS before the connections and once they are all open and
 # quiet. The connections stay open while the server's memory is read, so
-# ws-load runs in the background until told to let go.
+# squall-load runs in the background until SIGTERM tells it to let go.
 idle_round() {
-    local name=$1 round=$2 out before after opened failed tries=0 status=0
+    local name=$1 round=$2 out json before after total opened failed tries=0 status=0
     out="$RUN_DIR/idle-$name-r$round.txt"
+    json="${out%.txt}.json"
     start_server "$name" "$RUN_DIR/idle-$name-r$round.log"
     log "idle round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT)"
     sleep 0.5 # let the server finish starting (first allocations, timers)
     before=$(rss_kib "$SERVER_PID")
-    load_command idle "$PORT"
+    load_command idle "$PORT" "" "$json"
+    # The file exists before the first grep below, whenever the background shell opens it.
+    : >"$out"
+    # taskset execs squall-load, so $! is squall-load itself.
     "${LOAD_CMD[@]}" >"$out" 2>"$out.err" </dev/null &
     LOAD_PID=$!
-    until grep -q '^idle ready' "$out"; do
+    until grep -q '^ready' "$out"; do
         kill -0 "$LOAD_PID" 2>/dev/null || {
             LOAD_PID=""
-            die "ws-load idle exited before its connections were ready: $(tail -n 5 "$out.err")"
+            die "squall-load ws-idle exited before its connections were ready: $(tail -n 5 "$out.err")"
         }
-        ((++tries < READY_TRIES)) || die "ws-load idle was not ready within $((READY_TRIES / 10)) s"
+        ((++tries < READY_TRIES)) || die "squall-load ws-idle was not ready within $((READY_TRIES / 10)) s"
         sleep 0.1
     done
-    opened=$(field connections "$out" "idle ready")
-    failed=$(field failed "$out" "idle ready")
-    ((failed == 0)) || warn "$name idle round $round: $failed connections did not open (see $out.err)"
+    total=$(field connections "$out" ready)
+    opened=$(field connected "$out" ready)
+    failed=$((total - opened))
+    ((failed == 0)) || warn "$name idle round $round: $failed connections did not open (see $out)"
     # Let everything settle: every connection idle, buffers back in pools.
     sleep "$IDLE_SETTLE_SECS"
     after=$(rss_kib "$SERVER_PID")
     kill -TERM "$LOAD_PID"
     wait "$LOAD_PID" || status=$?
     LOAD_PID=""
-    ((status == 0)) || warn "$name idle round $round: ws-load exited $status (see $out.err)"
+    ((status == 0)) || warn "$name idle round $round: squall-load exited $status (see $out)"
+    # Lost: open at the ready line but closed by the server before SIGTERM.
     local lost
-    lost=$(field lost "$out" "idle done")
+    lost=$(jq -r '.connected - .held' "$json" 2>/dev/null || true)
     awk -v n="$name" -v r="$round" -v c="$opened" -v f="$failed" -v b="$before" -v a="$after" -v l="${lost:-?}" \
         'BEGIN { printf "%s\t%s\t%d\t%d\t%d\t%d\t%.0f\t%s\n", n, r, c, f, b, a, (c > 0 ? (a - b) * 1024 / c : 0), l }' \
         >>"$RUN_DIR/idle.tsv"
@@ -291,26 +306,30 @@ idle_round() {
 }
 
 broadcast_round() {
-    local name=$1 round=$2 out before after status=0
+    local name=$1 round=$2 out json before after status=0
     out="$RUN_DIR/broadcast-$name-r$round.txt"
+    json="${out%.txt}.json"
     warn_if_busy
     start_server "$name" "$RUN_DIR/broadcast-$name-r$round.log" "$BROADCAST_WORKERS" "$BROADCAST_CPUS"
     log "broadcast round $round: $name (pid $SERVER_PID, 127.0.0.1:$PORT, $BROADCAST_WORKERS workers)"
-    load_command broadcast "$PORT"
+    load_command broadcast "$PORT" "$DURATION" "$json"
     before=$(cpu_ticks "$SERVER_PID")
-    run_load "$out" "$((DURATION + 120))" || status=$?
+    run_load "$out" "$json" "$((DURATION + 120))" || status=$?
     after=$(cpu_ticks "$SERVER_PID")
-    ((status == 0)) || warn "$name broadcast round $round: ws-load exited $status (see $out.err)"
-    local k line=()
-    for k in subscribers sent delivered expected missing p50_us p99_us max_us rate_delivered errors \
-        client_cpu_us_per_delivery; do
-        line+=("$(field "$k" "$out" broadcast)")
-    done
-    [[ -n ${line[2]} ]] || die "could not parse ws-load output $out"
+    ((status == 0)) || warn "$name broadcast round $round: squall-load exited $status (see $out)"
+    # subscribers sent delivered expected missing p50_us p99_us max_us deliveries/s errors
+    # client µs CPU/delivery, and every delivery of the run (warm-up and grace included),
+    # which the CPU of both the client and the server is divided by.
+    local line=() seen
+    read -r -a line < <(jq -r '[.connected, .published, .completed, .expected_deliveries,
+        (.expected_deliveries - .completed), .latency_us.p50, .latency_us.p99, .latency_us.max,
+        .throughput, .error_count, (if .seen > 0 then .cpu_s * 1e6 / .seen else 0 end)] | @tsv' "$json")
+    seen=$(jq -r .seen "$json")
+    ((${#line[@]} == 11)) || die "could not parse squall-load's report $json"
     ((line[4] == 0)) || warn "$name broadcast round $round: ${line[4]} deliveries missing"
-    # Server CPU per delivered message, across both workers.
+    # Server CPU per delivery, across both workers.
     local us_per
-    us_per=$(awk -v t="$((after - before))" -v hz="$CLK_TCK" -v d="${line[2]}" \
+    us_per=$(awk -v t="$((after - before))" -v hz="$CLK_TCK" -v d="$seen" \
         'BEGIN { printf "%.3f", (d > 0 ? t * 1e6 / hz / d : 0) }')
     printf '%s\t%s\t%s\t%s\n' "$name" "$round" "$(
         IFS=$'\t'
@@ -348,7 +367,7 @@ run_mode() {
 
 report_echo() {
     local name rate us p50 p99 busy client ratio squall_us
-    echo "| server | messages/s (median) | p50 µs | p99 µs | µs CPU/message (median) | server CPU % | ws-load CPU % | squall ÷ this (CPU/msg) | runs | errors |"
+    echo "| server | messages/s (median) | p50 µs | p99 µs | µs CPU/message (median) | server CPU % | squall-load CPU % | squall ÷ this (CPU/msg) | runs | errors |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     squall_us=""
     [[ -n ${SERVES["squall echo"]:-} ]] && squall_us=$(median_of squall echo.tsv 6)
@@ -372,11 +391,11 @@ report_echo() {
     done
     echo
     echo "Echo: $ECHO_CONNECTIONS connections, $ECHO_SIZE-byte text messages, $ECHO_PIPELINE in flight per connection;"
-    echo "one worker on CPU $SERVER_CPU, ws-load (one thread) on CPU $CLIENT_CPU; ${DURATION}s per run after a ${WARMUP_SECS}s warm-up."
+    echo "one worker on CPU $SERVER_CPU, squall-load (one executor) on CPU $CLIENT_CPU; ${DURATION}s per run after a ${WARMUP_SECS}s warm-up."
     echo "CPU is the server's utime+stime over the run; squall ÷ this below 1.00 means squall spends less per message."
-    echo "ws-load CPU % near 100 means the client, not the server, limited messages/s; CPU/message still holds."
+    echo "squall-load CPU % near 100 means the client, not the server, limited messages/s; CPU/message still holds."
     load_command echo PORT
-    echo "- \`SQUALL_WORKERS=1 SQUALL_ADDR=127.0.0.1:PORT taskset -c $SERVER_CPU <binary>\`; \`${LOAD_CMD[*]}\`"
+    echo "- \`SQUALL_WORKERS=1 SQUALL_ADDR=127.0.0.1:PORT taskset -c $SERVER_CPU <binary>\`; \`${LOAD_CMD[*]/#"$ROOT/"/}\`"
     echo
 }
 
@@ -394,13 +413,13 @@ report_idle() {
     echo "Idle: one worker on CPU $SERVER_CPU; VmRSS read ${IDLE_SETTLE_SECS}s after the last handshake, with every connection open."
     echo "Kernel socket buffers are not in the resident set: this is what the server process keeps per connection."
     load_command idle PORT
-    echo "- \`${LOAD_CMD[*]}\`"
+    echo "- \`${LOAD_CMD[*]/#"$ROOT/"/}\`"
     echo
 }
 
 report_broadcast() {
     local name
-    echo "| server | workers | subscribers | msgs/s published | sent | delivered | missing | p50 µs | p99 µs | max µs | deliveries/s | µs CPU/delivery | ws-load µs CPU/delivery | runs |"
+    echo "| server | workers | subscribers | msgs/s published | sent | delivered | missing | p50 µs | p99 µs | max µs | deliveries/s | µs CPU/delivery | squall-load µs CPU/delivery | runs |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     servers_for broadcast
     for name in "${READY[@]}"; do
@@ -414,13 +433,15 @@ report_broadcast() {
             "$(runs_of "$name" broadcast.tsv)"
     done
     echo
-    echo "Broadcast: $BROADCAST_WORKERS workers on CPUs $BROADCAST_CPUS (ws-load shares CPU $CLIENT_CPU with the second);"
-    echo "latency is receive time minus the publisher's send time; sent, delivered and missing are summed over the runs,"
-    echo "the rest are medians. Server CPU is both workers' utime+stime over the whole ws-load run, handshakes included."
-    echo "The spread of latencies is bounded below by the client: ws-load reads every delivery on its own socket, one"
+    echo "Broadcast: $BROADCAST_WORKERS workers on CPUs $BROADCAST_CPUS (squall-load shares CPU $CLIENT_CPU with the second);"
+    echo "latency is receive time minus the publisher's scheduled send time; sent, delivered and missing count the"
+    echo "${DURATION}s window after a ${BROADCAST_WARMUP_SECS}s warm-up and are summed over the runs, the rest are medians."
+    echo "Server CPU is both workers' utime+stime over the whole squall-load run, handshakes included, divided by every"
+    echo "delivery of the run (warm-up and grace included); squall-load's CPU per delivery is its own from the start line."
+    echo "The spread of latencies is bounded below by the client: squall-load reads every delivery on its own socket, one"
     echo "after another, so a fan-out to all subscribers takes at least subscribers × its CPU per delivery to read."
     load_command broadcast PORT
-    echo "- \`SQUALL_WORKERS=$BROADCAST_WORKERS SQUALL_ADDR=127.0.0.1:PORT taskset -c $BROADCAST_CPUS <binary>\`; \`${LOAD_CMD[*]}\`"
+    echo "- \`SQUALL_WORKERS=$BROADCAST_WORKERS SQUALL_ADDR=127.0.0.1:PORT taskset -c $BROADCAST_CPUS <binary>\`; \`${LOAD_CMD[*]/#"$ROOT/"/}\`"
     echo
 }
 

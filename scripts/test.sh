@@ -31,13 +31,15 @@ fi
 
 # Module layering (src/lib.rs, "Layout"): no forbidden dependency, no import cycle.
 python3 scripts/check-layers.py
-cargo test --locked --all-targets
-cargo test --locked --doc
-cargo clippy --locked --all-targets -- -D warnings
+# --workspace: the socket layer (crates/squall-net) is a member with tests of its own.
+cargo test --locked --workspace --all-targets
+cargo test --locked --workspace --doc
+cargo clippy --locked --workspace --all-targets -- -D warnings
 # The codec and router benchmarks need the `internals` feature; lint them (and it) too.
 cargo clippy --locked --all-targets --features internals -- -D warnings
+cargo clippy --locked --manifest-path perf/squall-load/Cargo.toml --all-targets -- -D warnings
 # Broken intra-doc links are documentation bugs too.
-RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
 # The load generator is its own crate (perf/squall-load); its parser and schedule tests and
 # its loopback tests run here too, so the instrument the benchmarks rely on stays correct.
 cargo test --locked --manifest-path perf/squall-load/Cargo.toml

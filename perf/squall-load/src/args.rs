@@ -34,7 +34,8 @@ usage: squall-load [options] URL        (http://host:port/path or ws://host:port
                          they complete, 256 at a time per executor]
       --source-addrs A   source addresses, e.g. 127.0.0.2-127.0.0.9 (connection i uses
                          A[i % len]) [127.0.0.2-9 against loopback above 1000 connections]
-      --mode M           http | ws-echo | ws-subscribe [http for http://, ws-echo for ws://]
+      --mode M           http | ws-echo | ws-subscribe | ws-idle [http for http://, ws-echo
+                         for ws://]
       --size N           ws-echo message size in bytes [32]
       --binary           ws-echo sends binary messages instead of text
       --grace D          ws-subscribe: keep reading late deliveries for D after the end [2s]
@@ -44,6 +45,11 @@ usage: squall-load [options] URL        (http://host:port/path or ws://host:port
 
 In ws-subscribe, one extra connection publishes `seq=<n> t=<unix ns>` at --rate messages/s
 (default 10) and every subscriber records delivery latency.
+
+In ws-idle, the connections stay open and silent (pings are answered) for -d, or until
+SIGTERM or SIGINT ends the hold early; once every connection has been tried, one line
+`ready connections=N connected=K` goes to stdout, for scripts that measure the server
+meanwhile. A connection the server closes during the hold is counted as lost (reset).
 ";
 
 /// What the command line asks for.
@@ -135,6 +141,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Comma
                     "http" => Mode::Http,
                     "ws-echo" | "echo" => Mode::WsEcho,
                     "ws-subscribe" | "subscribe" => Mode::WsSubscribe,
+                    "ws-idle" | "idle" => Mode::WsIdle,
                     other => return Err(format!("unknown mode '{other}'")),
                 })
             }
@@ -227,6 +234,12 @@ mod tests {
         assert_eq!(config.total_connections(), 51);
         assert!(run("--mode ws-echo http://127.0.0.1:1/").is_err());
         assert!(run("--mode ws-subscribe -n 10 ws://127.0.0.1:1/").is_err());
+        let config = run("--mode ws-idle -c 3 -d 1m ws://127.0.0.1:1/ws").expect("valid");
+        assert_eq!(config.mode, Mode::WsIdle);
+        assert_eq!(config.total_connections(), 3);
+        assert!(run("--mode ws-idle -n 10 ws://127.0.0.1:1/").is_err());
+        assert!(run("--mode ws-idle -r 10 ws://127.0.0.1:1/").is_err());
+        assert!(run("--mode ws-idle http://127.0.0.1:1/").is_err());
     }
 
     #[test]

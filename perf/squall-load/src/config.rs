@@ -14,6 +14,9 @@ pub enum Mode {
     /// WebSocket subscribers of a broadcast topic, plus one publisher connection that sends
     /// timestamped messages (delivery latency).
     WsSubscribe,
+    /// Open, silent WebSockets held for the duration (or until SIGTERM/SIGINT), for measuring
+    /// what the server keeps per idle connection.
+    WsIdle,
 }
 
 impl Mode {
@@ -23,6 +26,7 @@ impl Mode {
             Self::Http => "http",
             Self::WsEcho => "ws-echo",
             Self::WsSubscribe => "ws-subscribe",
+            Self::WsIdle => "ws-idle",
         }
     }
 }
@@ -105,7 +109,8 @@ pub struct Config {
     pub target: Target,
     /// What the connections do.
     pub mode: Mode,
-    /// Concurrent connections (subscribers in `WsSubscribe`), across all executors.
+    /// Concurrent connections (subscribers in `WsSubscribe`, held ones in `WsIdle`), across
+    /// all executors.
     pub connections: usize,
     /// Executors (threads), one per core.
     pub threads: usize,
@@ -221,8 +226,16 @@ impl Config {
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err("timeouts must be longer than zero".into());
         }
-        if self.mode == Mode::WsSubscribe && matches!(self.stop, Stop::Count(_)) {
-            return Err("ws-subscribe runs for a duration (-d), not a count".into());
+        if matches!(self.mode, Mode::WsSubscribe | Mode::WsIdle)
+            && matches!(self.stop, Stop::Count(_))
+        {
+            return Err(format!(
+                "{} runs for a duration (-d), not a count",
+                self.mode.name()
+            ));
+        }
+        if self.mode == Mode::WsIdle && self.rate.is_some() {
+            return Err("ws-idle sends nothing: --rate does not apply".into());
         }
         if self.stop == Stop::Count(0) || self.stop == Stop::After(Duration::ZERO) {
             return Err("nothing to measure: -n and -d must be above zero".into());

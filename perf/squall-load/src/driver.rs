@@ -7,6 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::io::Write as _;
 use std::os::fd::RawFd;
 use std::pin::pin;
 use std::rc::Rc;
@@ -20,12 +21,12 @@ use futures_util::future::{Either, select};
 use glommio::sync::Semaphore;
 use glommio::timer::Timer;
 use glommio::{LocalExecutorBuilder, Placement};
-use squall::net::Socket;
+use squall_net::Socket;
 
 use crate::config::{Config, Mode, Stop};
 use crate::schedule::{Pace, Window, quota};
 use crate::stats::{ErrorKind, Tally};
-use crate::{http, net, ws};
+use crate::{http, net, signal, ws};
 
 /// A WebSocket over one of squall's sockets.
 pub type WsStream = WebSocketStream<Socket>;
@@ -143,26 +144,50 @@ pub struct Progress {
 pub struct Shared {
     threads: usize,
     arrived: AtomicUsize,
+    /// Connections open at the start line, summed as the executors arrive.
+    connected: AtomicU64,
+    /// In `WsIdle`, the connections asked for: the ready line is printed at the start line.
+    announce_ready: Option<usize>,
     /// Set by the last executor to reach the start line.
     pub go: OnceLock<Anchor>,
+    /// The process's CPU time at the start line, so the report can leave out connecting.
+    pub start_cpu: OnceLock<Duration>,
     /// One slot per executor.
     pub progress: Vec<Progress>,
 }
 
 impl Shared {
-    /// State for `threads` executors.
-    pub fn new(threads: usize) -> Shared {
+    /// State for the executors of `config`.
+    pub fn new(config: &Config) -> Shared {
         Shared {
-            threads,
+            threads: config.threads,
             arrived: AtomicUsize::new(0),
+            connected: AtomicU64::new(0),
+            announce_ready: (config.mode == Mode::WsIdle).then_some(config.connections),
             go: OnceLock::new(),
-            progress: (0..threads).map(|_| Progress::default()).collect(),
+            start_cpu: OnceLock::new(),
+            progress: (0..config.threads).map(|_| Progress::default()).collect(),
         }
     }
 
-    /// Waits until every executor has opened its connections; all get the same start line.
-    async fn start_line(&self) -> Anchor {
+    /// Waits until every executor has opened its connections (`connected` of them here);
+    /// all get the same start line.
+    async fn start_line(&self, connected: u64) -> Anchor {
+        self.connected.fetch_add(connected, Ordering::Relaxed);
+        // The AcqRel chain on `arrived` makes every executor's `connected` visible to the last.
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+            let _ = self.start_cpu.set(net::process_cpu());
+            if let Some(total) = self.announce_ready {
+                // A script holding idle connections waits for this line before it measures
+                // the server; stdout is flushed so the line is there the moment it is due.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "ready connections={total} connected={}",
+                    self.connected.load(Ordering::Relaxed)
+                );
+                let _ = out.flush();
+            }
             let _ = self.go.set(Anchor::now());
         }
         loop {
@@ -498,13 +523,14 @@ async fn run_core(
         conns.push(task.await);
     }
     let publisher = config.mode == Mode::WsSubscribe;
-    core.tally.borrow_mut().connected = mine
+    let connected = mine
         .iter()
         .zip(&conns)
         .filter(|(global, conn)| conn.is_some() && !(publisher && **global == config.connections))
         .count() as u64;
+    core.tally.borrow_mut().connected = connected;
 
-    let anchor = shared.start_line().await;
+    let anchor = shared.start_line(connected).await;
     let window_start = anchor.instant + config.warmup;
     let window = Window {
         start: window_start,
@@ -513,12 +539,20 @@ async fn run_core(
             Stop::Count(_) => None,
         },
     };
+    // ws-idle: the holds end together when this closes (see release_holds).
+    let release = Rc::new(Semaphore::new(0));
+    let releaser = (config.mode == Mode::WsIdle).then(|| {
+        let (core, release) = (Rc::clone(&core), Rc::clone(&release));
+        let end = window.end.expect("ws-idle runs have a duration");
+        glommio::spawn_local(async move { release_holds(&core, end, &release).await })
+    });
     let driving: Vec<_> = mine
         .iter()
         .zip(conns)
         .map(|(&global, conn)| {
             let core = Rc::clone(&core);
             let config = Arc::clone(&config);
+            let release = Rc::clone(&release);
             glommio::spawn_local(async move {
                 let share = match config.stop {
                     Stop::Count(total) => Some(quota(total, config.connections, global)),
@@ -535,12 +569,16 @@ async fn run_core(
                     Mode::WsSubscribe => {
                         ws::subscribe(&core, conn.and_then(Conn::into_ws), window, anchor).await
                     }
+                    Mode::WsIdle => ws::hold(&core, conn.and_then(Conn::into_ws), &release).await,
                 }
             })
         })
         .collect();
     for task in driving {
         task.await;
+    }
+    if let Some(releaser) = releaser {
+        releaser.await;
     }
     finished.set(true);
     reporter.await;
@@ -551,4 +589,24 @@ async fn run_core(
         window_start,
         last_done: core.last_done.get(),
     }
+}
+
+/// How often a holding executor looks for SIGTERM/SIGINT: a script that signals the end of a
+/// hold waits at most this long before the connections start closing.
+pub const RELEASE_POLL: Duration = Duration::from_millis(50);
+
+/// Ends this executor's ws-idle holds at `end`, or soon after SIGTERM/SIGINT, by closing
+/// `release` (every holder waits on it); notes the moment as the end of the measurement.
+/// One poll per executor rather than a timer per connection: 10,000 held connections cost
+/// nothing until they are let go.
+async fn release_holds(core: &Core, end: Instant, release: &Semaphore) {
+    loop {
+        let now = Instant::now();
+        if now >= end || signal::requested() {
+            break;
+        }
+        Timer::new((end - now).min(RELEASE_POLL)).await;
+    }
+    core.last_done.set(Some(Instant::now()));
+    release.close();
 }

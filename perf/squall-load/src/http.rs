@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use futures_util::{AsyncReadExt, AsyncWriteExt};
-use squall::net::Socket;
+use squall_net::Socket;
 
 use crate::config::Config;
 use crate::driver::{Core, Deadline, InFlight, Lane, Outcome, Wake, wait};

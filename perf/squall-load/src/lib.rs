@@ -13,6 +13,7 @@ pub mod http;
 pub mod net;
 pub mod response;
 pub mod schedule;
+pub mod signal;
 pub mod stats;
 pub mod ws;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Stop};
+use crate::config::{Config, Mode, Stop};
 use crate::driver::Shared;
 use crate::stats::{Report, Tally};
 
@@ -30,18 +31,23 @@ pub fn run(config: Config) -> Result<Report, String> {
     config.validate()?;
     net::raise_fd_limit(config.total_connections(), config.threads)?;
     net::raise_memlock_limit()?;
-    let config = Arc::new(config);
-    let shared = Arc::new(Shared::new(config.threads));
-    let ramp_start = Instant::now();
-    let mut handles = Vec::with_capacity(config.threads);
-    for index in 0..config.threads {
-        let (config, shared) = (Arc::clone(&config), Arc::clone(&shared));
-        let handle = std::thread::Builder::new()
-            .name(format!("squall-load-{index}"))
-            .spawn(move || driver::run_executor(index, config, shared, ramp_start))
-            .map_err(|e| format!("cannot start thread {index}: {e}"))?;
-        handles.push(handle);
+    if config.mode == Mode::WsIdle {
+        signal::install()?;
     }
+    let config = Arc::new(config);
+    let shared = Arc::new(Shared::new(&config));
+    let ramp_start = Instant::now();
+    let handles = signal::blocked_while(|| {
+        (0..config.threads)
+            .map(|index| {
+                let (config, shared) = (Arc::clone(&config), Arc::clone(&shared));
+                std::thread::Builder::new()
+                    .name(format!("squall-load-{index}"))
+                    .spawn(move || driver::run_executor(index, config, shared, ramp_start))
+                    .map_err(|e| format!("cannot start thread {index}: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()
+    })?;
     watch(&config, &shared, ramp_start);
     let mut tally = Tally::default();
     let mut window_start = None;
@@ -54,7 +60,15 @@ pub fn run(config: Config) -> Result<Report, String> {
         window_start = Some(outcome.window_start);
         last_done = last_done.max(outcome.last_done);
     }
+    let cpu = shared.start_cpu.get().map_or(Duration::ZERO, |start| {
+        net::process_cpu().saturating_sub(*start)
+    });
     let elapsed = match config.stop {
+        // A hold may end early (SIGTERM/SIGINT): it lasted until the executors let go.
+        Stop::After(duration) if config.mode == Mode::WsIdle => match (window_start, last_done) {
+            (Some(start), Some(end)) => end.saturating_duration_since(start).min(duration),
+            _ => Duration::ZERO,
+        },
         Stop::After(duration) => duration,
         Stop::Count(_) => match (window_start, last_done) {
             (Some(start), Some(end)) => end.saturating_duration_since(start),
@@ -69,6 +83,7 @@ pub fn run(config: Config) -> Result<Report, String> {
         pipeline: config.pipeline,
         rate: config.rate,
         elapsed,
+        cpu,
         tally,
     };
     if let Some(path) = &config.json {

@@ -1,12 +1,12 @@
-//! Sockets and process limits: connecting from a chosen source address (squall's epoll-driven
-//! sockets), classifying I/O
-//! errors, and raising RLIMIT_NOFILE / RLIMIT_MEMLOCK before the executors start.
+//! Sockets and the process: connecting from a chosen source address (squall's epoll-driven
+//! sockets), classifying I/O errors, raising RLIMIT_NOFILE / RLIMIT_MEMLOCK before the
+//! executors start, and the process's CPU time for the report.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use squall::net::Socket;
+use squall_net::Socket;
 
 use crate::driver::{Wake, wait};
 use crate::stats::ErrorKind;
@@ -63,6 +63,23 @@ fn raise(resource: libc::__rlimit_resource_t) -> io::Result<u64> {
         }
     }
     Ok(limit.rlim_cur)
+}
+
+/// The CPU time (user and system, every thread) this process has used so far.
+pub fn process_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given and reads nothing from it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// Opens a TCP connection to `addr`, from `source` if given, within `timeout`.

@@ -44,7 +44,8 @@ const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 pub struct Tally {
     /// Latencies in nanoseconds of measured requests (or messages, or deliveries).
     pub latency: Histogram<u64>,
-    /// Measured responses (or echoes, or deliveries), whatever their status.
+    /// Measured responses (or echoes, or deliveries), whatever their status; in `ws-idle`,
+    /// connections held to the end.
     pub completed: u64,
     /// Measured responses by status code.
     pub statuses: BTreeMap<u16, u64>,
@@ -115,7 +116,7 @@ pub const PERCENTILES: [(&str, f64); 4] =
 /// The outcome of a run.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// `http`, `ws-echo` or `ws-subscribe`.
+    /// `http`, `ws-echo`, `ws-subscribe` or `ws-idle`.
     pub mode: &'static str,
     /// The target URL.
     pub url: String,
@@ -127,8 +128,12 @@ pub struct Report {
     pub pipeline: usize,
     /// The open-loop aggregate rate, if any.
     pub rate: Option<f64>,
-    /// The measured span (the duration asked for, or the time the request count took).
+    /// The measured span (the duration asked for, the time the request count took, or in
+    /// `ws-idle` how long the connections were held after any warm-up).
     pub elapsed: Duration,
+    /// The generator's own CPU time (user and system, every thread) from the start line to
+    /// the end of the run: the load, without opening the connections.
+    pub cpu: Duration,
     /// Everything counted, merged across executors.
     pub tally: Tally,
 }
@@ -155,9 +160,32 @@ impl Report {
         self.tally.latency.value_at_quantile(percentile / 100.0)
     }
 
+    /// Whether this is a `ws-idle` run, whose table and JSON describe held connections
+    /// rather than latencies.
+    fn is_idle(&self) -> bool {
+        self.mode == "ws-idle"
+    }
+
     /// The human-readable summary.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        if self.is_idle() {
+            let _ = writeln!(
+                out,
+                "{} {}: {} connections ({} open) on {} thread(s)",
+                self.mode, self.url, self.connections, self.tally.connected, self.threads,
+            );
+            let _ = writeln!(
+                out,
+                "  held         {} of {} for {:.2}s, {} lost",
+                self.tally.completed,
+                self.tally.connected,
+                self.elapsed.as_secs_f64(),
+                self.tally.connected.saturating_sub(self.tally.completed)
+            );
+            self.footer(&mut out);
+            return out;
+        }
         let pacing = match self.rate {
             Some(rate) => format!("open loop at {rate:.0}/s"),
             None => "closed loop".to_owned(),
@@ -207,6 +235,12 @@ impl Report {
                 .collect();
             let _ = writeln!(out, "  statuses     {}", statuses.join(", "));
         }
+        self.footer(&mut out);
+        out
+    }
+
+    /// The table's last lines: errors (the count, then each kind's) and the generator's CPU.
+    fn footer(&self, out: &mut String) {
         if self.tally.errors.is_empty() {
             let _ = writeln!(out, "  errors       0");
         } else {
@@ -223,7 +257,7 @@ impl Report {
                 errors.join(", ")
             );
         }
-        out
+        let _ = writeln!(out, "  client cpu   {:.3}s", self.cpu.as_secs_f64());
     }
 
     /// The JSON report: latencies in microseconds (fractional), counts, errors by kind.
@@ -258,6 +292,9 @@ impl Report {
             "rate": self.rate,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "completed": self.tally.completed,
+            // Everything seen, warm-up and grace included: a script dividing the server's CPU
+            // over the whole run needs every delivery it paid for, not just the measured ones.
+            "seen": self.tally.seen,
             "throughput": self.throughput(),
             "latency_us": latency,
             // Every recorded bucket as [nanoseconds, count], so reports of several
@@ -271,6 +308,8 @@ impl Report {
             "error_count": self.tally.error_count(),
             "published": (self.mode == "ws-subscribe").then_some(self.tally.published),
             "expected_deliveries": self.expected_deliveries(),
+            "held": self.is_idle().then_some(self.tally.completed),
+            "cpu_s": self.cpu.as_secs_f64(),
         })
     }
 }
@@ -326,6 +365,7 @@ mod tests {
             pipeline: 1,
             rate: Some(1000.0),
             elapsed: Duration::from_secs(2),
+            cpu: Duration::from_millis(1500),
             tally,
         }
     }
@@ -348,6 +388,29 @@ mod tests {
         assert!((p50 - 500.0).abs() <= 1.0, "p50 {p50}");
         assert!((p99 - 990.0).abs() <= 1.0, "p99 {p99}");
         assert!(json["published"].is_null());
+        assert!(json["held"].is_null());
+        assert_eq!(json["cpu_s"], 1.5);
+        assert_eq!(json["seen"], 0);
+    }
+
+    #[test]
+    fn idle_reports_held_connections() {
+        let mut t = Tally {
+            connected: 4,
+            completed: 3,
+            ..Tally::default()
+        };
+        t.error(ErrorKind::Reset);
+        let mut idle = report(t);
+        idle.mode = "ws-idle";
+        let table = idle.table();
+        assert!(
+            table.contains("held         3 of 4 for 2.00s, 1 lost"),
+            "{table}"
+        );
+        assert!(!table.contains("p99"), "{table}");
+        assert!(table.contains("errors       1 (reset 1)"), "{table}");
+        assert_eq!(idle.json()["held"], 3);
     }
 
     #[test]
@@ -364,6 +427,7 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("70.0us"), "{table}");
+        assert!(table.contains("client cpu   1.500s"), "{table}");
         assert_eq!(micros(25_000_000), "25.00ms");
     }
 }

@@ -1,14 +1,17 @@
-//! WebSocket load: echo round trips (paced and pipelined like HTTP requests), and broadcast
-//! delivery (one publisher, many subscribers).
+//! WebSocket load: echo round trips (paced and pipelined like HTTP requests), broadcast
+//! delivery (one publisher, many subscribers), and idle connections held open.
 //!
-//! Broadcast messages are text, `seq=<n> t=<unix ns>` (the format `perf/ws-load` uses), where
-//! `t` is the message's *scheduled* publish time, so a publisher that falls behind does not
-//! hide the delay from the delivery latencies.
+//! Broadcast messages are text, `seq=<n> t=<unix ns>`, where `t` is the message's *scheduled*
+//! publish time, so a publisher that falls behind does not hide the delay from the delivery
+//! latencies.
 
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use async_tungstenite::tungstenite::{Error as WsError, Message};
+use futures_util::future::{Either, select};
 use futures_util::{SinkExt, StreamExt};
+use glommio::sync::Semaphore;
 
 use crate::driver::{Anchor, Core, InFlight, Lane, Outcome, Wake, WsStream, unix_now_ns, wait};
 use crate::net;
@@ -260,6 +263,34 @@ pub async fn publish(core: &Core, ws: Option<Box<WsStream>>, window: Window, anc
     }
     core.open.set(core.open.get() - 1);
     let _ = wait(Duration::from_secs(1), WsStream::close(&mut ws, None)).await;
+}
+
+/// Holds one idle connection open, sending nothing, until `release` is closed (the end of
+/// the run, or SIGTERM/SIGINT), then closes it and counts it as held (`completed`). A
+/// connection the server closes or breaks meanwhile is lost: counted as an error and not
+/// re-opened, since a new connection would not be the idle one being measured.
+pub async fn hold(core: &Core, ws: Option<Box<WsStream>>, release: &Semaphore) {
+    let Some(mut ws) = ws else { return };
+    let lost = loop {
+        let read = pin!(ws.next());
+        // Never granted (no permits): it ends with an error when the semaphore is closed.
+        let released = pin!(release.acquire(1));
+        match select(read, released).await {
+            Either::Right(_) => break None,
+            Either::Left((None | Some(Ok(Message::Close(_))), _)) => break Some(ErrorKind::Reset),
+            Either::Left((Some(Err(e)), _)) => break Some(error_kind(&e)),
+            // A ping's pong is written by tungstenite before the next read.
+            Either::Left((Some(Ok(_)), _)) => {}
+        }
+    };
+    core.open.set(core.open.get() - 1);
+    match lost {
+        Some(kind) => core.tally.borrow_mut().error(kind),
+        None => {
+            core.tally.borrow_mut().completed += 1;
+            let _ = wait(Duration::from_secs(1), WsStream::close(&mut ws, None)).await;
+        }
+    }
 }
 
 #[cfg(test)]

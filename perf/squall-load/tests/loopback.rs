@@ -1,5 +1,5 @@
 //! squall-load against tiny servers on loopback (plain threads, no async): counts, statuses,
-//! errors, the open-loop schedule and WebSocket echo / broadcast.
+//! errors, the open-loop schedule and WebSocket echo / broadcast / idle holds.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -258,4 +258,111 @@ fn websocket_broadcast_deliveries_are_counted() {
     assert_eq!(report.expected_deliveries(), Some(50));
     assert_eq!(report.tally.completed, 50);
     assert_eq!(report.tally.error_count(), 0, "{:?}", report.tally.errors);
+}
+
+#[test]
+fn websocket_idle_connections_are_held_for_the_duration() {
+    let addr = ws_echo_server();
+    let mut config = config_for(&format!("ws://{addr}/ws"));
+    config.mode = Mode::WsIdle;
+    config.connections = 4;
+    config.threads = 2;
+    config.stop = Stop::After(Duration::from_millis(300));
+    let report = squall_load::run(config).expect("run");
+    assert_eq!(report.mode, "ws-idle");
+    assert_eq!(report.tally.connected, 4);
+    assert_eq!(
+        report.tally.completed, 4,
+        "every connection held to the end"
+    );
+    assert_eq!(report.tally.error_count(), 0, "{:?}", report.tally.errors);
+    assert_eq!(report.elapsed, Duration::from_millis(300));
+    assert_eq!(report.json()["held"], 4);
+}
+
+#[test]
+fn idle_connections_the_server_closes_are_lost() {
+    // Every second connection is closed by the server shortly after its handshake.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for (index, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let Ok(mut ws) = tungstenite::accept(stream) else {
+                    return;
+                };
+                if index % 2 == 1 {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let _ = ws.close(None);
+                    let _ = ws.flush();
+                }
+                while ws.read().is_ok() {}
+            });
+        }
+    });
+    let mut config = config_for(&format!("ws://{addr}/ws"));
+    config.mode = Mode::WsIdle;
+    config.connections = 4;
+    config.stop = Stop::After(Duration::from_millis(500));
+    let report = squall_load::run(config).expect("run");
+    assert_eq!(report.tally.connected, 4);
+    assert_eq!(report.tally.completed, 2);
+    assert_eq!(report.tally.errors.get(&ErrorKind::Reset), Some(&2));
+    assert!(
+        report.table().contains("held         2 of 4"),
+        "{}",
+        report.table()
+    );
+}
+
+#[test]
+fn the_idle_command_announces_ready_and_lets_go_on_sigterm() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let addr = ws_echo_server();
+    let json = std::env::temp_dir().join(format!("squall-load-idle-{}.json", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_squall-load"))
+        .args([
+            "--mode", "ws-idle", "-c", "3", "-t", "2", "-d", "30s", "-q", "--json",
+        ])
+        .arg(&json)
+        .arg(format!("ws://{addr}/ws"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("squall-load starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut ready = String::new();
+    stdout.read_line(&mut ready).expect("read stdout");
+    assert_eq!(ready.trim_end(), "ready connections=3 connected=3");
+
+    // SAFETY: kill with the pid of a child this test started and has not reaped.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("squall-load did not let go within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let mut table = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut table).expect("read stdout");
+    assert!(table.contains("held         3 of 3"), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("the JSON report")).expect("JSON");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["held"], 3);
+    assert_eq!(report["error_count"], 0);
+    assert!(
+        report["elapsed_s"].as_f64().expect("seconds") < 10.0,
+        "{report}"
+    );
 }

@@ -2,7 +2,7 @@
 //! until the backlog is empty, and only then does the listener wait for its next edge.
 //!
 //! glommio's listener submitted an io_uring accept per connection; each completion that
-//! arrived while the core was running interrupted it (the reads' problem, see
+//! arrived while the core was running interrupted it (the reads' problem, see squall's
 //! BENCHMARKS.md "Load generator validation"), and every accepted stream was a glommio
 //! object made only to be taken apart into a [`Socket`].
 

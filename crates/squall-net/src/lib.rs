@@ -1,32 +1,56 @@
 //! TCP sockets and listeners driven by the executor's epoll set (`readiness.rs`) rather than
-//! by a glommio poll per read or accept.
+//! by a glommio poll per read or accept: the socket layer of the squall web framework
+//! (re-exported there as `squall::net`), in a crate of its own so that clients such as
+//! squall's load generator use it without compiling the framework.
 //!
 //! A [`Socket`] reads and writes with plain non-blocking `recv`/`send`; only when one would
 //! block does it leave its waker with the executor's readiness set and wait for the edge.
-//! The server's connections, upgraded WebSockets and the database clients all use it, and a
-//! [`Listener`] hands out the server's connections the same way, with `accept4`. It is
-//! `!Send`, like everything on a core, and implements the futures-io `AsyncRead` and
-//! `AsyncWrite` traits (also through `&Socket`, so a reader and a writer can share one).
+//! A [`Listener`] hands out connections the same way, with `accept4`. Both are `!Send`, like
+//! everything on a glommio executor, and must be made inside one. `Socket` implements the
+//! futures-io `AsyncRead` and `AsyncWrite` traits (also through `&Socket`, so a reader and a
+//! writer can share one).
+//!
+//! Each executor (each thread running a `glommio::LocalExecutor`) gets one edge-triggered
+//! epoll set, made with its first socket, and one task that turns its events into wake-ups;
+//! the io_uring ring polls only the epoll descriptor. Nothing is shared between threads.
+//!
+//! ```no_run
+//! use futures_lite::{AsyncReadExt, AsyncWriteExt};
+//! use squall_net::Socket;
+//!
+//! let executor = glommio::LocalExecutorBuilder::default().make().expect("executor");
+//! executor.run(async {
+//!     let addr = "127.0.0.1:8080".parse().expect("address");
+//!     let mut socket = Socket::connect(addr, None).await?;
+//!     socket.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
+//!     let mut reply = Vec::new();
+//!     socket.read_to_end(&mut reply).await?;
+//!     Ok::<_, std::io::Error>(())
+//! })
+//! .expect("a reply");
+//! ```
 
 mod listener;
 mod readiness;
 
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_io::{AsyncRead, AsyncWrite};
 use socket2::{Domain, Protocol, SockAddr, Type};
 
 pub use listener::Listener;
 use readiness::{Direction, Readiness};
 
-/// Makes the current executor's epoll set now rather than with the first socket, so that a
-/// process at its descriptor limit can still take over the sockets it accepted.
-pub(crate) fn prepare() -> io::Result<()> {
+/// Makes the current executor's epoll set (and starts the task that drives it) now rather
+/// than with the first socket, so that a process that reaches its descriptor limit later can
+/// still take over the sockets it accepts. Must be called inside a glommio executor; calling
+/// it again on the same executor does nothing.
+pub fn prepare() -> io::Result<()> {
     Readiness::current().map(drop)
 }
 
@@ -59,12 +83,6 @@ impl Socket {
         let readiness = Readiness::current()?;
         let key = readiness.register(fd.as_raw_fd())?;
         Ok(Socket { fd, key, readiness })
-    }
-
-    /// Takes over a socket accepted or connected by glommio.
-    pub fn from_glommio(stream: glommio::net::TcpStream) -> io::Result<Socket> {
-        // SAFETY: into_raw_fd hands over sole ownership of the descriptor.
-        Socket::new(unsafe { OwnedFd::from_raw_fd(stream.into_raw_fd()) })
     }
 
     /// Connects to `addr`, optionally from the local address `from`, with `TCP_NODELAY` set.

@@ -1,4 +1,4 @@
-//! squall::net::Socket and Listener: reads, writes and accepts through the executor's epoll
+//! squall_net::Socket and Listener: reads, writes and accepts through the executor's epoll
 //! set, waiting and waking on both directions, connect failures, and executors made one
 //! after another on the same thread (each gets its own epoll set).
 
@@ -7,8 +7,15 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use squall::net::{Listener, Socket};
-use squall::testing;
+use squall_net::{Listener, Socket};
+
+/// Runs `test` to completion on a new glommio executor on this thread.
+fn run<T>(test: impl std::future::Future<Output = T>) -> T {
+    glommio::LocalExecutorBuilder::default()
+        .make()
+        .expect("a test executor")
+        .run(test)
+}
 
 /// A blocking listener on an ephemeral loopback port, served by `serve` on its own thread.
 fn peer(serve: impl FnOnce(std::net::TcpStream) + Send + 'static) -> SocketAddr {
@@ -31,14 +38,13 @@ fn a_round_trip_waits_for_the_reply_and_sees_the_end() {
         stream.write_all(b"pong:").expect("write");
         stream.write_all(&request).expect("write");
     });
-    let reply = testing::run(async move {
+    let reply = run(async move {
         let mut socket = Socket::connect(addr, None).await.expect("connect");
         socket.write_all(b"hello").await.expect("write");
         let mut reply = Vec::new();
         socket.read_to_end(&mut reply).await.expect("read");
         reply
-    })
-    .expect("executor");
+    });
     assert_eq!(reply, b"pong:hello");
 }
 
@@ -58,7 +64,7 @@ fn a_write_larger_than_the_socket_buffers_waits_for_the_reader() {
     });
     let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     let expected_sum: u64 = data.iter().map(|b| u64::from(*b)).sum();
-    let (len, sum) = testing::run(async move {
+    let (len, sum) = run(async move {
         let mut socket = Socket::connect(addr, None).await.expect("connect");
         socket.write_all(&data).await.expect("write");
         socket.shutdown(Shutdown::Write).expect("shutdown");
@@ -69,8 +75,7 @@ fn a_write_larger_than_the_socket_buffers_waits_for_the_reader() {
             u64::from_be_bytes(len.try_into().expect("8 bytes")),
             u64::from_be_bytes(sum.try_into().expect("8 bytes")),
         )
-    })
-    .expect("executor");
+    });
     assert_eq!(len, SIZE as u64);
     assert_eq!(sum, expected_sum);
 }
@@ -81,8 +86,7 @@ fn connecting_to_a_closed_port_fails_with_the_reason() {
     let addr = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("addr");
-    let result =
-        testing::run(async move { Socket::connect(addr, None).await.map(drop) }).expect("executor");
+    let result = run(async move { Socket::connect(addr, None).await.map(drop) });
     let error = result.expect_err("nothing listens there");
     assert_eq!(
         error.kind(),
@@ -98,11 +102,10 @@ fn a_connection_can_come_from_a_chosen_source_address() {
         tx.send(stream.peer_addr().expect("peer")).expect("send");
     });
     let from = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 7), 0));
-    testing::run(async move {
+    run(async move {
         let socket = Socket::connect(addr, Some(from)).await.expect("connect");
         assert_eq!(socket.local_addr().expect("local").ip(), from.ip());
-    })
-    .expect("executor");
+    });
     let seen = rx.recv_timeout(Duration::from_secs(5)).expect("accepted");
     assert_eq!(seen.ip(), from.ip());
 }
@@ -114,13 +117,12 @@ fn executors_made_one_after_another_on_a_thread_each_get_working_sockets() {
             std::thread::sleep(Duration::from_millis(20));
             stream.write_all(&[round]).expect("write");
         });
-        let byte = testing::run(async move {
+        let byte = run(async move {
             let mut socket = Socket::connect(addr, None).await.expect("connect");
             let mut byte = [0u8; 1];
             socket.read_exact(&mut byte).await.expect("read");
             byte[0]
-        })
-        .expect("executor");
+        });
         assert_eq!(byte, round);
     }
 }
@@ -140,7 +142,7 @@ fn many_sockets_wait_at_once_and_each_is_woken() {
             let _ = stream.write_all(&(i as u32).to_be_bytes());
         }
     });
-    let total = testing::run(async move {
+    let total = run(async move {
         let mut sockets = Vec::new();
         for _ in 0..SOCKETS {
             sockets.push(Socket::connect(addr, None).await.expect("connect"));
@@ -158,14 +160,13 @@ fn many_sockets_wait_at_once_and_each_is_woken() {
             total += task.await;
         }
         total
-    })
-    .expect("executor");
+    });
     assert_eq!(total, (0..SOCKETS as u64).sum::<u64>());
 }
 
 #[test]
 fn a_listener_takes_a_burst_then_waits_for_the_next_connection() {
-    let reply = testing::run(async {
+    let reply = run(async {
         let std_listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = std_listener.local_addr().expect("addr");
         let listener = Listener::new(std_listener.into()).expect("listener");
@@ -194,7 +195,6 @@ fn a_listener_takes_a_burst_then_waits_for_the_next_connection() {
         assert_eq!(peer, late.local_addr().expect("addr"));
         drop((late, clients, accepted));
         got
-    })
-    .expect("executor");
+    });
     assert_eq!(&reply, b"late");
 }

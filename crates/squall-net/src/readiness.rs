@@ -6,8 +6,8 @@
 //! while the executor is running sends its thread an inter-processor interrupt to run the
 //! completion. On these virtual machines that was one interrupt per response: squall-load
 //! reached 57k req/s where wrk reached 74–81k against the same server, and the server took
-//! 0.35 interrupts per request (`perf stat -a -e irq_vectors:reschedule_entry`, BENCHMARKS.md
-//! "Load generator validation"). With the sockets in an epoll set, readiness piles up on
+//! 0.35 interrupts per request (`perf stat -a -e irq_vectors:reschedule_entry`, squall's
+//! BENCHMARKS.md "Load generator validation"). With the sockets in an epoll set, readiness piles up on
 //! epoll's ready list for free, and the ring carries one poll, on the epoll descriptor, per
 //! batch. It also keeps thousands of armed polls out of io_uring's poll hash, which every
 //! `IORING_OP_ASYNC_CANCEL` walks (glommio cancels its park timeout after each wake-up).
