@@ -27,6 +27,45 @@
 //!   parsers could read differently (bare LF, conflicting framing, malformed chunks) so
 //!   requests cannot be smuggled through a proxy in front.
 //!
+//! ## Layout
+//!
+//! Every module has one job; data flows down this list, never up. `scripts/check-layers.py`
+//! (run with the tests) fails on a dependency against the flow or on an import cycle.
+//!
+//! | module | its one job |
+//! |---|---|
+//! | `lib.rs` | these docs, lints and re-exports; no logic |
+//! | `server/` | the only owner of executors and listening sockets: per-core startup ([`Server`]), `os` (every system call beyond sockets: CPU placement, io_uring probe, rlimits, signals, giving heap back), `listen` (bind and accept), `core` (a core's clock, `Date` line and buffer pools), `conn` (the HTTP/1.1 driver) over `io` and `transport` (the seam a TLS session will fill) |
+//! | `dispatch` | a decoded request in, a finished response out: routing, middleware, panics, error and debug pages, the access log; called by the HTTP/1.1 driver and [`testing`] alike |
+//! | [`net`] | sockets and listeners on one epoll set per core (the `squall-net` crate, which uses only the OS) |
+//! | [`http`] | the sans-IO codec: request heads and bodies in, response bytes out; nothing async |
+//! | [`router`], `routes` | the frozen application (routes, middleware, error page) and the route table with its reverse URLs |
+//! | [`request`], [`response`], [`body`], [`handler`], [`middleware`], [`error`] | the values a handler sees and returns, and the one error type |
+//! | [`upgrade`], [`ws`] | a connection after `101`, and the WebSocket protocol over it |
+//! | [`hub`] | topics fanned out to WebSockets across cores, and its Redis bridge between servers |
+//! | [`cores`], [`tasks`] | explicit work between cores; timers, periodic and blocking work |
+//! | `per_core`, `deadline` | what a core owns (one table of every per-core slot; the shutdown signal) and the one per-core table of time limits |
+//! | [`db`] | per-core PostgreSQL and Redis pools; never sees HTTP |
+//! | toolkit | [`auth`], [`signed`], [`xsrf`], [`i18n`], [`files`], [`compress`], [`multipart`], [`rpc`], [`metrics`], [`template`]: opt-in, never see sockets or the server |
+//!
+//! How a request flows: `server::listen` accepts and spawns the connection's task;
+//! `server::conn` reads through its transport, decodes with [`http`], builds a [`Request`]
+//! and hands it to `dispatch`, which routes it ([`router`]) through the middleware to the
+//! handler; the [`Response`] comes back the same way, and the driver encodes every response
+//! of a batch into one buffer and writes it once.
+//!
+//! **The connection model.** A connection is one task from accept to close, idle or not,
+//! and TLS builds on that: an encrypted connection is the same task over another
+//! `Transport`. Measured (BENCHMARKS.md, "Idle keep-alive connections"): an idle keep-alive
+//! connection costs 904 bytes (10,000 connections), of which the task and its future were
+//! 640 in a dhat profile (2026-11-24); the future is 432 bytes. Parking an idle connection
+//! as plain state (its descriptor, deadline entry and a few flags) and making a task when it
+//! becomes readable would reach the 512-byte goal on plain connections, but it needs every
+//! driver (HTTP/1.1 now, HTTP/2 next) in a second, resumable form, and on a TLS connection the
+//! session's keys and state outweigh the task. So the task stays; the transport seam is built
+//! so that a parked connection would own its `Transport` value, should the plain-connection
+//! goal call for parking later.
+//!
 //! ## Hello, world
 //!
 //! ```no_run
