@@ -12,11 +12,7 @@ use bytes::Bytes;
 use futures_lite::Stream;
 
 use crate::error::Error;
-
-// Bodies were the alias's first home; the re-export keeps `squall::body::LocalFuture`
-// working for applications that name it there.
-#[doc(no_inline)]
-pub use crate::future::LocalFuture;
+use crate::future::LocalFuture;
 
 /// A boxed stream of body chunks that stays on its core.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>>>>;

@@ -10,7 +10,7 @@ use support::{get, request, start};
 /// Appends `tag` to the `x-trail` response header, so the order middleware ran in shows.
 fn tagging(
     tag: &'static str,
-) -> impl Fn(Request, Next) -> squall::body::LocalFuture<'static, Response> {
+) -> impl Fn(Request, Next) -> squall::future::LocalFuture<'static, Response> {
     move |req, next| {
         Box::pin(async move {
             let mut response = next.run(req).await;
