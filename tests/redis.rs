@@ -498,10 +498,12 @@ fn command_timeout_answers_503_and_the_client_recovers() {
             "{waited:?}"
         );
         // Nothing arrived while it waited, so the connection was replaced, and the next
-        // command does not queue behind the blocked BLPOP.
+        // command does not queue behind the blocked BLPOP (which holds its connection for
+        // 2 s): well under a second, even on a loaded machine, means a new connection.
         let started = Instant::now();
         redis.ping().await.expect("PING after a timeout");
-        assert!(started.elapsed() < Duration::from_millis(100));
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(1), "{waited:?}");
     });
 }
 
