@@ -10,7 +10,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `SQUALL_ADDR` | listen address | `127.0.0.1:8080` |
-//! | `SQUALL_WORKERS` | executors (one per core, pinned) | all cores this process may use |
+//! | `SQUALL_WORKERS` | executors (one per core, pinned); set, the cpu quota is not read | the CPUs this process may use, at most its cgroup v2 `cpu.max` quota rounded up |
 //! | `SQUALL_BACKLOG` | listen backlog per core | `4096` |
 //! | `SQUALL_ACCESS_LOG` | `1`/`true` logs every request through `tracing` | off |
 //! | `SQUALL_SHUTDOWN_TIMEOUT` | graceful shutdown deadline | `30s` |
@@ -99,7 +99,8 @@ impl Default for Limits {
 pub struct Config {
     /// Address every core listens on, through its own `SO_REUSEPORT` socket.
     pub addr: SocketAddr,
-    /// Executors to run, each pinned to one CPU; `None` means every CPU this process may use.
+    /// Executors to run, each pinned to one CPU. `None` means one per CPU this process may
+    /// use, but no more than its cgroup v2 CPU quota (`cpu.max`, rounded up to whole CPUs).
     pub workers: Option<usize>,
     /// Listen backlog of each core's socket.
     pub backlog: u32,

@@ -3,27 +3,192 @@
 //! memory back.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::error::Error;
 
-/// The CPUs to pin workers to: the first `workers` of those this process may run on.
+/// Where the process's cgroup is named: the cgroup v2 line reads `0::/path`.
+const PROC_SELF_CGROUP: &str = "/proc/self/cgroup";
+/// Where the cgroup v2 hierarchy is mounted when the system runs cgroup v2 alone (systemd's
+/// "unified" layout, every container runtime's default since 2021).
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The CPUs to pin workers to: the first `workers` of those this process may run on, or by
+/// default as many as the smaller of that set and the cgroup's CPU quota allow. Logs the
+/// count and what decided it.
 pub(super) fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
     let allowed: Vec<usize> = core_affinity::get_core_ids()
         .ok_or_else(|| Error::startup("cannot read the CPUs this process may run on"))?
         .into_iter()
         .map(|c| c.id)
         .collect();
-    let wanted = workers.unwrap_or(allowed.len());
-    if wanted > allowed.len() {
-        return Err(Error::config(format!(
-            "{wanted} workers requested but this process may run on only {} cpus ({:?}); \
-             lower SQUALL_WORKERS or widen the cpu affinity",
-            allowed.len(),
-            allowed
-        )));
-    }
+    let wanted = match workers {
+        Some(wanted) => {
+            if wanted > allowed.len() {
+                return Err(Error::config(format!(
+                    "{wanted} workers requested but this process may run on only {} cpus \
+                     ({:?}); lower SQUALL_WORKERS or widen the cpu affinity",
+                    allowed.len(),
+                    allowed
+                )));
+            }
+            tracing::info!(
+                target: "squall::server",
+                "{wanted} workers, as configured (the cpu quota is not consulted)"
+            );
+            wanted
+        }
+        None => {
+            let quota = cpu_quota(Path::new(PROC_SELF_CGROUP), Path::new(CGROUP_ROOT))?;
+            let wanted = default_workers(allowed.len(), quota.as_ref());
+            match &quota {
+                Some(quota) => tracing::info!(
+                    target: "squall::server",
+                    "{wanted} workers: {} cpus in the affinity set, cpu quota {:.2} cpus \
+                     ({} of every {} µs in cgroup {})",
+                    allowed.len(),
+                    quota.quota_us as f64 / quota.period_us as f64,
+                    quota.quota_us,
+                    quota.period_us,
+                    quota.cgroup,
+                ),
+                None => tracing::info!(
+                    target: "squall::server",
+                    "{wanted} workers: {} cpus in the affinity set, no cpu quota",
+                    allowed.len(),
+                ),
+            }
+            wanted
+        }
+    };
     Ok(allowed.into_iter().take(wanted).collect())
+}
+
+/// The default worker count: one per CPU the process may run on, but no more than its CPU
+/// quota allows in full — a worker beyond the quota only gets the cgroup throttled sooner.
+fn default_workers(allowed: usize, quota: Option<&CpuQuota>) -> usize {
+    quota.map_or(allowed, |q| q.cpus().min(allowed)).max(1)
+}
+
+/// A cgroup v2 CPU bandwidth limit: `quota_us` of CPU time in every `period_us`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct CpuQuota {
+    pub(super) quota_us: u64,
+    pub(super) period_us: u64,
+    /// The cgroup that set it, as `/proc/self/cgroup` names it.
+    pub(super) cgroup: String,
+}
+
+impl CpuQuota {
+    /// Whole CPUs the quota keeps busy, rounded up: 1.5 CPUs' worth runs two workers, each
+    /// idle part of the time, rather than one that could never use the other half.
+    pub(super) fn cpus(&self) -> usize {
+        let cpus = self.quota_us.div_ceil(self.period_us).max(1);
+        usize::try_from(cpus).unwrap_or(usize::MAX)
+    }
+
+    /// Whether this quota allows less CPU time than `other`.
+    fn is_below(&self, other: &CpuQuota) -> bool {
+        u128::from(self.quota_us) * u128::from(other.period_us)
+            < u128::from(other.quota_us) * u128::from(self.period_us)
+    }
+}
+
+/// The CPU quota of this process's cgroup, read from `proc_self_cgroup` (the file naming the
+/// cgroup) and the cgroup v2 hierarchy mounted at `cgroup_root`; `None` when nothing limits it.
+///
+/// The cgroup and every ancestor visible under the mount are read and the tightest quota
+/// wins: a limit set on a parent (a systemd slice, a Kubernetes pod) binds its children too.
+/// No `/proc`, no cgroup v2 line (cgroup v1 alone), no cgroup v2 mount at `cgroup_root` (no
+/// `cgroup.controllers` there) and no `cpu.max` (the root cgroup, or the cpu controller not
+/// enabled) all mean no quota. A quota file that exists but cannot be read or parsed is an
+/// error naming it: guessing would start the wrong number of workers without a word.
+pub(super) fn cpu_quota(
+    proc_self_cgroup: &Path,
+    cgroup_root: &Path,
+) -> Result<Option<CpuQuota>, Error> {
+    let Some(membership) = read_if_present(proc_self_cgroup)? else {
+        return Ok(None);
+    };
+    let Some(cgroup) = cgroup_v2_path(&membership) else {
+        return Ok(None);
+    };
+    if !cgroup_root.join("cgroup.controllers").exists() {
+        return Ok(None);
+    }
+    // A path leading above the mount (`/..`) names a cgroup outside this cgroup namespace,
+    // whose files are not visible here.
+    let parts: Vec<&str> = cgroup.split('/').filter(|p| !p.is_empty()).collect();
+    if parts.contains(&"..") {
+        return Ok(None);
+    }
+    let mut tightest: Option<CpuQuota> = None;
+    for depth in (0..=parts.len()).rev() {
+        let dir = parts[..depth]
+            .iter()
+            .fold(cgroup_root.to_path_buf(), |d, p| d.join(p));
+        let file = dir.join("cpu.max");
+        let Some(text) = read_if_present(&file)? else {
+            continue;
+        };
+        let limit = parse_cpu_max(&text).map_err(|why| {
+            Error::startup(format!(
+                "malformed cpu quota in {}: {:?}: {why}",
+                file.display(),
+                text.trim_end()
+            ))
+        })?;
+        if let Some((quota_us, period_us)) = limit {
+            let found = CpuQuota {
+                quota_us,
+                period_us,
+                cgroup: format!("/{}", parts[..depth].join("/")),
+            };
+            if tightest.as_ref().is_none_or(|t| found.is_below(t)) {
+                tightest = Some(found);
+            }
+        }
+    }
+    Ok(tightest)
+}
+
+/// A file's text, `None` when it does not exist, an error naming it when it cannot be read.
+fn read_if_present(path: &Path) -> Result<Option<String>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::startup(format!(
+            "cannot read {} to find the cpu quota: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The cgroup v2 path in the text of `/proc/self/cgroup`: the line `0::/path`.
+fn cgroup_v2_path(membership: &str) -> Option<&str> {
+    membership.lines().find_map(|line| line.strip_prefix("0::"))
+}
+
+/// Parses a `cpu.max` file: `max PERIOD` (no quota) or `QUOTA PERIOD`, both in microseconds.
+fn parse_cpu_max(text: &str) -> Result<Option<(u64, u64)>, &'static str> {
+    const EXPECTED: &str = "expected `max PERIOD` or `QUOTA PERIOD` in microseconds";
+    let mut fields = text.split_whitespace();
+    let (Some(quota), Some(period), None) = (fields.next(), fields.next(), fields.next()) else {
+        return Err(EXPECTED);
+    };
+    let period: u64 = period.parse().map_err(|_| EXPECTED)?;
+    if period == 0 {
+        return Err("the period is zero");
+    }
+    if quota == "max" {
+        return Ok(None);
+    }
+    let quota: u64 = quota.parse().map_err(|_| EXPECTED)?;
+    if quota == 0 {
+        return Err("the quota is zero");
+    }
+    Ok(Some((quota, period)))
 }
 
 /// Fails clearly when the kernel has no io_uring or a policy forbids it.
@@ -161,5 +326,141 @@ pub(super) fn release_free_heap() {
     // SAFETY: malloc_trim only inspects and releases the allocator's own free memory.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A scratch directory standing in for `/proc/self` and `/sys/fs/cgroup`.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("squall-os-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("scratch dir");
+            Scratch(dir)
+        }
+
+        fn write(&self, relative: &str, text: &str) -> PathBuf {
+            let path = self.0.join(relative);
+            std::fs::create_dir_all(path.parent().expect("has a parent")).expect("dirs");
+            std::fs::write(&path, text).expect("write");
+            path
+        }
+
+        /// The quota found with `membership` as `/proc/self/cgroup` and `root/` as the mount.
+        fn quota(&self, membership: &str) -> Result<Option<CpuQuota>, Error> {
+            let proc = self.write("proc-self-cgroup", membership);
+            cpu_quota(&proc, &self.0.join("root"))
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn quota(quota_us: u64, period_us: u64, cgroup: &str) -> CpuQuota {
+        CpuQuota {
+            quota_us,
+            period_us,
+            cgroup: cgroup.to_owned(),
+        }
+    }
+
+    #[test]
+    fn cpu_max_parses_quota_period_and_max() {
+        assert_eq!(parse_cpu_max("max 100000\n"), Ok(None));
+        assert_eq!(
+            parse_cpu_max("150000 100000\n"),
+            Ok(Some((150_000, 100_000)))
+        );
+        for bad in [
+            "",
+            "max",
+            "150000",
+            "1.5 100000",
+            "max 0",
+            "0 100000",
+            "1 2 3",
+        ] {
+            assert!(parse_cpu_max(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_quota_is_rounded_up_to_whole_cpus_and_caps_the_affinity_set() {
+        assert_eq!(quota(150_000, 100_000, "/").cpus(), 2);
+        assert_eq!(quota(200_000, 100_000, "/").cpus(), 2);
+        assert_eq!(quota(1_000, 100_000, "/").cpus(), 1);
+        assert_eq!(default_workers(8, Some(&quota(150_000, 100_000, "/"))), 2);
+        assert_eq!(default_workers(2, Some(&quota(400_000, 100_000, "/"))), 2);
+        assert_eq!(default_workers(4, None), 4);
+    }
+
+    #[test]
+    fn the_quota_comes_from_the_cgroup_named_in_proc_self_cgroup() {
+        let scratch = Scratch::new("quota");
+        scratch.write("root/cgroup.controllers", "cpu memory\n");
+        scratch.write("root/kubepods/pod1/ctr/cpu.max", "150000 100000\n");
+        scratch.write("root/kubepods/pod1/cpu.max", "max 100000\n");
+        let found = scratch.quota("1:cpu:/ignored\n0::/kubepods/pod1/ctr\n");
+        assert_eq!(
+            found.expect("readable"),
+            Some(quota(150_000, 100_000, "/kubepods/pod1/ctr"))
+        );
+        // A tighter limit on an ancestor binds the child.
+        scratch.write("root/kubepods/cpu.max", "50000 100000\n");
+        let found = scratch.quota("0::/kubepods/pod1/ctr\n");
+        assert_eq!(
+            found.expect("readable"),
+            Some(quota(50_000, 100_000, "/kubepods"))
+        );
+    }
+
+    #[test]
+    fn no_quota_without_a_cgroup_v2_mount_line_or_file() {
+        let scratch = Scratch::new("no-quota");
+        scratch.write("root/a/cpu.max", "50000 100000\n");
+        // No cgroup.controllers: /sys/fs/cgroup is not a cgroup v2 mount (cgroup v1, hybrid).
+        assert_eq!(scratch.quota("0::/a\n").expect("readable"), None);
+        scratch.write("root/cgroup.controllers", "cpu\n");
+        // Only cgroup v1 lines.
+        assert_eq!(scratch.quota("4:cpu,cpuacct:/a\n").expect("readable"), None);
+        // The root cgroup has no cpu.max; "max" is no quota either.
+        assert_eq!(scratch.quota("0::/\n").expect("readable"), None);
+        scratch.write("root/b/cpu.max", "max 100000\n");
+        assert_eq!(scratch.quota("0::/b\n").expect("readable"), None);
+        // A cgroup outside this namespace's view.
+        assert_eq!(scratch.quota("0::/../other\n").expect("readable"), None);
+        // No /proc at all.
+        let missing = scratch.0.join("no-such-file");
+        assert_eq!(
+            cpu_quota(&missing, &scratch.0.join("root")).expect("absent"),
+            None
+        );
+    }
+
+    #[test]
+    fn an_unreadable_or_malformed_quota_file_is_an_error_naming_it() {
+        let scratch = Scratch::new("bad-quota");
+        scratch.write("root/cgroup.controllers", "cpu\n");
+        let file = scratch.write("root/bad/cpu.max", "lots\n");
+        let err = scratch.quota("0::/bad\n").expect_err("malformed");
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("malformed cpu quota"), "{err}");
+        // A directory where the file should be cannot be read, even by root.
+        std::fs::create_dir_all(scratch.0.join("root/dir/cpu.max")).expect("dir");
+        let err = scratch.quota("0::/dir\n").expect_err("unreadable");
+        let named = scratch.0.join("root/dir/cpu.max").display().to_string();
+        assert!(err.to_string().contains(&named), "{err}");
     }
 }
