@@ -2,7 +2,8 @@
 //! `SO_REUSEPORT` listener, application and connections.
 //!
 //! Startup does everything that can fail before any core runs — configuration, io_uring,
-//! memory lock, CPU placement, binding — so a mistake is one clear error rather than a panic in
+//! memory lock, CPU placement (the affinity set and the cgroup's CPU quota), the descriptor
+//! limit, binding — so a mistake is one clear error rather than a panic in
 //! a worker thread. Shutdown is one eventfd that every core watches.
 
 mod conn;
@@ -25,7 +26,8 @@ use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use self::core::Core;
 use self::listen::accept_loop;
 use self::os::{
-    block_signals, check_io_uring, placement, raise_memlock_limit, wait_for_signal, EventFd,
+    block_signals, check_io_uring, placement, raise_descriptor_limit, raise_memlock_limit,
+    wait_for_signal, EventFd,
 };
 use crate::config::Config;
 use crate::error::Error;
@@ -107,6 +109,7 @@ impl Server {
         check_io_uring()?;
         raise_memlock_limit()?;
         let cpus = placement(self.config.workers)?;
+        raise_descriptor_limit(cpus.len(), self.config.limits.max_connections_per_core);
         let sockets = listen::bind_all(self.config.addr, cpus.len(), self.config.backlog)?;
         let local_addr = sockets
             .first()

@@ -233,20 +233,9 @@ fn probe_io_uring() -> Result<(), Error> {
 /// Raises the soft RLIMIT_MEMLOCK to the hard limit; io_uring rings count against it.
 pub(super) fn raise_memlock_limit() -> Result<(), Error> {
     const NEEDED: u64 = 512 * 1024;
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Some((_, limit)) = raise_soft_limit(libc::RLIMIT_MEMLOCK) else {
+        return Ok(()); // Unknown: let io_uring decide.
     };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) != 0 {
-            return Ok(()); // Unknown: let io_uring decide.
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit);
-        }
-    }
     if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < NEEDED {
         return Err(Error::startup(format!(
             "RLIMIT_MEMLOCK is {} bytes and cannot be raised; io_uring needs at least {NEEDED} \
@@ -255,6 +244,119 @@ pub(super) fn raise_memlock_limit() -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Descriptors a worker holds besides its connections: 8 measured for the executor (three
+/// io_uring rings, three eventfds, the epoll set and the listener, counted in
+/// `/proc/self/fd` with one and two workers) and 8 for what an application keeps per core
+/// (a PostgreSQL pool of 4 by default, a Redis connection, files being sent).
+const DESCRIPTORS_PER_WORKER: u64 = 16;
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit and says how many connections that
+/// leaves room for; warns when the configured connection limits add up to more.
+///
+/// Every connection is a descriptor, and the soft limit a shell hands down (often 1024)
+/// would cap the server near a thousand connections. Raising it is safe for squall, which
+/// polls with epoll and io_uring; code in the same process that still uses `select(2)`
+/// cannot watch descriptors numbered 1024 and above, and child processes inherit the raised
+/// limit. Room is the limit less the descriptors open now (the standard streams, log files,
+/// whatever the application opened before starting the server) and `DESCRIPTORS_PER_WORKER`
+/// for each worker.
+pub(super) fn raise_descriptor_limit(workers: usize, max_connections_per_core: usize) {
+    let Some((before, limit)) = raise_soft_limit(libc::RLIMIT_NOFILE) else {
+        tracing::warn!(
+            target: "squall::server",
+            "cannot read the descriptor limit (RLIMIT_NOFILE); connection capacity unknown"
+        );
+        return;
+    };
+    let open = open_descriptors();
+    let budget = DescriptorBudget::new(limit.rlim_cur, open, workers, max_connections_per_core);
+    let raised = if before.rlim_cur < limit.rlim_cur {
+        format!("raised from {}", before.rlim_cur)
+    } else if limit.rlim_cur < limit.rlim_max {
+        format!("could not be raised to the hard limit {}", limit.rlim_max)
+    } else {
+        "the hard limit".to_owned()
+    };
+    tracing::info!(
+        target: "squall::server",
+        "descriptor limit {} ({raised}): room for {} connections ({open} descriptors open \
+         now, {DESCRIPTORS_PER_WORKER} kept per worker)",
+        limit.rlim_cur,
+        budget.capacity,
+    );
+    if budget.wanted > budget.capacity {
+        tracing::warn!(
+            target: "squall::server",
+            "max_connections_per_core {max_connections_per_core} × {workers} workers = {} \
+             connections, more than the descriptor limit leaves room for ({}); past it the \
+             cores pause accepting until descriptors free up. Raise the hard limit \
+             (`ulimit -Hn`, LimitNOFILE= in a systemd unit) or lower \
+             SQUALL_MAX_CONNECTIONS_PER_CORE",
+            budget.wanted,
+            budget.capacity,
+        );
+    }
+}
+
+/// Connections the descriptor limit leaves room for, and how many the configuration allows.
+#[derive(Debug, PartialEq, Eq)]
+struct DescriptorBudget {
+    capacity: u64,
+    wanted: u64,
+}
+
+impl DescriptorBudget {
+    fn new(
+        soft_limit: u64,
+        open: u64,
+        workers: usize,
+        max_connections_per_core: usize,
+    ) -> DescriptorBudget {
+        let workers = u64::try_from(workers).unwrap_or(u64::MAX);
+        let per_core = u64::try_from(max_connections_per_core).unwrap_or(u64::MAX);
+        let kept = open.saturating_add(DESCRIPTORS_PER_WORKER.saturating_mul(workers));
+        DescriptorBudget {
+            capacity: soft_limit.saturating_sub(kept),
+            wanted: per_core.saturating_mul(workers),
+        }
+    }
+}
+
+/// Descriptors this process has open, counted in `/proc/self/fd` (0 without `/proc`).
+fn open_descriptors() -> u64 {
+    // The count includes the directory's own descriptor, open while it is read.
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count().saturating_sub(1) as u64)
+}
+
+/// The type glibc and musl give resource numbers.
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+/// Raises a soft limit to its hard limit; returns the limit before and after, or `None` when
+/// it cannot be read. A refused raise leaves the limit as it was.
+fn raise_soft_limit(resource: Resource) -> Option<(libc::rlimit, libc::rlimit)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(resource, &mut limit) != 0 {
+            return None;
+        }
+        let before = limit;
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(resource, &limit) != 0 {
+                limit = before;
+            }
+        }
+        Some((before, limit))
+    }
 }
 
 pub(super) fn block_signals() -> Result<(), Error> {
@@ -371,6 +473,52 @@ mod tests {
             period_us,
             cgroup: cgroup.to_owned(),
         }
+    }
+
+    #[test]
+    fn descriptor_room_leaves_what_is_open_and_each_workers_own() {
+        let budget = DescriptorBudget::new(20_000, 10, 2, 25_000);
+        assert_eq!(
+            budget,
+            DescriptorBudget {
+                capacity: 20_000 - 10 - 2 * DESCRIPTORS_PER_WORKER,
+                wanted: 50_000
+            }
+        );
+        let budget = DescriptorBudget::new(1_024, 2_000, 1, 100);
+        assert_eq!(budget.capacity, 0, "more open than the limit");
+        let budget = DescriptorBudget::new(libc::RLIM_INFINITY, 10, 4, usize::MAX);
+        assert!(budget.capacity > 1 << 60 && budget.wanted == u64::MAX);
+    }
+
+    #[test]
+    fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+        let nofile = || {
+            let mut now = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: writes into a local struct.
+            assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) }, 0);
+            now
+        };
+        let hard = nofile().rlim_max;
+        // Lowered first where there is room, so that the raise is seen; 4096 leaves the
+        // tests running beside this one plenty.
+        if hard > 4096 {
+            let lowered = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: hard,
+            };
+            // SAFETY: reads a local struct.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        }
+        let (before, after) = raise_soft_limit(libc::RLIMIT_NOFILE).expect("readable");
+        assert_eq!((after.rlim_cur, after.rlim_max), (hard, hard));
+        if hard > 4096 {
+            assert_eq!(before.rlim_cur, 4096);
+        }
+        assert_eq!(nofile().rlim_cur, hard);
     }
 
     #[test]
