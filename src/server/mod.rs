@@ -4,7 +4,9 @@
 //! Startup does everything that can fail before any core runs — configuration, io_uring,
 //! memory lock, CPU placement (the affinity set and the cgroup's CPU quota), the descriptor
 //! limit, binding — so a mistake is one clear error rather than a panic in
-//! a worker thread. Shutdown is one eventfd that every core watches.
+//! a worker thread. Binding refuses an address another server already listens on, unless
+//! the configuration asks to start beside it ([`PortSharing::Takeover`](crate::PortSharing)).
+//! Shutdown is one eventfd that every core watches.
 
 mod conn;
 mod core;
@@ -110,7 +112,12 @@ impl Server {
         raise_memlock_limit()?;
         let cpus = placement(self.config.workers)?;
         raise_descriptor_limit(cpus.len(), self.config.limits.max_connections_per_core);
-        let sockets = listen::bind_all(self.config.addr, cpus.len(), self.config.backlog)?;
+        let sockets = listen::bind_all(
+            self.config.addr,
+            cpus.len(),
+            self.config.backlog,
+            self.config.port_sharing,
+        )?;
         let local_addr = sockets
             .first()
             .and_then(|s| s.local_addr().ok())
@@ -343,9 +350,14 @@ mod tests {
             .make()
             .expect("executor")
             .run(async {
-                let bound = listen::bind_all("127.0.0.1:0".parse().expect("literal"), 1, 8)
-                    .expect("bind")
-                    .remove(0);
+                let bound = listen::bind_all(
+                    "127.0.0.1:0".parse().expect("literal"),
+                    1,
+                    8,
+                    crate::config::PortSharing::Exclusive,
+                )
+                .expect("bind")
+                .remove(0);
                 let listener = crate::net::Listener::new(bound.into()).expect("listener");
                 let addr = listener.local_addr().expect("addr");
                 let client = crate::net::Socket::connect(addr, None)
