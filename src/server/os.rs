@@ -4,7 +4,9 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 
@@ -35,7 +37,8 @@ pub(super) fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
             }
             tracing::info!(
                 target: "squall::server",
-                "{wanted} workers, as configured (the cpu quota is not consulted)"
+                "{}, as configured (the cpu quota is not consulted)",
+                workers_text(wanted)
             );
             wanted
         }
@@ -45,8 +48,9 @@ pub(super) fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
             match &quota {
                 Some(quota) => tracing::info!(
                     target: "squall::server",
-                    "{wanted} workers: {} cpus in the affinity set, cpu quota {:.2} cpus \
+                    "{}: {} cpus in the affinity set, cpu quota {:.2} cpus \
                      ({} of every {} µs in cgroup {})",
+                    workers_text(wanted),
                     allowed.len(),
                     quota.quota_us as f64 / quota.period_us as f64,
                     quota.quota_us,
@@ -55,7 +59,8 @@ pub(super) fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
                 ),
                 None => tracing::info!(
                     target: "squall::server",
-                    "{wanted} workers: {} cpus in the affinity set, no cpu quota",
+                    "{}: {} cpus in the affinity set, no cpu quota",
+                    workers_text(wanted),
                     allowed.len(),
                 ),
             }
@@ -63,6 +68,11 @@ pub(super) fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
         }
     };
     Ok(allowed.into_iter().take(wanted).collect())
+}
+
+/// "1 worker", "2 workers".
+fn workers_text(count: usize) -> String {
+    format!("{count} worker{}", if count == 1 { "" } else { "s" })
 }
 
 /// The default worker count: one per CPU the process may run on, but no more than its CPU
@@ -289,11 +299,12 @@ pub(super) fn raise_descriptor_limit(workers: usize, max_connections_per_core: u
     if budget.wanted > budget.capacity {
         tracing::warn!(
             target: "squall::server",
-            "max_connections_per_core {max_connections_per_core} × {workers} workers = {} \
+            "max_connections_per_core {max_connections_per_core} × {} = {} \
              connections, more than the descriptor limit leaves room for ({}); past it the \
              cores pause accepting until descriptors free up. Raise the hard limit \
              (`ulimit -Hn`, LimitNOFILE= in a systemd unit) or lower \
              SQUALL_MAX_CONNECTIONS_PER_CORE",
+            workers_text(workers),
             budget.wanted,
             budget.capacity,
         );
@@ -359,25 +370,211 @@ fn raise_soft_limit(resource: Resource) -> Option<(libc::rlimit, libc::rlimit)> 
     }
 }
 
+/// The signals that stop the server.
+const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// Within this long of the first stop signal, the same signal again is the same request.
+/// `timeout(1)` signals both the process and its group, so one stop arrives twice a few
+/// milliseconds apart; a person or supervisor insisting waits longer than that.
+pub(super) const REPEAT_WINDOW: Duration = Duration::from_secs(1);
+
+/// The write end of the signal pipe, for the handler; -1 until the handler is installed.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// Writes the signal's number to the signal pipe. It does only async-signal-safe work: one
+/// `write` to a non-blocking pipe (a full pipe already holds a stop request, so a lost byte
+/// loses nothing), with `errno` put back for the code it interrupted.
+extern "C" fn on_stop_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd < 0 {
+        return;
+    }
+    let byte = u8::try_from(signal).unwrap_or(u8::MAX);
+    // SAFETY: write and errno access are async-signal-safe; `byte` outlives the call.
+    unsafe {
+        let errno = *libc::__errno_location();
+        libc::write(fd, (&byte as *const u8).cast(), 1);
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// SIGINT and SIGTERM, caught by a handler that writes them to a pipe which `wait` reads.
+///
+/// A handler rather than only blocking the signals and waiting for them with `sigtimedwait`:
+/// a process-wide signal goes to any thread that does not block it, and threads started
+/// before `serve` (a log writer, a test harness, anything the application made) do not
+/// inherit the mask; without a handler such a thread took the default action and the
+/// process died without draining. The workers still block both signals, so that no
+/// executor is interrupted to run the handler.
+pub(super) struct StopSignals {
+    read: std::os::fd::BorrowedFd<'static>,
+    /// The dispositions the handler replaced, put back when serving ends.
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl std::fmt::Debug for StopSignals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopSignals")
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StopSignals {
+    /// Points SIGINT and SIGTERM at the handler until this value is dropped, and forgets
+    /// signals caught before this call. The pipe is made once and never closed: a signal
+    /// may run the handler at any moment, even while the disposition is being put back.
+    pub(super) fn catch() -> Result<StopSignals, Error> {
+        static READ_END: Mutex<Option<libc::c_int>> = Mutex::new(None);
+        let mut read_end = READ_END.lock().unwrap_or_else(PoisonError::into_inner);
+        let fd = match *read_end {
+            Some(fd) => fd,
+            None => {
+                let fd = signal_pipe()?;
+                *read_end = Some(fd);
+                fd
+            }
+        };
+        // SAFETY: the read end is never closed (above).
+        let read = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let mut signals = StopSignals {
+            read,
+            previous: Vec::with_capacity(STOP_SIGNALS.len()),
+        };
+        for signal in STOP_SIGNALS {
+            // SAFETY: a zeroed sigaction with an empty mask and a handler of the right
+            // shape; the previous one is written into a zeroed local.
+            let (rc, previous) = unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut previous: libc::sigaction = std::mem::zeroed();
+                let rc = libc::sigaction(signal, &action, &mut previous);
+                (rc, previous)
+            };
+            if rc != 0 {
+                return Err(Error::io(
+                    format!("cannot install a handler for signal {signal}"),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            signals.previous.push((signal, previous));
+        }
+        while signals.take().is_some() {}
+        Ok(signals)
+    }
+
+    /// The next stop signal, waiting up to `timeout` for one.
+    pub(super) fn wait(&self, timeout: Duration) -> Option<libc::c_int> {
+        if let Some(signal) = self.take() {
+            return Some(signal);
+        }
+        let mut poll = libc::pollfd {
+            fd: self.read.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd. EINTR (the handler ran on this thread) only means the
+        // pipe is worth reading now.
+        unsafe { libc::poll(&mut poll, 1, millis) };
+        self.take()
+    }
+
+    /// A signal already in the pipe, without waiting.
+    fn take(&self) -> Option<libc::c_int> {
+        let mut byte = 0u8;
+        // SAFETY: reads one byte into a local from a non-blocking pipe.
+        let n = unsafe { libc::read(self.read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) };
+        (n == 1).then_some(libc::c_int::from(byte))
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        for (signal, previous) in &self.previous {
+            // SAFETY: puts back a disposition sigaction reported.
+            unsafe { libc::sigaction(*signal, previous, std::ptr::null_mut()) };
+        }
+    }
+}
+
+/// Makes the signal pipe, non-blocking at both ends, and hands its write end to the
+/// handler; returns the read end.
+fn signal_pipe() -> Result<libc::c_int, Error> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills a two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(Error::io(
+            "cannot create the signal pipe",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    SIGNAL_PIPE.store(fds[1], Ordering::Relaxed);
+    Ok(fds[0])
+}
+
+/// Blocks SIGINT and SIGTERM on this thread; threads it starts inherit the mask.
 pub(super) fn block_signals() -> Result<(), Error> {
-    glommio::signal::block(&[libc::SIGINT, libc::SIGTERM])
+    glommio::signal::block(&STOP_SIGNALS)
         .map_err(|e| Error::startup(format!("cannot block SIGINT/SIGTERM: {e}")))
 }
 
-/// Waits up to `timeout` for SIGINT or SIGTERM (blocked by `block_signals`).
-pub(super) fn wait_for_signal(timeout: Duration) -> Option<i32> {
-    // SAFETY: sigset operations on a local set; sigtimedwait with valid pointers.
+/// Lets SIGINT and SIGTERM reach this thread again (and its handler run on it).
+pub(super) fn unblock_signals() {
+    // SAFETY: sigset operations on a local set; pthread_sigmask with valid pointers.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        let signal = libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
-        (signal > 0).then_some(signal)
+        for signal in STOP_SIGNALS {
+            libc::sigaddset(&mut set, signal);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// What a stop signal asks for, given those before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// The first: drain and stop.
+    Drain,
+    /// The same signal again within `REPEAT_WINDOW` of the first: still the same request.
+    Repeated,
+    /// Another signal, or the same one later: exit at once.
+    Exit,
+}
+
+/// The stop signals received so far.
+#[derive(Debug, Default)]
+pub(super) struct StopRequests {
+    first: Option<(libc::c_int, Instant)>,
+}
+
+impl StopRequests {
+    /// Classifies `signal`, received at `now`.
+    pub(super) fn on_signal(&mut self, signal: libc::c_int, now: Instant) -> Stop {
+        match self.first {
+            None => {
+                self.first = Some((signal, now));
+                Stop::Drain
+            }
+            Some((first, at))
+                if first == signal && now.saturating_duration_since(at) <= REPEAT_WINDOW =>
+            {
+                Stop::Repeated
+            }
+            Some(_) => Stop::Exit,
+        }
+    }
+}
+
+/// A stop signal's name, for the log.
+pub(super) fn signal_name(signal: libc::c_int) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        _ => "signal",
     }
 }
 
@@ -519,6 +716,24 @@ mod tests {
             assert_eq!(before.rlim_cur, 4096);
         }
         assert_eq!(nofile().rlim_cur, hard);
+    }
+
+    #[test]
+    fn the_same_signal_within_a_second_is_one_request_and_a_later_one_exits() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut stops = StopRequests::default();
+        assert_eq!(stops.on_signal(libc::SIGTERM, at(0)), Stop::Drain);
+        assert_eq!(stops.on_signal(libc::SIGTERM, at(4)), Stop::Repeated);
+        assert_eq!(stops.on_signal(libc::SIGTERM, at(1000)), Stop::Repeated);
+        assert_eq!(stops.on_signal(libc::SIGTERM, at(1001)), Stop::Exit);
+        let mut stops = StopRequests::default();
+        assert_eq!(stops.on_signal(libc::SIGTERM, at(0)), Stop::Drain);
+        assert_eq!(
+            stops.on_signal(libc::SIGINT, at(4)),
+            Stop::Exit,
+            "another signal"
+        );
     }
 
     #[test]
