@@ -146,25 +146,31 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A POST to /echo whose head and first half of a body have been sent.
-fn start_slow_post(addr: SocketAddr) -> Client {
-    let mut client = Client::connect(addr);
+/// A server in a child process, with a POST to /echo in flight: its head and the first half
+/// of its body sent, the rest held back so the request cannot finish on its own.
+fn server_with_slow_post() -> (ServerProcess, Client) {
+    let mut server = ServerProcess::start(&[]);
+    let mut client = Client::connect(server.addr());
     client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello");
     // Long enough for the server to have read the head and started on the body.
     thread::sleep(Duration::from_millis(200));
-    client
+    (server, client)
+}
+
+impl ServerProcess {
+    /// Sends `first`, then `second` after `gap`.
+    fn signal_twice(&self, first: libc::c_int, gap: Duration, second: libc::c_int) {
+        self.signal(first);
+        thread::sleep(gap);
+        self.signal(second);
+    }
 }
 
 #[test]
 fn two_sigterms_a_few_ms_apart_drain_a_request_whose_body_is_still_arriving() {
-    let mut server = ServerProcess::start(&[]);
-    let addr = server.addr();
-    let mut client = start_slow_post(addr);
-
+    let (mut server, mut client) = server_with_slow_post();
     // What `timeout` does: the process, then its group, 4 ms apart.
-    server.signal(libc::SIGTERM);
-    thread::sleep(Duration::from_millis(4));
-    server.signal(libc::SIGTERM);
+    server.signal_twice(libc::SIGTERM, Duration::from_millis(4), libc::SIGTERM);
     thread::sleep(Duration::from_millis(300));
     assert!(server.is_running(), "exited: {}", server.log());
 
@@ -185,30 +191,21 @@ fn two_sigterms_a_few_ms_apart_drain_a_request_whose_body_is_still_arriving() {
 
 #[test]
 fn a_second_sigterm_after_more_than_a_second_exits_at_once() {
-    let mut server = ServerProcess::start(&[]);
-    let addr = server.addr();
-    // A request in flight keeps the drain from finishing on its own.
-    let mut client = start_slow_post(addr);
-
-    server.signal(libc::SIGTERM);
-    thread::sleep(Duration::from_millis(1300));
-    assert!(server.is_running(), "exited: {}", server.log());
-    server.signal(libc::SIGTERM);
+    let (mut server, mut client) = server_with_slow_post();
+    // The request in flight keeps the drain from finishing before the second signal.
+    server.signal_twice(libc::SIGTERM, Duration::from_millis(1300), libc::SIGTERM);
     let status = server.exit_within(Duration::from_secs(1));
     let log = server.log();
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{log}");
+    assert_eq!(log.matches("shutting down gracefully").count(), 1, "{log}");
     assert!(log.contains("exiting now"), "{log}");
     client.expect_closed_or_reset();
 }
 
 #[test]
 fn sigint_after_sigterm_exits_at_once() {
-    let mut server = ServerProcess::start(&[]);
-    let addr = server.addr();
-    let _client = start_slow_post(addr);
-    server.signal(libc::SIGTERM);
-    thread::sleep(Duration::from_millis(20));
-    server.signal(libc::SIGINT);
+    let (mut server, _client) = server_with_slow_post();
+    server.signal_twice(libc::SIGTERM, Duration::from_millis(20), libc::SIGINT);
     let status = server.exit_within(Duration::from_secs(1));
     assert_eq!(status.code(), Some(128 + libc::SIGINT), "{}", server.log());
 }
