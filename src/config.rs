@@ -10,8 +10,9 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `SQUALL_ADDR` | listen address | `127.0.0.1:8080` |
-//! | `SQUALL_WORKERS` | executors (one per core, pinned) | all cores this process may use |
+//! | `SQUALL_WORKERS` | executors (one per core, pinned); set, the cpu quota is not read | the CPUs this process may use, at most its cgroup v2 `cpu.max` quota rounded up |
 //! | `SQUALL_BACKLOG` | listen backlog per core | `4096` |
+//! | `SQUALL_PORT_SHARING` | `exclusive`: refuse to start on a port another server listens on; `takeover`: start beside it, as the new half of a restart ([`PortSharing`]) | `exclusive` |
 //! | `SQUALL_ACCESS_LOG` | `1`/`true` logs every request through `tracing` | off |
 //! | `SQUALL_SHUTDOWN_TIMEOUT` | graceful shutdown deadline | `30s` |
 //! | `SQUALL_TRUSTED_PROXIES` | comma-separated IPs/CIDRs allowed to set `X-Forwarded-For` | none |
@@ -94,15 +95,34 @@ impl Default for Limits {
     }
 }
 
+/// Whether a server may start on a port another server already listens on.
+///
+/// Every core listens through its own `SO_REUSEPORT` socket, and the kernel would let a
+/// second server join them and split the traffic between the two — an old instance left
+/// running after a deploy would silently keep half the users. So a server refuses a port
+/// that is already served unless it says it is the new half of a restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PortSharing {
+    /// Startup fails with "address in use" when another socket listens on the address.
+    #[default]
+    Exclusive,
+    /// Start beside the server already listening, sharing the port through `SO_REUSEPORT`
+    /// (same user only), so that the old one can drain while this one takes new connections.
+    Takeover,
+}
+
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Address every core listens on, through its own `SO_REUSEPORT` socket.
     pub addr: SocketAddr,
-    /// Executors to run, each pinned to one CPU; `None` means every CPU this process may use.
+    /// Executors to run, each pinned to one CPU. `None` means one per CPU this process may
+    /// use, but no more than its cgroup v2 CPU quota (`cpu.max`, rounded up to whole CPUs).
     pub workers: Option<usize>,
     /// Listen backlog of each core's socket.
     pub backlog: u32,
+    /// Whether to start on a port another server already listens on.
+    pub port_sharing: PortSharing,
     /// Value of the `Server` header.
     pub server_name: String,
     /// Log one `tracing` event per request (target `squall::access`).
@@ -121,6 +141,7 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             workers: None,
             backlog: 4096,
+            port_sharing: PortSharing::Exclusive,
             server_name: "squall".to_owned(),
             access_log: false,
             shutdown_timeout: Duration::from_secs(30),
@@ -152,6 +173,19 @@ impl Config {
         }
         if let Some(v) = var("SQUALL_BACKLOG") {
             self.backlog = parse_number("SQUALL_BACKLOG", &v)?;
+        }
+        if let Some(v) = var("SQUALL_PORT_SHARING") {
+            self.port_sharing = match v.trim().to_ascii_lowercase().as_str() {
+                "exclusive" => PortSharing::Exclusive,
+                "takeover" => PortSharing::Takeover,
+                _ => {
+                    return Err(env_error(
+                        "SQUALL_PORT_SHARING",
+                        &v,
+                        &"expected exclusive or takeover",
+                    ))
+                }
+            };
         }
         if let Some(v) = var("SQUALL_ACCESS_LOG") {
             self.access_log = parse_bool("SQUALL_ACCESS_LOG", &v)?;
@@ -220,6 +254,13 @@ impl Config {
     /// Sets the listen backlog of each core's socket.
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = backlog;
+        self
+    }
+
+    /// Sets whether to start on a port another server already listens on; see
+    /// [`PortSharing`].
+    pub fn port_sharing(mut self, sharing: PortSharing) -> Self {
+        self.port_sharing = sharing;
         self
     }
 
@@ -373,9 +414,12 @@ mod tests {
             ("SQUALL_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
             ("SQUALL_ACCESS_LOG", "true"),
             ("SQUALL_MAX_TRAILER_BYTES", "512"),
+            ("SQUALL_PORT_SHARING", "takeover"),
         ])
         .expect("valid environment");
         assert_eq!(c.limits.max_trailer_bytes, 512);
+        assert_eq!(c.port_sharing, PortSharing::Takeover);
+        assert_eq!(Config::default().port_sharing, PortSharing::Exclusive);
         assert_eq!(c.addr, "0.0.0.0:9000".parse().expect("literal"));
         assert_eq!(c.workers, Some(2));
         assert_eq!(c.limits.keep_alive_timeout, Duration::from_millis(250));
@@ -394,6 +438,8 @@ mod tests {
         assert!(err.to_string().contains("SQUALL_ADDR"), "{err}");
         let err = from(&[("SQUALL_WORKERS", "-1")]).expect_err("negative");
         assert!(err.to_string().contains("SQUALL_WORKERS"), "{err}");
+        let err = from(&[("SQUALL_PORT_SHARING", "yes")]).expect_err("not a mode");
+        assert!(err.to_string().contains("SQUALL_PORT_SHARING"), "{err}");
         let err = from(&[("SQUALL_WRITE_TIMEOUT", "soon")]).expect_err("no unit");
         assert!(err.to_string().contains("SQUALL_WRITE_TIMEOUT"), "{err}");
     }

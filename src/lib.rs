@@ -147,7 +147,7 @@ mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};
 pub use crate::compress::Compression;
-pub use crate::config::{Config, Limits};
+pub use crate::config::{Config, Limits, PortSharing};
 pub use crate::error::Error;
 pub use crate::files::StaticFiles;
 pub use crate::handler::Handler;

@@ -154,7 +154,21 @@ fn at_the_descriptor_limit_the_server_serves_what_it_has_and_recovers() {
     let logged = || captured.text();
     let lines_with = |text: &str| logged().lines().filter(|l| l.contains(text)).count();
 
-    let server = start_with(config(), || App::new().get("/", hello));
+    // A connection limit no descriptor limit can meet, so the startup warning is certain.
+    let limits = squall::Limits {
+        max_connections_per_core: 1 << 40,
+        ..squall::Limits::default()
+    };
+    let server = start_with(config().limits(limits), || App::new().get("/", hello));
+    let startup = logged();
+    assert!(
+        startup.contains("descriptor limit") && startup.contains("room for"),
+        "no descriptor capacity in the startup log: {startup}"
+    );
+    assert!(
+        startup.contains("more than the descriptor limit leaves room for"),
+        "no warning about max_connections_per_core: {startup}"
+    );
     let addr = server.local_addr();
     let stats = worker_stats();
     let original = nofile_limit();

@@ -1282,3 +1282,41 @@ fn forwarded_for_is_honoured_from_trusted_proxies() {
     );
     assert_ok(&request(addr, ip_request("")), "127.0.0.1");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 14. One server per port
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_second_server_on_a_served_port_fails_to_start() {
+    let first = start_with(config().workers(2), app);
+    let addr = first.local_addr();
+    let second = squall::Server::new(config().addr(addr)).spawn(app);
+    let err = second.expect_err("the port is served");
+    let message = err.to_string();
+    assert!(
+        message.contains("address in use") && message.contains(&addr.to_string()),
+        "{message}"
+    );
+    // The first one was not disturbed.
+    assert_ok(&request(addr, get("/hello")), "hello world");
+}
+
+#[test]
+fn the_new_half_of_a_restart_starts_beside_the_old_one() {
+    let old = start_with(config(), app);
+    let addr = old.local_addr();
+    let new = start_with(
+        config()
+            .addr(addr)
+            .port_sharing(squall::PortSharing::Takeover),
+        app,
+    );
+    assert_eq!(new.local_addr(), addr);
+    // The old server stops; the new one goes on answering on the same port.
+    old.shutdown();
+    assert!(old.join().is_ok());
+    for _ in 0..4 {
+        assert_ok(&request(addr, get("/hello")), "hello world");
+    }
+}

@@ -36,16 +36,22 @@ use socket2::{Domain, Protocol, Type};
 
 use super::conn;
 use super::core::Core;
+use crate::config::PortSharing;
 use crate::error::Error;
 use crate::net::{Listener, Socket};
 
 /// Binds one listener per worker, all on the same address. With port 0 the first bind picks
-/// the port and the others join it.
+/// the port and the others join it. Unless `sharing` is `Takeover`, an address another
+/// socket already listens on is refused first (see `refuse_if_served`).
 pub(crate) fn bind_all(
     addr: SocketAddr,
     count: usize,
     backlog: u32,
+    sharing: PortSharing,
 ) -> Result<Vec<socket2::Socket>, Error> {
+    if sharing == PortSharing::Exclusive {
+        refuse_if_served(addr)?;
+    }
     let mut sockets = Vec::with_capacity(count);
     let mut addr = addr;
     for _ in 0..count {
@@ -61,6 +67,46 @@ pub(crate) fn bind_all(
         sockets.push(socket);
     }
     Ok(sockets)
+}
+
+/// Fails with "address in use" when a socket already listens on `addr`, even one that would
+/// share it: our listeners set `SO_REUSEPORT`, so binding them alone would quietly join
+/// another server's and split its traffic.
+///
+/// The probe binds a socket with `SO_REUSEADDR` but without `SO_REUSEPORT`. Linux refuses
+/// that bind while any socket listens on an overlapping address (the wildcard included),
+/// and allows it beside sockets that do not listen: the connections a previous instance
+/// left in `TIME_WAIT` or is still draining after closing its listener, which must not
+/// stop a restart. The probe is closed before the listeners bind, because holding it
+/// would not exclude anyone: a second probe with `SO_REUSEADDR` binds beside one that
+/// does not listen.
+///
+/// What remains racy: two servers starting at the same moment can both probe before
+/// either listens, and then both start. The window is the few system calls between the
+/// probe and the first `listen` (microseconds), so it guards against the real mistake — an
+/// old instance left running — not against two started together. Port 0 is not probed:
+/// the kernel picks a port that no `SO_REUSEPORT` socket holds.
+fn refuse_if_served(addr: SocketAddr) -> Result<(), Error> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = || -> io::Result<()> {
+        let socket =
+            socket2::Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_cloexec(true)?;
+        socket.bind(&addr.into())
+    };
+    match probe() {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(Error::startup(format!(
+            "cannot listen on {addr}: address in use: another server already listens on it; \
+             stop it, or if this is the new half of a restart set \
+             SQUALL_PORT_SHARING=takeover (Config::port_sharing) to start beside it"
+        ))),
+        // Other failures (a foreign address, a privileged port) are the listeners' to
+        // report, in the same words as when sharing.
+        _ => Ok(()),
+    }
 }
 
 fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<socket2::Socket> {
@@ -365,7 +411,13 @@ mod tests {
 
     #[test]
     fn port_zero_binds_every_core_to_one_port() {
-        let sockets = bind_all("127.0.0.1:0".parse().expect("literal"), 3, 128).expect("bind");
+        let sockets = bind_all(
+            "127.0.0.1:0".parse().expect("literal"),
+            3,
+            128,
+            PortSharing::Exclusive,
+        )
+        .expect("bind");
         let ports: Vec<u16> = sockets
             .iter()
             .map(|s| {
@@ -383,7 +435,59 @@ mod tests {
     fn address_in_use_is_explained() {
         let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = held.local_addr().expect("bound");
-        let err = bind_all(addr, 1, 128).expect_err("in use");
+        let err = bind_all(addr, 1, 128, PortSharing::Exclusive).expect_err("in use");
+        assert!(err.to_string().contains("address in use"), "{err}");
+        // A listener that does not share the port refuses a takeover too.
+        let err = bind_all(addr, 1, 128, PortSharing::Takeover).expect_err("not shared");
         assert!(err.to_string().contains("already in use"), "{err}");
+    }
+
+    fn port_of(sockets: &[socket2::Socket]) -> SocketAddr {
+        sockets[0]
+            .local_addr()
+            .expect("bound")
+            .as_socket()
+            .expect("inet")
+    }
+
+    #[test]
+    fn a_served_port_is_refused_unless_taking_over() {
+        let loopback = "127.0.0.1:0".parse().expect("literal");
+        let first = bind_all(loopback, 2, 128, PortSharing::Exclusive).expect("first");
+        let addr = port_of(&first);
+        let err = bind_all(addr, 2, 128, PortSharing::Exclusive).expect_err("served");
+        let message = err.to_string();
+        assert!(
+            message.contains("address in use") && message.contains(&addr.to_string()),
+            "{message}"
+        );
+        // The wildcard address overlaps the loopback listener.
+        let wildcard = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+        let err = bind_all(wildcard, 1, 128, PortSharing::Exclusive).expect_err("overlaps");
+        assert!(err.to_string().contains("address in use"), "{err}");
+        let second = bind_all(addr, 2, 128, PortSharing::Takeover).expect("takeover");
+        assert_eq!(port_of(&second), addr);
+    }
+
+    #[test]
+    fn connections_a_previous_server_left_do_not_block_a_restart() {
+        let loopback = "127.0.0.1:0".parse().expect("literal");
+        let old = bind_all(loopback, 1, 128, PortSharing::Exclusive).expect("old");
+        let addr = port_of(&old);
+        let listener = std::net::TcpListener::from(old.into_iter().next().expect("one listener"));
+        listener.set_nonblocking(false).expect("blocking");
+        let closed_client = std::net::TcpStream::connect(addr).expect("connect");
+        let (closed, _) = listener.accept().expect("accept");
+        // Closed by the server first: its side waits in TIME_WAIT on the port.
+        drop(closed);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(closed_client);
+        let _draining_client = std::net::TcpStream::connect(addr).expect("connect");
+        let (draining, _) = listener.accept().expect("accept");
+        // The old server stops listening and goes on draining a connection.
+        drop(listener);
+        let new = bind_all(addr, 1, 128, PortSharing::Exclusive).expect("restart");
+        assert_eq!(port_of(&new), addr);
+        drop(draining);
     }
 }

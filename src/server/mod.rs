@@ -2,8 +2,27 @@
 //! `SO_REUSEPORT` listener, application and connections.
 //!
 //! Startup does everything that can fail before any core runs — configuration, io_uring,
-//! memory lock, CPU placement, binding — so a mistake is one clear error rather than a panic in
-//! a worker thread. Shutdown is one eventfd that every core watches.
+//! memory lock, CPU placement (the affinity set and the cgroup's CPU quota), the descriptor
+//! limit, binding — so a mistake is one clear error rather than a panic in
+//! a worker thread. Binding refuses an address another server already listens on, unless
+//! the configuration asks to start beside it ([`PortSharing::Takeover`](crate::PortSharing)).
+//! Shutdown is one eventfd that every core watches.
+//!
+//! ## Signals
+//!
+//! [`Server::serve`] catches SIGINT and SIGTERM (`os::StopSignals`); [`Server::spawn`]
+//! leaves signals alone.
+//!
+//! | signal | what the server does |
+//! |---|---|
+//! | SIGTERM or SIGINT, the first | stops accepting, lets requests in flight finish (up to `shutdown_timeout`), closes idle connections, returns |
+//! | the same signal again within 1 s of the first | nothing more: the same request to drain, logged only at debug level |
+//! | the other signal, or the same one more than 1 s later | exits at once with status 128 + the signal's number (143 for SIGTERM, 130 for SIGINT) |
+//!
+//! The 1 s window is there because one stop often arrives twice: `timeout(1)` signals the
+//! process and then its process group, a few milliseconds apart, and a supervisor may do
+//! the same. Someone who really means "now" repeats it after more than a second, or sends
+//! the other signal.
 
 mod conn;
 mod core;
@@ -18,14 +37,15 @@ use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 
 use self::core::Core;
 use self::listen::accept_loop;
 use self::os::{
-    block_signals, check_io_uring, placement, raise_memlock_limit, wait_for_signal, EventFd,
+    block_signals, check_io_uring, placement, raise_descriptor_limit, raise_memlock_limit,
+    signal_name, unblock_signals, EventFd, Stop, StopRequests, StopSignals, REPEAT_WINDOW,
 };
 use crate::config::Config;
 use crate::error::Error;
@@ -71,26 +91,42 @@ impl Server {
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully. `app` runs once on each
     /// core to build that core's application.
     /// A factory that returns `Result<App, Error>` stops the server with its error.
+    ///
+    /// The same signal again within 1 s of the first is the same request to drain (`timeout`
+    /// sends one twice, to the process and to its group); the other signal, or the same one
+    /// later, exits at once with status 128 + the signal's number. Handlers for SIGINT and
+    /// SIGTERM are installed while it serves, and the previous ones put back when it returns.
     pub fn serve<F, A>(self, app: F) -> Result<(), Error>
     where
         F: Fn() -> A + Send + Sync + 'static,
         A: IntoApp,
     {
-        // Blocked before any worker exists, so every thread inherits the mask and the
-        // signals wait for `sigtimedwait` below instead of killing the process.
+        let signals = StopSignals::catch()?;
+        // Blocked while the workers start, so that they inherit the mask and the handler
+        // never interrupts an executor; this thread takes the signals again after.
         block_signals()?;
-        let running = self.spawn(app)?;
+        let running = self.spawn(app);
+        unblock_signals();
+        let running = running?;
         tracing::info!(target: "squall::server", "listening on http://{} with {} workers", running.local_addr(), running.workers());
-        let mut signalled = false;
+        let mut stops = StopRequests::default();
         while !running.is_finished() {
-            if let Some(signal) = wait_for_signal(Duration::from_millis(200)) {
-                if signalled {
-                    tracing::warn!(target: "squall::server", "second signal {signal}: exiting now");
-                    std::process::exit(130);
+            let Some(signal) = signals.wait(Duration::from_millis(200)) else {
+                continue;
+            };
+            let name = signal_name(signal);
+            match stops.on_signal(signal, Instant::now()) {
+                Stop::Drain => {
+                    tracing::info!(target: "squall::server", "signal {signal} ({name}): shutting down gracefully");
+                    running.shutdown();
                 }
-                signalled = true;
-                tracing::info!(target: "squall::server", "signal {signal}: shutting down gracefully");
-                running.shutdown();
+                Stop::Repeated => {
+                    tracing::debug!(target: "squall::server", "signal {signal} ({name}) again within {} ms: already shutting down", REPEAT_WINDOW.as_millis());
+                }
+                Stop::Exit => {
+                    tracing::warn!(target: "squall::server", "second signal {signal} ({name}): exiting now");
+                    std::process::exit(128 + signal);
+                }
             }
         }
         running.join()
@@ -107,7 +143,13 @@ impl Server {
         check_io_uring()?;
         raise_memlock_limit()?;
         let cpus = placement(self.config.workers)?;
-        let sockets = listen::bind_all(self.config.addr, cpus.len(), self.config.backlog)?;
+        raise_descriptor_limit(cpus.len(), self.config.limits.max_connections_per_core);
+        let sockets = listen::bind_all(
+            self.config.addr,
+            cpus.len(),
+            self.config.backlog,
+            self.config.port_sharing,
+        )?;
         let local_addr = sockets
             .first()
             .and_then(|s| s.local_addr().ok())
@@ -340,9 +382,14 @@ mod tests {
             .make()
             .expect("executor")
             .run(async {
-                let bound = listen::bind_all("127.0.0.1:0".parse().expect("literal"), 1, 8)
-                    .expect("bind")
-                    .remove(0);
+                let bound = listen::bind_all(
+                    "127.0.0.1:0".parse().expect("literal"),
+                    1,
+                    8,
+                    crate::config::PortSharing::Exclusive,
+                )
+                .expect("bind")
+                .remove(0);
                 let listener = crate::net::Listener::new(bound.into()).expect("listener");
                 let addr = listener.local_addr().expect("addr");
                 let client = crate::net::Socket::connect(addr, None)

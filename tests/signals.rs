@@ -1,0 +1,232 @@
+//! The server as a process: what SIGTERM does to `Server::serve`, and how a startup error
+//! ends the process.
+//!
+//! Signals go to a whole process, so each test runs a server in a child: this test binary
+//! started again with `SQUALL_TEST_CHILD` set, running only `child_server`, which serves a
+//! hello-like application with `Server::serve` under the test harness's own threads (which
+//! do not block the signals, like threads an application starts before serving). The
+//! parent reads the child's log from its stderr.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use squall::{App, Error, Request, Response, Server};
+use support::Client;
+
+/// Set in the child's environment: `child_server` serves only when it is.
+const CHILD: &str = "SQUALL_TEST_CHILD";
+
+async fn hello(_req: Request) -> &'static str {
+    "hello"
+}
+
+async fn echo(mut req: Request) -> Result<Response, Error> {
+    let body = req.bytes().await?;
+    Ok(Response::with_body(squall::response::OCTET_STREAM, body))
+}
+
+/// Not a test of its own: the child's server (see the module docs). Configured from the
+/// `SQUALL_*` variables the parent sets.
+#[test]
+fn child_server() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter("squall=debug")
+        .init();
+    let served = Server::from_env()
+        .and_then(|server| server.serve(|| App::new().get("/", hello).post("/echo", echo)));
+    if let Err(e) = served {
+        eprintln!("child: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// A server running in a child process, and its log.
+struct ServerProcess {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts the child with `vars` on top of one worker and a 10 s shutdown deadline.
+    fn start(vars: &[(&str, &str)]) -> ServerProcess {
+        let exe = std::env::current_exe().expect("test binary");
+        let mut command = Command::new(exe);
+        command
+            .args(["child_server", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("SQUALL_ADDR", "127.0.0.1:0")
+            .env("SQUALL_WORKERS", "1")
+            .env("SQUALL_SHUTDOWN_TIMEOUT", "10s")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the child");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        ServerProcess { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// The address from the "listening on" line, waiting for it.
+    fn addr(&mut self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if let Some(at) = log.find("listening on http://") {
+                let rest = &log[at + "listening on http://".len()..];
+                let addr = rest.split_whitespace().next().expect("an address");
+                return addr.parse().expect("a socket address");
+            }
+            assert!(
+                self.child.try_wait().expect("try_wait").is_none(),
+                "the child exited before listening: {log}"
+            );
+            assert!(Instant::now() < deadline, "the child never listened: {log}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill has no memory-safety preconditions; the child is ours and alive.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill");
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// The exit status, waiting up to `wait` for it; panics with the log if it does not come.
+    fn exit_within(&mut self, wait: Duration) -> ExitStatus {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {wait:?}: {}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server in a child process, with a POST to /echo in flight: its head and the first half
+/// of its body sent, the rest held back so the request cannot finish on its own.
+fn server_with_slow_post() -> (ServerProcess, Client) {
+    let mut server = ServerProcess::start(&[]);
+    let mut client = Client::connect(server.addr());
+    client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello");
+    // Long enough for the server to have read the head and started on the body.
+    thread::sleep(Duration::from_millis(200));
+    (server, client)
+}
+
+impl ServerProcess {
+    /// Sends `first`, then `second` after `gap`.
+    fn signal_twice(&self, first: libc::c_int, gap: Duration, second: libc::c_int) {
+        self.signal(first);
+        thread::sleep(gap);
+        self.signal(second);
+    }
+}
+
+#[test]
+fn two_sigterms_a_few_ms_apart_drain_a_request_whose_body_is_still_arriving() {
+    let (mut server, mut client) = server_with_slow_post();
+    // What `timeout` does: the process, then its group, 4 ms apart.
+    server.signal_twice(libc::SIGTERM, Duration::from_millis(4), libc::SIGTERM);
+    thread::sleep(Duration::from_millis(300));
+    assert!(server.is_running(), "exited: {}", server.log());
+
+    client.send("world");
+    let response = client.response();
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.text(), "helloworld");
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    client.expect_closed();
+
+    let status = server.exit_within(Duration::from_secs(5));
+    let log = server.log();
+    assert!(status.success(), "{status:?}: {log}");
+    assert_eq!(log.matches("shutting down gracefully").count(), 1, "{log}");
+    assert!(log.contains("already shutting down"), "{log}");
+    assert!(!log.contains("exiting now"), "{log}");
+}
+
+#[test]
+fn a_second_sigterm_after_more_than_a_second_exits_at_once() {
+    let (mut server, mut client) = server_with_slow_post();
+    // The request in flight keeps the drain from finishing before the second signal.
+    server.signal_twice(libc::SIGTERM, Duration::from_millis(1300), libc::SIGTERM);
+    let status = server.exit_within(Duration::from_secs(1));
+    let log = server.log();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{log}");
+    assert_eq!(log.matches("shutting down gracefully").count(), 1, "{log}");
+    assert!(log.contains("exiting now"), "{log}");
+    client.expect_closed_or_reset();
+}
+
+#[test]
+fn sigint_after_sigterm_exits_at_once() {
+    let (mut server, _client) = server_with_slow_post();
+    server.signal_twice(libc::SIGTERM, Duration::from_millis(20), libc::SIGINT);
+    let status = server.exit_within(Duration::from_secs(1));
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{}", server.log());
+}
+
+#[test]
+fn a_second_server_on_a_served_port_exits_non_zero_naming_the_address() {
+    let mut first = ServerProcess::start(&[]);
+    let addr = first.addr().to_string();
+    let mut second = ServerProcess::start(&[("SQUALL_ADDR", &addr)]);
+    let status = second.exit_within(Duration::from_secs(10));
+    let log = second.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("child:")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains("address in use") && errors[0].contains(&addr),
+        "{log}"
+    );
+    assert!(first.is_running());
+
+    let mut third =
+        ServerProcess::start(&[("SQUALL_ADDR", &addr), ("SQUALL_PORT_SHARING", "takeover")]);
+    assert_eq!(third.addr().to_string(), addr);
+}
