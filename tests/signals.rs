@@ -22,6 +22,12 @@ use support::Client;
 /// Set in the child's environment: `child_server` serves only when it is.
 const CHILD: &str = "SQUALL_TEST_CHILD";
 
+/// The child: this binary, running only `child_server`.
+const CHILD_ARGS: [&str; 4] = ["child_server", "--exact", "--nocapture", "--test-threads=1"];
+
+/// systemd's tool for trying socket activation by hand (Debian's `systemd` package).
+const SOCKET_ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
+
 async fn hello(_req: Request) -> &'static str {
     "hello"
 }
@@ -60,20 +66,39 @@ struct ServerProcess {
 impl ServerProcess {
     /// Starts the child with `vars` on top of one worker and a 10 s shutdown deadline.
     fn start(vars: &[(&str, &str)]) -> ServerProcess {
-        let exe = std::env::current_exe().expect("test binary");
-        let mut command = Command::new(exe);
+        let mut command = Command::new(std::env::current_exe().expect("test binary"));
         command
-            .args(["child_server", "--exact", "--nocapture", "--test-threads=1"])
+            .args(CHILD_ARGS)
             .env(CHILD, "1")
             .env("SQUALL_ADDR", "127.0.0.1:0")
             .env("SQUALL_WORKERS", "1")
-            .env("SQUALL_SHUTDOWN_TIMEOUT", "10s")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env("SQUALL_SHUTDOWN_TIMEOUT", "10s");
         for (name, value) in vars {
             command.env(name, value);
         }
+        ServerProcess::spawn(command)
+    }
+
+    /// Starts the child under `systemd-socket-activate`, which listens on `listen` and starts
+    /// the child with that socket (`LISTEN_FDS`) when the first connection arrives. The
+    /// child's environment is only `vars` and what socket activation sets.
+    fn start_activated(listen: &str, vars: &[&str]) -> ServerProcess {
+        let mut command = Command::new(SOCKET_ACTIVATE);
+        command.args(["-l", listen, "-E", &format!("{CHILD}=1")]);
+        for var in vars {
+            command.args(["-E", var]);
+        }
+        command
+            .arg(std::env::current_exe().expect("test binary"))
+            .args(CHILD_ARGS);
+        ServerProcess::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> ServerProcess {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("start the child");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(String::new()));
@@ -229,4 +254,56 @@ fn a_second_server_on_a_served_port_exits_non_zero_naming_the_address() {
     let mut third =
         ServerProcess::start(&[("SQUALL_ADDR", &addr), ("SQUALL_PORT_SHARING", "takeover")]);
     assert_eq!(third.addr().to_string(), addr);
+}
+
+#[test]
+fn a_socket_passed_by_socket_activation_is_served_by_every_worker() {
+    if !std::path::Path::new(SOCKET_ACTIVATE).exists() {
+        eprintln!("skipped: {SOCKET_ACTIVATE} is not installed");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = ServerProcess::start_activated(
+        &listen,
+        &[
+            "SQUALL_WORKERS=2",
+            "SQUALL_SHUTDOWN_TIMEOUT=10s",
+            "SQUALL_ADDR=127.0.0.1:1",
+        ],
+    );
+    let addr: SocketAddr = listen.parse().expect("an address");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens: {}",
+            server.log()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    // The first connection starts the child; every answer comes through the passed socket
+    // (SQUALL_ADDR points elsewhere), whichever worker takes it.
+    for _ in 0..20 {
+        let response = support::request(
+            addr,
+            "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(response.status, 200, "{}", server.log());
+        assert_eq!(response.body, b"hello");
+    }
+    assert!(server.log().contains("LISTEN_FDS"), "{}", server.log());
+    server.signal(libc::SIGTERM);
+    assert!(server.exit_within(Duration::from_secs(10)).code().is_some());
+}
+
+#[test]
+fn listen_fds_meant_for_another_process_is_a_startup_error() {
+    let mut server = ServerProcess::start(&[("LISTEN_FDS", "1"), ("LISTEN_PID", "1")]);
+    let status = server.exit_within(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{}", server.log());
+    assert!(server.log().contains("LISTEN_PID"), "{}", server.log());
 }

@@ -69,6 +69,116 @@ pub(crate) fn bind_all(
     Ok(sockets)
 }
 
+/// The first descriptor a service manager passes (`SD_LISTEN_FDS_START`).
+const FIRST_PASSED_FD: i32 = 3;
+
+/// Whether this process has taken its passed sockets already: they are adopted once.
+static ADOPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The listening sockets a service manager passed (systemd's socket activation:
+/// `LISTEN_FDS` descriptors from 3, for the process `LISTEN_PID`), one per worker, or `None`
+/// when none were passed (then the server binds its own).
+///
+/// One passed socket serves every core: each gets a duplicate, so they share one accept
+/// queue. As many sockets as workers (a socket unit listing the address once per worker
+/// with `ReusePort=yes`) keep one accept queue per core. Any other count, a `LISTEN_PID`
+/// that is not this process, or a descriptor that is not a listening TCP socket is a
+/// startup error.
+pub(crate) fn passed_listeners(workers: usize) -> Result<Option<Vec<socket2::Socket>>, Error> {
+    let Ok(count) = std::env::var("LISTEN_FDS") else {
+        return Ok(None);
+    };
+    let count: usize = count.trim().parse().map_err(|_| {
+        Error::config(format!(
+            "LISTEN_FDS={count:?} is not a number of descriptors"
+        ))
+    })?;
+    match std::env::var("LISTEN_PID") {
+        Ok(pid) if pid.trim() == std::process::id().to_string() => {}
+        Ok(pid) => {
+            return Err(Error::config(format!(
+                "LISTEN_FDS is meant for process {pid} (LISTEN_PID), not this one ({}); \
+                 unset it or start the server from the service manager",
+                std::process::id()
+            )))
+        }
+        Err(_) => return Err(Error::config("LISTEN_FDS is set without LISTEN_PID")),
+    }
+    if count == 0 {
+        return Ok(None);
+    }
+    if count != 1 && count != workers {
+        return Err(Error::config(format!(
+            "{count} listening sockets were passed (LISTEN_FDS) for {workers} workers; pass \
+             one, or one per worker (SQUALL_WORKERS={count})"
+        )));
+    }
+    if ADOPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Err(Error::config(
+            "the listening sockets passed by LISTEN_FDS belong to the first server started",
+        ));
+    }
+    let mut passed = Vec::with_capacity(count);
+    for offset in 0..count {
+        let fd = FIRST_PASSED_FD + offset as i32;
+        passed.push(adopt_listener(fd)?);
+    }
+    tracing::info!(
+        target: "squall::server",
+        "serving {count} listening socket(s) passed by the service manager (LISTEN_FDS)"
+    );
+    if count == workers {
+        return Ok(Some(passed));
+    }
+    let shared = passed.remove(0);
+    let mut sockets = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        sockets.push(shared.try_clone().map_err(|e| {
+            Error::io("cannot duplicate the passed listening socket for a core", e)
+        })?);
+    }
+    sockets.push(shared);
+    Ok(Some(sockets))
+}
+
+/// Takes over descriptor `fd`, which must be a listening TCP socket.
+fn adopt_listener(fd: i32) -> Result<socket2::Socket, Error> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fstat on any integer is harmless; it tells whether `fd` is open at all.
+    let open = unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut stat) == 0 && (stat.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    };
+    if !open {
+        return Err(Error::config(format!(
+            "descriptor {fd} passed by LISTEN_FDS is not an open socket"
+        )));
+    }
+    // SAFETY: the service manager passed `fd` to this process for it to own, and ADOPTED
+    // makes sure it is taken once.
+    let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+    let listening = socket.is_listener().unwrap_or(false);
+    let tcp = matches!(socket.r#type(), Ok(t) if t == Type::STREAM)
+        && socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some();
+    if !listening || !tcp {
+        // Not ours to close: leave the descriptor to whoever passed it.
+        std::mem::forget(socket);
+        return Err(Error::config(format!(
+            "descriptor {fd} passed by LISTEN_FDS is not a listening TCP socket"
+        )));
+    }
+    socket
+        .set_cloexec(true)
+        .and_then(|()| socket.set_nonblocking(true))
+        .and_then(|()| socket.set_tcp_nodelay(true))
+        .map_err(|e| Error::io(format!("cannot prepare passed descriptor {fd}"), e))?;
+    Ok(socket)
+}
+
 /// Fails with "address in use" when a socket already listens on `addr`, even one that would
 /// share it: our listeners set `SO_REUSEPORT`, so binding them alone would quietly join
 /// another server's and split its traffic.
@@ -489,5 +599,25 @@ mod tests {
         let new = bind_all(addr, 1, 128, PortSharing::Exclusive).expect("restart");
         assert_eq!(port_of(&new), addr);
         drop(draining);
+    }
+
+    #[test]
+    fn only_a_listening_tcp_socket_is_adopted() {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open("/proc/self/status").expect("a file");
+        let error = adopt_listener(file.as_raw_fd()).expect_err("a file");
+        assert!(error.to_string().contains("not an open socket"), "{error}");
+        let idle = socket2::Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let error = adopt_listener(idle.as_raw_fd()).expect_err("not listening");
+        assert!(
+            error.to_string().contains("not a listening TCP socket"),
+            "{error}"
+        );
+        // Refused descriptors stay with their owner, open.
+        assert!(idle.r#type().is_ok());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
+        let adopted = adopt_listener(fd).expect("a listening socket");
+        assert!(adopted.nonblocking().expect("flags"));
     }
 }

@@ -8,6 +8,14 @@
 //! the configuration asks to start beside it ([`PortSharing::Takeover`](crate::PortSharing)).
 //! Shutdown is one eventfd that every core watches.
 //!
+//! ## Socket activation
+//!
+//! Started by systemd with sockets to serve (`LISTEN_FDS` and `LISTEN_PID`), the server
+//! adopts them instead of binding: one passed socket is shared by every core (one accept
+//! queue), or one per worker (a socket unit that lists the address once per worker with
+//! `ReusePort=yes`) keeps a queue per core. A `LISTEN_PID` that is not this process, another
+//! number of sockets, or a descriptor that is not a listening TCP socket is a startup error.
+//!
 //! ## Signals
 //!
 //! [`Server::serve`] catches SIGINT and SIGTERM (`os::StopSignals`); [`Server::spawn`]
@@ -144,12 +152,15 @@ impl Server {
         raise_memlock_limit()?;
         let cpus = placement(self.config.workers)?;
         raise_descriptor_limit(cpus.len(), self.config.limits.max_connections_per_core);
-        let sockets = listen::bind_all(
-            self.config.addr,
-            cpus.len(),
-            self.config.backlog,
-            self.config.port_sharing,
-        )?;
+        let sockets = match listen::passed_listeners(cpus.len())? {
+            Some(passed) => passed,
+            None => listen::bind_all(
+                self.config.addr,
+                cpus.len(),
+                self.config.backlog,
+                self.config.port_sharing,
+            )?,
+        };
         let local_addr = sockets
             .first()
             .and_then(|s| s.local_addr().ok())
