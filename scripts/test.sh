@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test, the way CI runs them: unit and property tests, loopback integration tests,
-# doc tests, clippy with warnings as errors, then the WebSocket conformance suite (Autobahn,
+# doc tests, clippy with warnings as errors, the deployment files under deploy/ (linted and
+# schema-checked, not run), then the WebSocket conformance suite (Autobahn,
 # through kosoku) and the two-tab Chromium test of the chat example. Those two install what
 # they need (a virtualenv, Debian's chromium, playwright-core) and build release examples.
 #
@@ -43,5 +44,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps
 # The load generator is its own crate (perf/squall-load); its parser and schedule tests and
 # its loopback tests run here too, so the instrument the benchmarks rely on stays correct.
 cargo test --locked --manifest-path perf/squall-load/Cargo.toml
+# The Dockerfile, Kubernetes manifests and systemd units are checked, not run: no Docker
+# engine or cluster here. Installs yamllint, kubernetes-validate and hadolint into a virtualenv.
+bash scripts/validate-deploy.sh
 bash scripts/autobahn.sh
 bash scripts/browser-test.sh
