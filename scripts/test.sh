@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every test, the way CI runs them: unit and property tests, loopback integration tests,
-# doc tests, clippy with warnings as errors, the deployment files under deploy/ (linted and
-# schema-checked, not run), then the WebSocket conformance suite (Autobahn,
-# through kosoku) and the two-tab Chromium test of the chat example. Those two install what
-# they need (a virtualenv, Debian's chromium, playwright-core) and build release examples.
+# doc tests, clippy with warnings as errors, the tests and clippy again for the core alone
+# (--no-default-features), the deployment files under deploy/ (linted and schema-checked,
+# not run), then the WebSocket conformance suite (Autobahn, through kosoku) and the two-tab
+# Chromium test of the chat example. Those two install what they need (a virtualenv,
+# Debian's chromium, playwright-core) and build release examples.
 #
 #   bash scripts/test.sh
 #
@@ -38,6 +39,10 @@ cargo test --locked --workspace --doc
 cargo clippy --locked --workspace --all-targets -- -D warnings
 # The codec and router benchmarks need the `internals` feature; lint them (and it) too.
 cargo clippy --locked --all-targets --features internals -- -D warnings
+# The core alone (no toolkit feature: src/lib.rs, "Cargo features") must build, lint clean
+# and pass its tests; what needs a feature is gated out.
+cargo clippy --locked --no-default-features --all-targets -- -D warnings
+cargo test --locked --no-default-features --all-targets
 cargo clippy --locked --manifest-path perf/squall-load/Cargo.toml --all-targets -- -D warnings
 # Broken intra-doc links are documentation bugs too.
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --no-deps

@@ -66,6 +66,10 @@ fn new_server_id() -> u64 {
 /// This core's place in the mesh.
 struct Local {
     peers: Rc<Senders<Job>>,
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "used by the Redis bridge alone")
+    )]
     server_id: u64,
 }
 
@@ -117,6 +121,10 @@ pub fn current() -> usize {
 }
 
 /// This server's id, shared by its cores and unlikely to be drawn by another server.
+#[cfg_attr(
+    not(feature = "redis"),
+    allow(dead_code, reason = "used by the Redis bridge alone")
+)]
 pub(crate) fn server_id() -> u64 {
     LOCAL.with(|local| local.get().map_or(0, |local| local.server_id))
 }
@@ -189,6 +197,10 @@ where
 
 /// Runs `job` on every core, this one included, and collects what each returns, in core
 /// order.
+#[cfg_attr(
+    not(feature = "metrics"),
+    allow(dead_code, reason = "used by the metrics feature alone")
+)]
 pub(crate) async fn ask_everywhere<T, F>(job: F) -> Result<Vec<T>, Error>
 where
     T: Send + 'static,

@@ -45,8 +45,8 @@
 //! | [`hub`] | topics fanned out to WebSockets across cores, and its Redis bridge between servers |
 //! | [`cores`], [`tasks`] | explicit work between cores; timers, periodic and blocking work |
 //! | `per_core`, `deadline` | what a core owns (one table of every per-core slot; the shutdown signal) and the one per-core table of time limits |
-//! | [`db`] | per-core PostgreSQL and Redis pools; never sees HTTP |
-//! | toolkit | [`auth`], [`signed`], [`xsrf`], [`i18n`], [`files`], [`compress`], [`multipart`], [`rpc`], [`metrics`], [`template`]: opt-in, never see sockets or the server |
+//! | [`db`] | per-core PostgreSQL and Redis pools; never sees HTTP (the `postgres` and `redis` features) |
+//! | toolkit | [`auth`], [`signed`], [`xsrf`], [`i18n`], [`files`], [`compress`], [`multipart`], [`rpc`], [`metrics`], [`template`]: opt-in, each a Cargo feature; never see sockets or the server |
 //!
 //! How a request flows: `server::listen` accepts and spawns the connection's task;
 //! `server::conn` reads through its transport, decodes with [`http`], builds a [`Request`]
@@ -98,34 +98,83 @@
 //! [`rpc`] (JSON-RPC 2.0), [`template`] (Sailfish), and [`testing`] (an in-process client and
 //! an ephemeral-port server for your tests). `App::debug` shows detailed pages for server
 //! errors while developing.
+//!
+//! ## Cargo features
+//!
+//! The core is always built: the server, HTTP/1.1, routing, middleware, WebSockets and the
+//! [`hub`], [`tasks`], [`cores`] and [`testing`]. Each toolkit part is a feature named after
+//! the module it turns on, and every one is on by default; with `default-features = false`
+//! a build compiles none of their dependencies and names only the features it uses:
+//!
+//! ```toml
+//! squall = { version = "0.1", default-features = false, features = ["postgres", "template"] }
+//! ```
+//!
+//! | feature | turns on | pulls in |
+//! |---|---|---|
+//! | `auth` | [`auth`]: `App::login_url`, `App::current_user`, the `authenticated` guard | — |
+//! | `signed` | [`signed`]: `App::signing_keys`, signed cookies | hmac, sha2 |
+//! | `xsrf` | [`xsrf`] | getrandom, subtle |
+//! | `compress` | [`compress`] and [`Compression`] | flate2 (zlib-rs), brotli, quick_cache |
+//! | `files` | [`files`] and [`StaticFiles`]; turns on `compress`, whose `Accept-Encoding` parser picks precompressed siblings | mime_guess, quick_cache, sha2 |
+//! | `i18n` | [`i18n`] | fluent-bundle, fluent-syntax, unic-langid, intl-memoizer, ICU4X (icu_decimal, icu_datetime, icu_calendar, icu_locale_core), time |
+//! | `multipart` | [`multipart`] | multer |
+//! | `postgres` | `db::postgres` | tokio-postgres, tokio-util |
+//! | `redis` | `db::redis` and the hub's Redis bridge (`Hub::bridge_redis`) | redis-protocol |
+//! | `rpc` | [`rpc`] | — |
+//! | `metrics` | [`metrics`] | hdrhistogram |
+//! | `template` | [`template`] | sailfish |
+//!
+//! What a feature adds to the core's types lives in its own module and comes and goes with
+//! it: the `App` builder methods `signing_keys` (`signed`), `login_url` and `current_user`
+//! (`auth`), and the request traits [`signed::SignedCookies`] and [`auth::RequestAuth`].
+//! TLS will be the `tls` feature, on by default. The `internals` feature exposes codec and
+//! router internals to this crate's benchmarks and is no API.
+//!
+//! On docs.rs each gated item is marked with its feature.
 
+// docs.rs builds with `--cfg docsrs` on nightly, where `doc_cfg` marks each item that a
+// feature gates with that feature; stable builds never see the attribute.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "auth")]
 pub mod auth;
 pub mod body;
+#[cfg(feature = "compress")]
 pub mod compress;
 pub mod config;
 pub mod cores;
+#[cfg(any(feature = "postgres", feature = "redis"))]
 pub mod db;
 pub mod error;
+#[cfg(feature = "files")]
 pub mod files;
 pub mod future;
 pub mod handler;
 pub mod http;
 pub mod hub;
+#[cfg(feature = "i18n")]
 pub mod i18n;
+#[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod middleware;
+#[cfg(feature = "multipart")]
 pub mod multipart;
 pub mod net;
 pub mod request;
 pub mod response;
 pub mod router;
+#[cfg(feature = "rpc")]
 pub mod rpc;
+#[cfg(feature = "signed")]
 pub mod signed;
 pub mod tasks;
+#[cfg(feature = "template")]
 pub mod template;
 pub mod testing;
 pub mod upgrade;
 pub mod ws;
+#[cfg(feature = "xsrf")]
 pub mod xsrf;
 
 /// Codec and router internals for this crate's criterion benchmarks (the `internals`
@@ -146,9 +195,11 @@ mod routes;
 mod server;
 
 pub use crate::body::{Body, BodySender, RequestBody};
+#[cfg(feature = "compress")]
 pub use crate::compress::Compression;
 pub use crate::config::{Config, Limits, PortSharing};
 pub use crate::error::Error;
+#[cfg(feature = "files")]
 pub use crate::files::StaticFiles;
 pub use crate::handler::Handler;
 pub use crate::request::{Args, Extensions, Request};

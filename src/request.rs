@@ -24,6 +24,10 @@ pub(crate) struct RequestContext {
     /// The application's per-core settings, one per type, put there by the toolkit modules
     /// while the [`App`](crate::App) is built (the signing keys, say) and looked up only
     /// when a feature that needs them is used.
+    #[cfg_attr(
+        not(any(feature = "auth", feature = "signed")),
+        allow(dead_code, reason = "used by the auth and signed features")
+    )]
     pub(crate) app_extensions: Extensions,
 }
 
@@ -283,6 +287,10 @@ impl Request {
     }
 
     /// The application's per-core settings, for the toolkit modules that keep theirs there.
+    #[cfg_attr(
+        not(any(feature = "auth", feature = "signed")),
+        allow(dead_code, reason = "used by the auth and signed features")
+    )]
     pub(crate) fn app_extensions(&self) -> &Extensions {
         &self.inner.context.app_extensions
     }
@@ -399,6 +407,10 @@ impl Extensions {
     }
 
     /// The attached value of type `T`, attaching `make()` first when there is none.
+    #[cfg_attr(
+        not(feature = "auth"),
+        allow(dead_code, reason = "used by the auth feature alone")
+    )]
     pub(crate) fn get_or_insert_with<T: 'static>(&mut self, make: impl FnOnce() -> T) -> &mut T {
         if self.get::<T>().is_none() {
             self.values.push((TypeId::of::<T>(), Box::new(make())));

@@ -161,6 +161,10 @@ impl App {
 
     /// The per-core settings the toolkit modules keep for their features (the signing keys,
     /// say); every request of this application reaches them.
+    #[cfg_attr(
+        not(any(feature = "auth", feature = "signed")),
+        allow(dead_code, reason = "used by the auth and signed features")
+    )]
     pub(crate) fn extensions_mut(&mut self) -> &mut Extensions {
         &mut self.extensions
     }

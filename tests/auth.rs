@@ -1,4 +1,5 @@
 //! Signed cookies and the login guard over real loopback connections.
+#![cfg(all(feature = "auth", feature = "signed"))]
 
 mod support;
 

@@ -3,6 +3,16 @@
 //! static files. Skips with a reason when PostgreSQL is down, unless
 //! `SQUALL_REQUIRE_SERVICES=1`. The browser test (`scripts/browser-test.sh`) drives the
 //! same pages in Chromium.
+#![cfg(all(
+    feature = "auth",
+    feature = "compress",
+    feature = "files",
+    feature = "i18n",
+    feature = "postgres",
+    feature = "signed",
+    feature = "template",
+    feature = "xsrf"
+))]
 
 #[path = "../examples/blog/app.rs"]
 #[allow(dead_code)]

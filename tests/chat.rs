@@ -1,5 +1,6 @@
 //! The chat example over loopback: its page, its rooms, and the close codes for bad input.
 //! (The two-tab browser test of the same example is `scripts/browser-test.sh`.)
+#![cfg(feature = "redis")]
 
 #[path = "../examples/chat/app.rs"]
 mod app;

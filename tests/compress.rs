@@ -1,6 +1,7 @@
 //! Response compression over real loopback connections: negotiation from Accept-Encoding,
 //! what is never compressed, streams flushed chunk by chunk, and static files with
 //! precompressed siblings. Every compressed body is decompressed and compared.
+#![cfg(all(feature = "compress", feature = "files"))]
 
 mod support;
 

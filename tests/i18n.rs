@@ -1,5 +1,6 @@
 //! Translations: plural forms in English and Spanish, locale negotiation over real loopback
 //! requests, number and date formatting, templates, and the errors loading reports.
+#![cfg(all(feature = "i18n", feature = "template"))]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Per-route latency over loopback on a two-core server: requests land on both cores, and a
 //! snapshot taken on either core counts all of them.
+#![cfg(feature = "metrics")]
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! Uploads over loopback: multipart fields and files, every limit (413 naming it), malformed
 //! bodies (400), wrong content types (415), a multi-MiB file streamed and checksummed, and a
 //! slow handler streaming a body far larger than the socket buffers with backpressure.
+#![cfg(feature = "multipart")]
 
 mod support;
 

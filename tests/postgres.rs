@@ -6,6 +6,7 @@
 //!
 //! Each test runs its own pool under its own `application_name`, so it can find and kill its
 //! own server backends (through a separate admin connection) without touching other tests'.
+#![cfg(feature = "postgres")]
 
 mod services;
 

@@ -3,6 +3,7 @@
 //! When Redis is unreachable these tests print why and pass, unless `SQUALL_REQUIRE_SERVICES=1`,
 //! in which case they fail. Keys and channels carry the process id, so concurrent runs do not
 //! collide, and the tests never flush a database.
+#![cfg(feature = "redis")]
 
 mod services;
 

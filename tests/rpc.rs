@@ -1,6 +1,7 @@
 //! JSON-RPC 2.0 over loopback: every example of section 7 of the specification, the
 //! `examples/rpc.rs` methods, id and params checks, the batch cap, failures that must not
 //! leak, methods that see the request, and the HTTP rules around the endpoint.
+#![cfg(feature = "rpc")]
 
 #[path = "../examples/rpc.rs"]
 #[allow(dead_code)]

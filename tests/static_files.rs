@@ -2,6 +2,7 @@
 //! conditional requests, ranges, HEAD, content types, versioned URLs, large files streamed,
 //! and the per-core cache noticing edits. Fixtures are written to a fresh temporary
 //! directory by each test.
+#![cfg(feature = "files")]
 
 mod support;
 

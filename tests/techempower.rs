@@ -1,6 +1,7 @@
 //! The TechEmpower rules, checked against `examples/techempower` running on the local
 //! PostgreSQL (tables from `scripts/setup-db.sh`). Skips with a reason when PostgreSQL is down,
 //! unless `SQUALL_REQUIRE_SERVICES=1`.
+#![cfg(all(feature = "postgres", feature = "template"))]
 
 #[path = "../examples/techempower/app.rs"]
 #[allow(dead_code)]

@@ -1,5 +1,6 @@
 //! Sailfish templates through `squall::template::Page`: the TechEmpower example's fortunes
 //! page, checked against the reference page in `../shared/tfb/`.
+#![cfg(all(feature = "postgres", feature = "template"))]
 
 use sailfish::TemplateSimple;
 use squall::template::Page;

@@ -5,6 +5,8 @@
 //! Frames the server must reject are written by hand ([`frame`]); well-behaved traffic goes
 //! through tungstenite's blocking client.
 
+// Only the Redis bridge's test reaches a service.
+#[cfg(feature = "redis")]
 mod services;
 mod support;
 
@@ -674,6 +676,7 @@ fn a_publish_reaches_subscribers_on_every_core() {
     }
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn the_redis_bridge_carries_publishes_between_servers() {
     let url = services::env_or("REDIS_URL", "redis://127.0.0.1:6379");

@@ -1,5 +1,6 @@
 //! XSRF protection over real loopback connections: the token cookie, the form field and
 //! header paths, and every way a request is refused.
+#![cfg(feature = "xsrf")]
 
 mod support;
 

@@ -4,5 +4,7 @@
 //! a query never crosses cores and never takes a lock. Nothing here knows about HTTP.
 
 mod dial;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
 pub mod redis;

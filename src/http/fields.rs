@@ -17,6 +17,10 @@ pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// `Accept-Language`): each element's token with its `q` weight in thousandths (1000 when
 /// absent). An element whose `q` is malformed, or that is not UTF-8, is skipped, so one bad
 /// element does not discard the rest; other parameters are ignored.
+#[cfg_attr(
+    not(any(feature = "compress", feature = "i18n")),
+    allow(dead_code, reason = "used by the compress and i18n features")
+)]
 pub(crate) fn weighted_items(value: &[u8]) -> impl Iterator<Item = (&str, u16)> {
     list_items(value).filter_map(|item| {
         let mut parts = std::str::from_utf8(item).ok()?.split(';');
@@ -34,6 +38,10 @@ pub(crate) fn weighted_items(value: &[u8]) -> impl Iterator<Item = (&str, u16)> 
 }
 
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )` (RFC 9110), in thousandths.
+#[cfg_attr(
+    not(any(feature = "compress", feature = "i18n")),
+    allow(dead_code, reason = "used by the compress and i18n features")
+)]
 pub(crate) fn qvalue(text: &str) -> Option<u16> {
     let text = text.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));

@@ -8,7 +8,8 @@
 //! [`cores`], which delivers to that core's subscribers there.
 
 // This file keeps the per-core topic table and the cross-core fan-out; bridge, the link to
-// other machines through Redis pub/sub.
+// other machines through Redis pub/sub, which needs the `redis` feature.
+#[cfg(feature = "redis")]
 mod bridge;
 
 use std::cell::RefCell;
@@ -18,8 +19,10 @@ use std::rc::Rc;
 
 use slab::Slab;
 
+#[cfg(feature = "redis")]
 use self::bridge::Bridge;
 use crate::cores;
+#[cfg(feature = "redis")]
 use crate::db::redis;
 use crate::error::Error;
 use crate::per_core::ExecutorLocal;
@@ -28,6 +31,7 @@ use crate::ws::{Message, WsSender};
 #[derive(Default)]
 struct State {
     topics: RefCell<HashMap<Box<str>, Slab<WsSender>>>,
+    #[cfg(feature = "redis")]
     bridge: RefCell<Option<Rc<Bridge>>>,
 }
 
@@ -56,10 +60,11 @@ pub struct Hub {
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hub")
-            .field("topics", &self.state.topics.borrow().len())
-            .field("bridged", &self.state.bridge.borrow().is_some())
-            .finish()
+        let mut hub = f.debug_struct("Hub");
+        hub.field("topics", &self.state.topics.borrow().len());
+        #[cfg(feature = "redis")]
+        hub.field("bridged", &self.state.bridge.borrow().is_some());
+        hub.finish()
     }
 }
 
@@ -114,11 +119,14 @@ impl Hub {
             // Fails only while the cores shut down; nobody is left to deliver to.
             let _ = cores::send(core, Box::new(deliver)).await;
         }
-        let bridge = self.state.bridge.borrow().clone();
-        match bridge {
-            Some(bridge) => bridge.publish(topic, &message).await,
-            None => Ok(()),
+        #[cfg(feature = "redis")]
+        {
+            let bridge = self.state.bridge.borrow().clone();
+            if let Some(bridge) = bridge {
+                return bridge.publish(topic, &message).await;
+            }
         }
+        Ok(())
     }
 
     /// Delivers to the subscribers of `topic` on this core only; returns how many took it.
@@ -144,6 +152,9 @@ impl Hub {
     /// to the Redis channel `prefix` + topic, and what other machines publish there is
     /// delivered here. Call it on every core (in the application factory); each core keeps
     /// its own subscriber connection, reconnecting with backoff while Redis is away.
+    ///
+    /// Needs the `redis` feature.
+    #[cfg(feature = "redis")]
     pub fn bridge_redis(&self, config: redis::RedisConfig, prefix: &str) {
         let bridge = Bridge::start(config, prefix, self.clone());
         *self.state.bridge.borrow_mut() = Some(bridge);
