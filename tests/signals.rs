@@ -22,6 +22,10 @@ use support::Client;
 /// Set in the child's environment: `child_server` serves only when it is.
 const CHILD: &str = "SQUALL_TEST_CHILD";
 
+/// Set in the child's environment: it refuses itself `io_uring_setup` before serving, the
+/// way a container's default seccomp profile does.
+const DENY_IO_URING: &str = "SQUALL_TEST_DENY_IO_URING";
+
 /// The child: this binary, running only `child_server`.
 const CHILD_ARGS: [&str; 4] = ["child_server", "--exact", "--nocapture", "--test-threads=1"];
 
@@ -43,6 +47,9 @@ async fn echo(mut req: Request) -> Result<Response, Error> {
 fn child_server() {
     if std::env::var_os(CHILD).is_none() {
         return;
+    }
+    if std::env::var_os(DENY_IO_URING).is_some() {
+        refuse_io_uring_setup();
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -306,4 +313,72 @@ fn listen_fds_meant_for_another_process_is_a_startup_error() {
     let status = server.exit_within(Duration::from_secs(10));
     assert_eq!(status.code(), Some(1), "{}", server.log());
     assert!(server.log().contains("LISTEN_PID"), "{}", server.log());
+}
+
+/// Installs a seccomp filter on this thread (and the threads it starts) that answers
+/// `io_uring_setup` with EPERM and allows everything else: what Docker's and Kubernetes'
+/// default profiles do to it.
+fn refuse_io_uring_setup() {
+    let nr = u32::try_from(libc::SYS_io_uring_setup).expect("a syscall number");
+    // Classic BPF over `struct seccomp_data`, whose first field is the syscall number.
+    let filter = [
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }, // ld [nr]
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: nr,
+        }, // jeq io_uring_setup
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl with valid arguments; the program outlives the call, which copies it.
+    unsafe {
+        assert_eq!(
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            0,
+            "no_new_privs"
+        );
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &program as *const libc::sock_fprog
+            ),
+            0,
+            "seccomp filter"
+        );
+    }
+}
+
+#[test]
+fn without_io_uring_startup_names_the_cause_and_where_to_look() {
+    let mut server = ServerProcess::start(&[(DENY_IO_URING, "1")]);
+    let status = server.exit_within(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{}", server.log());
+    let log = server.log();
+    assert!(log.contains("seccomp profile"), "{log}");
+    assert!(
+        log.contains("deploy/") && log.contains("Deploying"),
+        "{log}"
+    );
 }

@@ -228,15 +228,21 @@ fn probe_io_uring() -> Result<(), Error> {
     }
     let err = std::io::Error::last_os_error();
     let why = match err.raw_os_error() {
-        Some(libc::ENOSYS) => "this kernel has no io_uring (5.8 or newer is needed)",
+        Some(libc::ENOSYS) => {
+            "this kernel has no io_uring (5.8 or newer is needed), or a seccomp profile \
+             answers ENOSYS for it"
+        }
         Some(libc::EPERM) => {
-            "io_uring is forbidden here (kernel.io_uring_disabled or a seccomp profile)"
+            "io_uring is forbidden here: most likely the container's seccomp profile (the \
+             default profiles of Docker and of Kubernetes' RuntimeDefault refuse it), or \
+             kernel.io_uring_disabled"
         }
         Some(libc::ENOMEM) => "the kernel refused io_uring memory (RLIMIT_MEMLOCK too low?)",
         _ => "io_uring_setup failed",
     };
     Err(Error::startup(format!(
-        "io_uring unavailable: {why}: {err}"
+        "io_uring unavailable: {why}: {err}; see \"Deploying\" in the README and the files \
+         under deploy/ for what the server needs"
     )))
 }
 
