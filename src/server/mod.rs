@@ -116,7 +116,7 @@ impl Server {
         let running = self.spawn(app);
         unblock_signals();
         let running = running?;
-        tracing::info!(target: "squall::server", "listening on http://{} with {} workers", running.local_addr(), running.workers());
+        tracing::info!(target: "squall::server", "listening on http://{} with {}", running.local_addr(), os::workers_text(running.workers()));
         let mut stops = StopRequests::default();
         while !running.is_finished() {
             let Some(signal) = signals.wait(Duration::from_millis(200)) else {

@@ -71,7 +71,7 @@ pub(super) fn placement(workers: Option<usize>) -> Result<Vec<usize>, Error> {
 }
 
 /// "1 worker", "2 workers".
-fn workers_text(count: usize) -> String {
+pub(super) fn workers_text(count: usize) -> String {
     format!("{count} worker{}", if count == 1 { "" } else { "s" })
 }
 
