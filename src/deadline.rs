@@ -13,7 +13,9 @@
 //! actually fall due, not a hundred times a second.
 //!
 //! [`Alarm`] is the re-armable primitive (a WebSocket's keepalive moves its deadline on every
-//! frame); [`within`] is a one-shot limit on a future built from it.
+//! frame; an HTTP connection's read or write sets one only when it has to wait); [`within`] is
+//! a one-shot limit on a future built from it. It is the core's one deadline mechanism: the
+//! server's connections, WebSocket sessions and the data layer all use it.
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -215,7 +215,7 @@ fn unread_pipelined_responses_hold_the_requests_back_and_all_arrive_once_read() 
         pending.extend_from_slice(&chunk[..n]);
         // A status line cut by the end of this read is kept and counted after the next.
         let mut at = 0;
-        while let Some(found) = find(&pending[at..], status) {
+        while let Some(found) = support::find(&pending[at..], status) {
             answered += 1;
             at += found + status.len();
         }
@@ -232,8 +232,4 @@ fn unread_pipelined_responses_hold_the_requests_back_and_all_arrive_once_read() 
         growth >> 10
     );
     assert_eq!(answered, requests);
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

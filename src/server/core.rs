@@ -39,6 +39,9 @@ pub(crate) struct Core {
     /// A coarse clock, advanced by the ticker; deadlines need no finer resolution.
     now: Cell<Instant>,
     slots: RefCell<Slab<Rc<ConnSlot>>>,
+    /// Whether shutdown has begun: the same fact as `per_core::shutting_down`, kept here as
+    /// a plain cell because the driver reads it on every response, where the per-core slot
+    /// would cost a thread-local lookup and glommio's executor id.
     stopping: Cell<bool>,
     read_buffers: BufferPool,
     write_buffers: BufferPool,
