@@ -172,6 +172,8 @@ pub mod tasks;
 #[cfg(feature = "template")]
 pub mod template;
 pub mod testing;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod upgrade;
 pub mod ws;
 #[cfg(feature = "xsrf")]

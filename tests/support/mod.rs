@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod ws;
 
 use std::io::{ErrorKind, Read, Write};
