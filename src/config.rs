@@ -133,6 +133,9 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Per-connection bounds.
     pub limits: Limits,
+    /// Serve HTTPS with these certificates instead of plain HTTP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for Config {
@@ -147,6 +150,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -201,6 +206,18 @@ impl Config {
                 .map(|s| parse_net(s).map_err(|e| env_error("SQUALL_TRUSTED_PROXIES", s, &e)))
                 .collect::<Result<_, _>>()?;
         }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = crate::tls::TlsConfig::from_vars(var)? {
+            self.tls = Some(tls);
+        }
+        #[cfg(not(feature = "tls"))]
+        for name in ["SQUALL_TLS_CERT", "SQUALL_TLS_KEY", "SQUALL_TLS_CLIENT_CA"] {
+            if var(name).is_some() {
+                return Err(Error::config(format!(
+                    "{name} is set, but this build has no TLS (the `tls` cargo feature is off)"
+                )));
+            }
+        }
         let l = &mut self.limits;
         let sizes: [(&str, &mut usize); 7] = [
             ("SQUALL_MAX_HEAD_BYTES", &mut l.max_head_bytes),
@@ -248,6 +265,13 @@ impl Config {
     /// Sets the number of executors (one per core).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
+        self
+    }
+
+    /// Serves HTTPS (and `wss://`) with `tls` instead of plain HTTP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 

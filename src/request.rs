@@ -64,6 +64,9 @@ struct Parts {
     peer: SocketAddr,
     context: Rc<RequestContext>,
     extensions: Extensions,
+    /// The connection's TLS session, when it came over TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<Rc<crate::tls::TlsSession>>,
 }
 
 impl Request {
@@ -82,8 +85,23 @@ impl Request {
                 peer,
                 context,
                 extensions: Extensions::default(),
+                #[cfg(feature = "tls")]
+                tls: None,
             }),
         }
+    }
+
+    /// Marks the request as received over TLS, with what its handshake negotiated.
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&mut self, session: Rc<crate::tls::TlsSession>) {
+        self.inner.tls = Some(session);
+    }
+
+    /// What the connection's TLS handshake negotiated (protocol, cipher suite, ALPN, SNI,
+    /// the client's verified certificate), or `None` over plain HTTP.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsSession> {
+        self.inner.tls.as_deref()
     }
 
     /// Gives the head bytes of their own, for a request kept for a connection's whole life
@@ -223,9 +241,13 @@ impl Request {
             .flat_map(|v| cookie::Cookie::split_parse_encoded(v).filter_map(Result::ok))
     }
 
-    /// Whether the client reached the server over TLS: true when a trusted proxy says so with
-    /// `X-Forwarded-Proto: https`. (squall itself speaks plain HTTP.)
+    /// Whether the client reached the server over TLS: the connection is TLS, or a trusted
+    /// proxy says so with `X-Forwarded-Proto: https`.
     pub fn is_secure(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.inner.tls.is_some() {
+            return true;
+        }
         self.came_through_trusted_proxy()
             && self
                 .header("x-forwarded-proto")

@@ -180,7 +180,12 @@ impl<T: Transport> Driver<T> {
             persistence: head.persistence(),
             reader,
         };
-        let request = Request::new(head, body, self.peer, Rc::clone(core.dispatcher.context()));
+        #[allow(unused_mut)]
+        let mut request = Request::new(head, body, self.peer, Rc::clone(core.dispatcher.context()));
+        #[cfg(feature = "tls")]
+        if let Some(session) = self.io.stream().tls_session() {
+            request.set_tls(Rc::clone(session));
+        }
         Ok((exchange, request))
     }
 

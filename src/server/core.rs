@@ -25,6 +25,10 @@ use crate::router::Router;
 pub(crate) const READ_BUFFER_SIZE: usize = 16 * 1024;
 /// Output buffers start at this size.
 pub(crate) const WRITE_BUFFER_SIZE: usize = 16 * 1024;
+/// TLS record buffers hold one whole record: the largest TLS 1.2 allows (16 KiB of data
+/// plus 2 KiB of expansion and the 5-byte header).
+#[cfg(feature = "tls")]
+pub(crate) const TLS_RECORD_BUFFER_SIZE: usize = 16384 + 2048 + 5;
 /// Free buffers of each kind kept per core, in bytes (256 read buffers); each ticker second
 /// the pools also give back what sat unused (see [`BufferPool`]).
 const POOL_BYTES: usize = 4 << 20;
@@ -45,6 +49,11 @@ pub(crate) struct Core {
     stopping: Cell<bool>,
     read_buffers: BufferPool,
     write_buffers: BufferPool,
+    #[cfg(feature = "tls")]
+    tls_buffers: BufferPool,
+    /// This core's own TLS configuration, replaced whole on reload; `None` serves plain HTTP.
+    #[cfg(feature = "tls")]
+    tls: RefCell<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// Where every connection on this core keeps the bytes of the heads it decodes: one
     /// chunk for all of them, so neither a request nor an idle connection allocates for it.
     pub(crate) heads: RefCell<HeadArena>,
@@ -110,6 +119,10 @@ impl Core {
             read_buffers: BufferPool::new(POOL_BYTES, READ_BUFFER_SIZE),
             // Output buffers may grow to four times their usual size and still be kept.
             write_buffers: BufferPool::new(POOL_BYTES, WRITE_BUFFER_SIZE * 4),
+            #[cfg(feature = "tls")]
+            tls_buffers: BufferPool::new(POOL_BYTES, TLS_RECORD_BUFFER_SIZE),
+            #[cfg(feature = "tls")]
+            tls: RefCell::new(None),
             heads: RefCell::new(HeadArena::default()),
             accept_waiter: Cell::new(None),
             connections: Gate::new(),
@@ -173,6 +186,32 @@ impl Core {
         }
     }
 
+    /// A zeroed buffer for one TLS record, from the pool when one is free.
+    #[cfg(feature = "tls")]
+    pub(crate) fn take_tls_buffer(&self) -> Vec<u8> {
+        self.tls_buffers
+            .take()
+            .unwrap_or_else(|| vec![0; TLS_RECORD_BUFFER_SIZE])
+    }
+
+    /// Returns a TLS record buffer to the pool.
+    #[cfg(feature = "tls")]
+    pub(crate) fn give_tls_buffer(&self, buffer: Vec<u8>) {
+        self.tls_buffers.give(buffer);
+    }
+
+    /// The TLS configuration new connections get, if the server speaks TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls(&self) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+        self.tls.borrow().clone()
+    }
+
+    /// Replaces the TLS configuration for connections accepted from now on.
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&self, config: rustls::ServerConfig) {
+        *self.tls.borrow_mut() = Some(std::sync::Arc::new(config));
+    }
+
     /// Resolves once this core has fewer than `limit` connections. Only the accept loop
     /// adds connections, and it is the one waiting, so meanwhile the count can only fall.
     pub(crate) async fn below_connection_limit(&self, limit: usize) {
@@ -225,6 +264,8 @@ impl Core {
     fn trim_pools(&self) {
         let read = self.read_buffers.trim();
         let write = self.write_buffers.trim();
+        #[cfg(feature = "tls")]
+        let write = self.tls_buffers.trim() | write;
         let busy = read || write;
         if self.was_busy.replace(busy) && !busy {
             super::os::release_free_heap();

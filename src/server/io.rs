@@ -163,6 +163,12 @@ impl<T: Transport> ConnIo<T> {
         }
     }
 
+    /// The transport, for what it knows of the connection (its TLS session).
+    #[cfg(feature = "tls")]
+    pub(crate) fn stream(&self) -> &T {
+        &self.stream
+    }
+
     /// Reads at least one byte into the input buffer, growing it up to `max` bytes.
     pub(crate) async fn read_more(&self, wait: Wait, max: usize) -> Result<usize, IoStop> {
         let result = poll_fn(|cx| self.poll_read_more(cx, wait, max)).await;

@@ -439,9 +439,23 @@ fn spawn_connection(core: Rc<Core>, stream: Socket, peer: SocketAddr) {
     let Ok(pass) = core.connections.enter() else {
         return; // The gate closed: shutdown finished counting connections.
     };
+    // Each kind of connection is its own task type, so that a plain connection's future
+    // does not grow by the size of the TLS handshake.
+    #[cfg(feature = "tls")]
+    if let Some(config) = core.tls() {
+        spawn_guarded(pass, super::tls::serve(core, stream, peer, config));
+        return;
+    }
+    spawn_guarded(pass, conn::serve(core, stream, peer));
+}
+
+/// Runs a connection's task with its pass through the shutdown gate, logging a panic.
+fn spawn_guarded(
+    pass: glommio::sync::Pass,
+    connection: impl std::future::Future<Output = ()> + 'static,
+) {
     glommio::spawn_local(async move {
         let _pass = pass;
-        let connection = conn::serve(core, stream, peer);
         if let Err(panic) = AssertUnwindSafe(connection).catch_unwind().await {
             let what = crate::error::panic_message(&*panic);
             tracing::error!(target: "squall::server", "connection task panicked: {what}");

@@ -18,7 +18,7 @@
 //!
 //! ## Signals
 //!
-//! [`Server::serve`] catches SIGINT and SIGTERM (`os::StopSignals`); [`Server::spawn`]
+//! [`Server::serve`] catches SIGINT, SIGTERM and SIGHUP (`os::StopSignals`); [`Server::spawn`]
 //! leaves signals alone.
 //!
 //! | signal | what the server does |
@@ -26,6 +26,7 @@
 //! | SIGTERM or SIGINT, the first | stops accepting, lets requests in flight finish (up to `shutdown_timeout`), closes idle connections, returns |
 //! | the same signal again within 1 s of the first | nothing more: the same request to drain, logged only at debug level |
 //! | the other signal, or the same one more than 1 s later | exits at once with status 128 + the signal's number (143 for SIGTERM, 130 for SIGINT) |
+//! | SIGHUP | reloads the TLS certificate and key files ([`RunningServer::reload_tls`]); without TLS, logs that there is nothing to reload |
 //!
 //! The 1 s window is there because one stop often arrives twice: `timeout(1)` signals the
 //! process and then its process group, a few milliseconds apart, and a supervisor may do
@@ -38,6 +39,10 @@ mod io;
 mod listen;
 mod os;
 mod pool;
+#[cfg(feature = "tls")]
+mod reload;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 use std::os::fd::OwnedFd;
@@ -116,13 +121,18 @@ impl Server {
         let running = self.spawn(app);
         unblock_signals();
         let running = running?;
-        tracing::info!(target: "squall::server", "listening on http://{} with {}", running.local_addr(), os::workers_text(running.workers()));
+        let scheme = if running.is_tls() { "https" } else { "http" };
+        tracing::info!(target: "squall::server", "listening on {scheme}://{} with {}", running.local_addr(), os::workers_text(running.workers()));
         let mut stops = StopRequests::default();
         while !running.is_finished() {
             let Some(signal) = signals.wait(Duration::from_millis(200)) else {
                 continue;
             };
             let name = signal_name(signal);
+            if signal == libc::SIGHUP {
+                reload_on_hangup(&running);
+                continue;
+            }
             match stops.on_signal(signal, Instant::now()) {
                 Stop::Drain => {
                     tracing::info!(target: "squall::server", "signal {signal} ({name}): shutting down gracefully");
@@ -166,6 +176,14 @@ impl Server {
             .and_then(|s| s.local_addr().ok())
             .and_then(|a| a.as_socket())
             .ok_or_else(|| Error::startup("no listener was bound"))?;
+        #[cfg(feature = "tls")]
+        let (tls_reloader, mut core_tls) = match &self.config.tls {
+            Some(tls) => {
+                let (reloader, cores) = reload::start(tls, cpus.len())?;
+                (Some(reloader), cores.into_iter().map(Some).collect())
+            }
+            None => (None, Vec::new()),
+        };
         let stop = Arc::new(EventFd::new()?);
         let core_mesh = crate::cores::mesh(cpus.len());
         let app = Arc::new(app);
@@ -182,6 +200,8 @@ impl Server {
                 core_mesh: core_mesh.clone(),
                 stop: Arc::clone(&stop),
                 ready: ready_tx.clone(),
+                #[cfg(feature = "tls")]
+                tls: core_tls.get_mut(index).and_then(Option::take),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("squall-{index}"))
@@ -195,6 +215,8 @@ impl Server {
             local_addr,
             stop,
             threads,
+            #[cfg(feature = "tls")]
+            tls: tls_reloader,
         };
         for _ in 0..running.threads.len() {
             match ready_rx.recv() {
@@ -215,12 +237,32 @@ impl Server {
     }
 }
 
+/// SIGHUP: reload the TLS certificates, or say there is nothing to reload.
+fn reload_on_hangup(running: &RunningServer) {
+    #[cfg(feature = "tls")]
+    if running.is_tls() {
+        match running.reload_tls() {
+            Ok(loaded) => {
+                tracing::info!(target: "squall::server", "SIGHUP: TLS reloaded: {loaded}")
+            }
+            Err(e) => {
+                tracing::error!(target: "squall::server", "SIGHUP: TLS reload failed, keeping the certificates in use: {e}")
+            }
+        }
+        return;
+    }
+    let _ = running;
+    tracing::info!(target: "squall::server", "SIGHUP: no TLS configured, nothing to reload");
+}
+
 /// A server running in the background.
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: std::net::SocketAddr,
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<Result<(), Error>>>,
+    #[cfg(feature = "tls")]
+    tls: Option<reload::TlsReloader>,
 }
 
 impl RunningServer {
@@ -232,6 +274,29 @@ impl RunningServer {
     /// Number of worker cores.
     pub fn workers(&self) -> usize {
         self.threads.len()
+    }
+
+    /// Whether the server speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// Reads the TLS certificate and key files again and, when they check out, hands them to
+    /// every core: new handshakes get the new certificate, open connections carry on. On any
+    /// problem (a missing or broken file, an expired certificate, a key that does not match)
+    /// the certificates in use stay and the error says why. Returns a description of what
+    /// was loaded. `serve` calls this on `SIGHUP`.
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(&self) -> Result<String, Error> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Err(Error::config(
+                "this server has no TLS configuration to reload",
+            )),
+        }
     }
 
     /// Begins graceful shutdown on every core; returns at once.
@@ -279,6 +344,8 @@ struct Worker {
     core_mesh: crate::cores::Mesh,
     stop: Arc<EventFd>,
     ready: mpsc::Sender<Result<(), Error>>,
+    #[cfg(feature = "tls")]
+    tls: Option<reload::CoreTls>,
 }
 
 /// One core: build the application, join the other cores' mesh, then accept and serve until
@@ -296,6 +363,8 @@ where
         core_mesh,
         stop,
         ready,
+        #[cfg(feature = "tls")]
+        tls,
     } = worker;
     let executor = LocalExecutorBuilder::new(Placement::Fixed(cpu))
         .name(&format!("squall-{index}"))
@@ -357,6 +426,14 @@ where
         };
         let shutdown_timeout = config.shutdown_timeout;
         let core = Rc::new(Core::new(config, router));
+        #[cfg(feature = "tls")]
+        if let Some(tls) = tls {
+            if let Err(e) = tls.install(&core) {
+                let _ = ready.send(Err(Error::startup(e.to_string())));
+                return Err(e);
+            }
+            glommio::spawn_local(tls.receive(Rc::clone(&core))).detach();
+        }
         let _ = ready.send(Ok(()));
 
         let ticker = glommio::spawn_local(Rc::clone(&core).run_ticker()).detach();

@@ -376,8 +376,9 @@ fn raise_soft_limit(resource: Resource) -> Option<(libc::rlimit, libc::rlimit)> 
     }
 }
 
-/// The signals that stop the server.
-const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+/// The signals `serve` handles: two that stop the server, and SIGHUP, which reloads the TLS
+/// certificates (and would otherwise end the process).
+const CAUGHT_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// Within this long of the first stop signal, the same signal again is the same request.
 /// `timeout(1)` signals both the process and its group, so one stop arrives twice a few
@@ -445,9 +446,9 @@ impl StopSignals {
         let read = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         let mut signals = StopSignals {
             read,
-            previous: Vec::with_capacity(STOP_SIGNALS.len()),
+            previous: Vec::with_capacity(CAUGHT_SIGNALS.len()),
         };
-        for signal in STOP_SIGNALS {
+        for signal in CAUGHT_SIGNALS {
             // SAFETY: a zeroed sigaction with an empty mask and a handler of the right
             // shape; the previous one is written into a zeroed local.
             let (rc, previous) = unsafe {
@@ -521,19 +522,19 @@ fn signal_pipe() -> Result<libc::c_int, Error> {
     Ok(fds[0])
 }
 
-/// Blocks SIGINT and SIGTERM on this thread; threads it starts inherit the mask.
+/// Blocks SIGINT, SIGTERM and SIGHUP on this thread; threads it starts inherit the mask.
 pub(super) fn block_signals() -> Result<(), Error> {
-    glommio::signal::block(&STOP_SIGNALS)
-        .map_err(|e| Error::startup(format!("cannot block SIGINT/SIGTERM: {e}")))
+    glommio::signal::block(&CAUGHT_SIGNALS)
+        .map_err(|e| Error::startup(format!("cannot block SIGINT/SIGTERM/SIGHUP: {e}")))
 }
 
-/// Lets SIGINT and SIGTERM reach this thread again (and its handler run on it).
+/// Lets SIGINT, SIGTERM and SIGHUP reach this thread again (and its handler run on it).
 pub(super) fn unblock_signals() {
     // SAFETY: sigset operations on a local set; pthread_sigmask with valid pointers.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for signal in STOP_SIGNALS {
+        for signal in CAUGHT_SIGNALS {
             libc::sigaddset(&mut set, signal);
         }
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
@@ -580,6 +581,7 @@ pub(super) fn signal_name(signal: libc::c_int) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
         _ => "signal",
     }
 }
@@ -608,6 +610,17 @@ impl EventFd {
         // SAFETY: writes 8 bytes from a local u64 to an eventfd we own.
         unsafe {
             libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8);
+        }
+    }
+
+    /// Resets the counter, so that a watch waits for the next signal (for an eventfd that is
+    /// signalled more than once, unlike the shutdown one).
+    pub(super) fn clear(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a local u64 from an eventfd we own; a
+        // non-blocking read of a zero counter fails with EAGAIN and changes nothing.
+        unsafe {
+            libc::read(self.0.as_raw_fd(), (&mut count as *mut u64).cast(), 8);
         }
     }
 

@@ -31,6 +31,12 @@ pub(crate) trait Transport: 'static {
 
     /// The stream a protocol upgrade (a WebSocket) continues on.
     fn into_upgraded(self) -> UpgradedStream;
+
+    /// What the TLS handshake negotiated, on an encrypted transport.
+    #[cfg(feature = "tls")]
+    fn tls_session(&self) -> Option<&std::rc::Rc<crate::tls::TlsSession>> {
+        None
+    }
 }
 
 impl Transport for Socket {
