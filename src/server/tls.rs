@@ -162,6 +162,7 @@ impl Transport for TlsStream {
         let mut session = self.session.borrow_mut();
         // close_notify, then whatever of it the socket takes at once: a peer that reads
         // nothing more does not hold the close up.
+        session.close_notify_queued = true;
         if session.advance(Want::CloseNotify).is_ok() {
             let mut cx = Context::from_waker(Waker::noop());
             let _ = session.flush(&mut cx, &self.socket);
@@ -176,6 +177,23 @@ impl Transport for TlsStream {
 
     fn tls_session(&self) -> Option<&Rc<TlsSession>> {
         Some(&self.info)
+    }
+}
+
+impl Drop for TlsStream {
+    /// What was written but not flushed still goes out, with a close_notify, as far as the
+    /// socket takes it now: over a plain socket, written bytes are the kernel's to send even
+    /// after the close, and an upgraded stream's owner (tungstenite answering a close) may
+    /// write its last frame and drop the stream without flushing.
+    fn drop(&mut self) {
+        let session = self.session.get_mut();
+        if !session.close_notify_queued {
+            session.close_notify_queued = true;
+            let _ = session.advance(Want::CloseNotify);
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = session.flush(&mut cx, &self.socket);
+        session.release_idle_buffers();
     }
 }
 
@@ -325,25 +343,7 @@ impl Session {
                     None
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    let outgoing = take_outgoing(&self.core, &mut self.outgoing);
-                    let start = outgoing.len();
-                    let mut room = 4096;
-                    loop {
-                        outgoing.resize(start + room, 0);
-                        match encode.encode(&mut outgoing[start..]) {
-                            Ok(n) => {
-                                outgoing.truncate(start + n);
-                                break;
-                            }
-                            Err(EncodeError::InsufficientSize(short)) => {
-                                room = short.required_size;
-                            }
-                            Err(EncodeError::AlreadyEncoded) => {
-                                outgoing.truncate(start);
-                                break;
-                            }
-                        }
-                    }
+                    encode_record(&self.core, &mut self.outgoing, |out| encode.encode(out));
                     None
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
@@ -409,15 +409,16 @@ impl Session {
         }
     }
 
-    /// After an error, rustls hands its alert over as one more record to encode.
+    /// After an error, rustls hands what it still had to send (the rest of its flight, then
+    /// the alert) over as records to encode, one per call.
     fn encode_pending_alert(&mut self) {
-        let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
-        if let Ok(ConnectionState::EncodeTlsData(mut encode)) = state {
-            let outgoing = take_outgoing(&self.core, &mut self.outgoing);
-            let start = outgoing.len();
-            outgoing.resize(start + 512, 0);
-            let n = encode.encode(&mut outgoing[start..]).unwrap_or(0);
-            outgoing.truncate(start + n);
+        // A handful at most: a flight's messages and the alert.
+        for _ in 0..16 {
+            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let Ok(ConnectionState::EncodeTlsData(mut encode)) = state else {
+                return;
+            };
+            encode_record(&self.core, &mut self.outgoing, |out| encode.encode(out));
         }
     }
 
@@ -575,6 +576,31 @@ impl Session {
             server_name,
             self.conn.peer_certificates(),
         )
+    }
+}
+
+/// Appends one handshake record to the outgoing buffer, making room as rustls asks.
+fn encode_record(
+    core: &Core,
+    outgoing: &mut Option<Vec<u8>>,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+) {
+    let outgoing = take_outgoing(core, outgoing);
+    let start = outgoing.len();
+    let mut room = 4096;
+    loop {
+        outgoing.resize(start + room, 0);
+        match encode(&mut outgoing[start..]) {
+            Ok(n) => {
+                outgoing.truncate(start + n);
+                return;
+            }
+            Err(EncodeError::InsufficientSize(short)) => room = short.required_size,
+            Err(EncodeError::AlreadyEncoded) => {
+                outgoing.truncate(start);
+                return;
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod tls_client;
 pub mod ws;
 
 use std::io::{ErrorKind, Read, Write};
@@ -173,9 +174,21 @@ pub enum Ending {
     Data(Vec<u8>),
 }
 
-/// A raw HTTP/1.1 client over one TCP connection.
-pub struct Client {
-    stream: TcpStream,
+/// A byte stream a [`Client`] can talk over: a TCP connection, or a TLS session over one.
+pub trait TestStream: Read + Write {
+    /// Limits how long one read waits.
+    fn set_read_timeout(&self, timeout: Duration);
+}
+
+impl TestStream for TcpStream {
+    fn set_read_timeout(&self, timeout: Duration) {
+        TcpStream::set_read_timeout(self, Some(timeout)).expect("set read timeout");
+    }
+}
+
+/// A raw HTTP/1.1 client over one connection (TCP unless said otherwise).
+pub struct Client<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
@@ -187,10 +200,15 @@ impl Client {
 
     /// A client over a stream the test connected itself.
     pub fn over(stream: TcpStream) -> Client {
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("set read timeout");
         stream.set_nodelay(true).expect("set nodelay");
+        Client::over_stream(stream)
+    }
+}
+
+impl<S: TestStream> Client<S> {
+    /// A client over any test stream, with the default read timeout.
+    pub fn over_stream(stream: S) -> Client<S> {
+        stream.set_read_timeout(READ_TIMEOUT);
         Client {
             stream,
             buf: Vec::new(),
@@ -198,15 +216,18 @@ impl Client {
     }
 
     /// The underlying stream (for cloning into a writer thread).
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> &S {
         &self.stream
+    }
+
+    /// The underlying stream, mutably.
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
     }
 
     /// Changes the read timeout.
     pub fn set_read_timeout(&self, timeout: Duration) {
-        self.stream
-            .set_read_timeout(Some(timeout))
-            .expect("set read timeout");
+        self.stream.set_read_timeout(timeout);
     }
 
     /// Writes `data` exactly, in one call.
