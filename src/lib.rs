@@ -35,7 +35,7 @@
 //! | module | its one job |
 //! |---|---|
 //! | `lib.rs` | these docs, lints and re-exports; no logic |
-//! | `server/` | the only owner of executors and listening sockets: per-core startup ([`Server`]), `os` (every system call beyond sockets: CPU placement, io_uring probe, rlimits, signals, giving heap back), `listen` (bind and accept), `core` (a core's clock, `Date` line and buffer pools), `conn` (the HTTP/1.1 driver) over `io` and `transport` (the seam a TLS session will fill) |
+//! | `server/` | the only owner of executors and listening sockets: per-core startup ([`Server`]), `os` (every system call beyond sockets: CPU placement, io_uring probe, rlimits, signals, giving heap back), `listen` (bind and accept), `core` (a core's clock, `Date` line and buffer pools), `conn` (the HTTP/1.1 driver) over `io` and `transport` (the seam: a socket, or `tls`, a rustls session over one), `reload` (TLS material to every core) |
 //! | `dispatch` | a decoded request in, a finished response out: routing, middleware, panics, error and debug pages, the access log; called by the HTTP/1.1 driver and [`testing`] alike |
 //! | [`net`] | sockets and listeners on one epoll set per core (the `squall-net` crate, which uses only the OS) |
 //! | [`http`] | the sans-IO codec: request heads and bodies in, response bytes out; nothing async |
@@ -46,6 +46,7 @@
 //! | [`cores`], [`tasks`] | explicit work between cores; timers, periodic and blocking work |
 //! | `per_core`, `deadline` | what a core owns (one table of every per-core slot; the shutdown signal) and the one per-core table of time limits |
 //! | [`db`] | per-core PostgreSQL and Redis pools; never sees HTTP (the `postgres` and `redis` features) |
+//! | [`tls`] | certificates and keys read and checked, rustls configurations built per core, session tickets every core can open; never sees sockets (the `tls` feature) |
 //! | toolkit | [`auth`], [`signed`], [`xsrf`], [`i18n`], [`files`], [`compress`], [`multipart`], [`rpc`], [`metrics`], [`template`]: opt-in, each a Cargo feature; never see sockets or the server |
 //!
 //! How a request flows: `server::listen` accepts and spawns the connection's task;
@@ -124,11 +125,12 @@
 //! | `rpc` | [`rpc`] | — |
 //! | `metrics` | [`metrics`] | hdrhistogram |
 //! | `template` | [`template`] | sailfish |
+//! | `tls` | [`tls`]: HTTPS and `wss://` ([`Config::tls`], `SQUALL_TLS_*`), [`Request::tls`], [`RunningServer::reload_tls`] | rustls (aws-lc-rs), aws-lc-rs, x509-parser |
 //!
 //! What a feature adds to the core's types lives in its own module and comes and goes with
 //! it: the `App` builder methods `signing_keys` (`signed`), `login_url` and `current_user`
 //! (`auth`), and the request traits [`signed::SignedCookies`] and [`auth::RequestAuth`].
-//! TLS will be the `tls` feature, on by default. The `internals` feature exposes codec and
+//! The `internals` feature exposes codec and
 //! router internals to this crate's benchmarks and is no API.
 //!
 //! On docs.rs each gated item is marked with its feature.

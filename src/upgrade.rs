@@ -27,7 +27,7 @@ pub struct Upgraded {
 }
 
 /// The byte stream an upgraded connection continues on, whatever it was served over (a
-/// plain socket today; an encrypted session is the same to its reader). Boxed once per
+/// plain socket, or a TLS session whose records it keeps reading and writing). Boxed once per
 /// upgrade, so that the upgrade callback's type does not depend on the transport.
 pub struct UpgradedStream(Pin<Box<dyn Stream>>);
 

@@ -1,5 +1,5 @@
-//! The server as a process: what SIGTERM does to `Server::serve`, and how a startup error
-//! ends the process.
+//! The server as a process: what SIGTERM and SIGHUP do to `Server::serve`, and how a
+//! startup error ends the process.
 //!
 //! Signals go to a whole process, so each test runs a server in a child: this test binary
 //! started again with `SQUALL_TEST_CHILD` set, running only `child_server`, which serves a
@@ -130,8 +130,11 @@ impl ServerProcess {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log();
-            if let Some(at) = log.find("listening on http://") {
-                let rest = &log[at + "listening on http://".len()..];
+            let found = ["listening on http://", "listening on https://"]
+                .iter()
+                .find_map(|prefix| log.find(prefix).map(|at| at + prefix.len()));
+            if let Some(at) = found {
+                let rest = &log[at..];
                 let addr = rest.split_whitespace().next().expect("an address");
                 return addr.parse().expect("a socket address");
             }
@@ -381,4 +384,103 @@ fn without_io_uring_startup_names_the_cause_and_where_to_look() {
         log.contains("deploy/") && log.contains("Deploying"),
         "{log}"
     );
+}
+
+impl ServerProcess {
+    /// Waits until the log has `count` lines containing `text`.
+    fn wait_for_log(&self, text: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().matches(text).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the log: {}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn sighup_reloads_the_tls_certificate_and_a_broken_one_changes_nothing() {
+    use support::certs::{CertDir, TestCa};
+    use support::tls_client::{ClientOptions, TlsStream};
+    let ca = TestCa::new("signals CA");
+    let dir = CertDir::new("sighup");
+    let first = ca.server(&["localhost"]);
+    let cert = dir.write("server.pem", &first.cert_pem);
+    let key = dir.write("server.key", &first.key_pem);
+    let mut server = ServerProcess::start(&[
+        ("SQUALL_TLS_CERT", cert.to_str().expect("utf-8 path")),
+        ("SQUALL_TLS_KEY", key.to_str().expect("utf-8 path")),
+    ]);
+    let addr = server.addr();
+    assert!(
+        server.log().contains("listening on https://"),
+        "{}",
+        server.log()
+    );
+    let ca_pem = ca.cert_pem();
+    let config = ClientOptions::new(&ca_pem).config();
+    let serial = || {
+        TlsStream::connect(addr, "localhost", config.clone())
+            .expect("handshake")
+            .server_serial()
+    };
+    assert_eq!(serial(), first.serial);
+
+    let renewed = ca.server(&["localhost"]);
+    dir.write("server.pem", &renewed.cert_pem);
+    dir.write("server.key", &renewed.key_pem);
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("SIGHUP: TLS reloaded", 1);
+    assert_eq!(serial(), renewed.serial);
+
+    dir.write("server.pem", "not a certificate");
+    server.signal(libc::SIGHUP);
+    server.wait_for_log(
+        "SIGHUP: TLS reload failed, keeping the certificates in use",
+        1,
+    );
+    assert!(server.log().contains("server.pem"), "{}", server.log());
+    assert_eq!(serial(), renewed.serial);
+    assert!(server.is_running());
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.exit_within(Duration::from_secs(10)).code(), Some(0));
+}
+
+#[test]
+fn sighup_without_tls_is_logged_and_changes_nothing() {
+    let mut server = ServerProcess::start(&[]);
+    let addr = server.addr();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("SIGHUP: no TLS configured", 1);
+    assert!(server.is_running());
+    assert_eq!(
+        support::request(addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status,
+        200
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn an_expired_certificate_stops_startup_with_one_message() {
+    use support::certs::{CertDir, TestCa};
+    let ca = TestCa::new("signals CA");
+    let dir = CertDir::new("expired");
+    let expired = ca.issue(&["localhost"], "localhost", |params| {
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(10);
+        params.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    });
+    let cert = dir.write("server.pem", &expired.cert_pem);
+    let key = dir.write("server.key", &expired.key_pem);
+    let mut server = ServerProcess::start(&[
+        ("SQUALL_TLS_CERT", cert.to_str().expect("utf-8 path")),
+        ("SQUALL_TLS_KEY", key.to_str().expect("utf-8 path")),
+    ]);
+    assert_eq!(server.exit_within(Duration::from_secs(10)).code(), Some(1));
+    let log = server.log();
+    assert!(log.contains("expired on"), "{log}");
+    assert!(log.contains("server.pem"), "{log}");
 }

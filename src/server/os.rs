@@ -614,7 +614,8 @@ impl EventFd {
     }
 
     /// Resets the counter, so that a watch waits for the next signal (for an eventfd that is
-    /// signalled more than once, unlike the shutdown one).
+    /// signalled more than once, unlike the shutdown one: TLS reloads).
+    #[cfg(feature = "tls")]
     pub(super) fn clear(&self) {
         let mut count: u64 = 0;
         // SAFETY: reads at most 8 bytes into a local u64 from an eventfd we own; a

@@ -10,7 +10,7 @@
 //! Certificates, keys and CA bundles are read from PEM files here, so every file mistake
 //! reads the same way: which file, and what is wrong with it.
 
-pub mod server;
+pub(crate) mod server;
 
 use std::cell::RefCell;
 use std::path::Path;

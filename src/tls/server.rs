@@ -1,5 +1,5 @@
 //! The server's TLS configuration: what the operator names ([`TlsConfig`]), the checked
-//! files it loads to ([`TlsMaterial`]), and the rustls configuration each core builds from
+//! files it loads to (`TlsMaterial`), and the rustls configuration each core builds from
 //! those for itself.
 //!
 //! Loading happens once per start or reload, off the cores; each core then builds its own
@@ -86,7 +86,7 @@ pub enum ClientAuth {
     #[default]
     Required,
     /// A client may present no certificate; one it presents must be valid. The handler sees
-    /// which ([`TlsSession::peer_certificates`]).
+    /// which ([`TlsSession::peer_certificates`](super::TlsSession::peer_certificates)).
     Optional,
 }
 
