@@ -26,8 +26,11 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
+// BROWSER_HOME, when set, is the HOME Chromium starts with: its ~/.pki/nssdb holds the test
+// CA that an HTTPS run trusts (scripts/browser-test.sh makes both).
 export function launchChromium() {
-  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS, timeout: WAIT_MS });
+  const env = process.env.BROWSER_HOME ? { ...process.env, HOME: process.env.BROWSER_HOME } : undefined;
+  return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS, timeout: WAIT_MS, env });
 }
 
 // Closes the browser even when a test hung; never lets a stuck browser keep the process alive.
