@@ -8,3 +8,5 @@ mod dial;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+mod stream;

@@ -20,6 +20,9 @@ use rustls::{RootCertStore, SupportedProtocolVersion};
 
 use crate::error::Error;
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) mod client;
+
 /// The protocol versions squall speaks, newest first.
 pub(crate) static PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
