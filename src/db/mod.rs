@@ -10,3 +10,5 @@ pub mod postgres;
 pub mod redis;
 #[cfg(feature = "redis")]
 mod stream;
+#[cfg(any(feature = "postgres", all(feature = "redis", feature = "tls")))]
+mod url;

@@ -87,8 +87,10 @@ mod config;
 mod conn;
 mod open;
 mod pool;
+#[cfg(feature = "tls")]
+mod tls;
 
-pub use config::{PgConfig, DEFAULT_DATABASE_URL};
+pub use config::{PgConfig, PgTls, RootCert, SslMode, DEFAULT_DATABASE_URL};
 pub use conn::PgConn;
 pub use pool::PgPool;
 

@@ -300,7 +300,8 @@ impl fmt::Debug for RedisConfig {
 fn parse_tls_query(query: &str, bad: &dyn Fn(String) -> Error) -> Result<RedisTls, Error> {
     let mut tls = RedisTls::default();
     let (mut cert, mut key) = (None, None);
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+    for pair in crate::db::url::pairs(query) {
+        let crate::db::url::Pair { name, value, .. } = pair.map_err(bad)?;
         match &*name {
             "ca" => tls.ca = Some(PathBuf::from(&*value)),
             "cert" => cert = Some(PathBuf::from(&*value)),
