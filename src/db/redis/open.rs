@@ -91,11 +91,8 @@ async fn open(config: &RedisConfig, tls: &TlsCache) -> Result<(Stream, BytesMut)
     let mut stream = match connector {
         Some(connector) => {
             let session = connector.connect(&config.host, socket).await.map_err(|e| {
-                Error::unavailable(format!(
-                    "TLS handshake with redis at {} failed: {e}",
-                    target()
-                ))
-                .with_source(e)
+                Error::unavailable(format!("TLS handshake with redis at {} failed", target()))
+                    .with_source(e)
             })?;
             Stream::Tls(Box::new(session))
         }
