@@ -40,9 +40,10 @@ pub struct PgConfig {
 /// libpq's `sslmode`: whether a connection is encrypted, and what is checked of the
 /// server's certificate.
 ///
-/// squall's default is libpq's, [`SslMode::Prefer`]: TLS whenever the server offers it.
-/// Against a server on the same host (where there is no one to listen in) `sslmode=disable`
-/// saves the encryption's CPU time on every query.
+/// squall's default is libpq's, [`SslMode::Prefer`]: TLS whenever the server offers it, so
+/// a connection string means the same to squall as to `psql`. Against a server on the same
+/// host, where there is no one to listen in, `sslmode=disable` skips the handshake and the
+/// encryption.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SslMode {
     /// Plain text.
