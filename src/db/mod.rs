@@ -8,3 +8,7 @@ mod dial;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+mod stream;
+#[cfg(any(feature = "postgres", all(feature = "redis", feature = "tls")))]
+mod url;

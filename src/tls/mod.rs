@@ -10,6 +10,8 @@
 //! Certificates, keys and CA bundles are read from PEM files here, so every file mistake
 //! reads the same way: which file, and what is wrong with it.
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
+pub(crate) mod client;
 pub(crate) mod server;
 
 use std::cell::RefCell;

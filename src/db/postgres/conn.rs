@@ -11,10 +11,10 @@ use std::rc::Rc;
 use http::StatusCode;
 use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-use super::open::Target;
+use super::open::{tls_for, Target};
 use super::pool::Settings;
 use crate::error::Error;
 
@@ -61,12 +61,13 @@ impl Conn {
         }
         let token = self.client.cancel_token();
         let target = self.target.clone();
+        let tls = tls_for(&self.settings, &target);
         let limit = self.settings.config.connect_timeout;
         glommio::spawn_local(async move {
             let cancel = async {
                 let stream = target.dial().await.map_err(|e| e.to_string())?;
                 token
-                    .cancel_query_raw(stream.compat(), NoTls)
+                    .cancel_query_raw(stream.compat(), tls)
                     .await
                     .map_err(|e| describe(&e))
             };

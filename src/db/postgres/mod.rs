@@ -50,6 +50,30 @@
 //! | `SQUALL_PG_QUERY_TIMEOUT` | one whole operation | `5s` |
 //! | `SQUALL_PG_STATEMENT_CACHE` | prepared statements cached per connection | `256` |
 //!
+//! ## TLS
+//!
+//! With the `tls` feature (on by default) squall reads libpq's TLS parameters from the
+//! connection string itself ([`PgTls`]) and does the handshake with rustls:
+//!
+//! | parameter | meaning |
+//! |---|---|
+//! | `sslmode` | [`SslMode`]: `disable`; `prefer` (the default, as in libpq: TLS when the server offers it); `require` (TLS, certificate unchecked unless `sslrootcert` is given); `verify-ca` (the chain); `verify-full` (the chain and the host name) |
+//! | `sslrootcert` | a PEM file of the CAs to check the server's certificate against, or `system` for the operating system's; needed by `verify-ca` and `verify-full` |
+//! | `sslcert`, `sslkey` | a client certificate and its key (PEM), for `clientcert=` in `pg_hba.conf` |
+//! | `sslnegotiation=direct` | PostgreSQL 17's TLS without the `SSLRequest` round trip (with `require` or stronger) |
+//!
+//! `postgres://app@db.internal/app?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`.
+//! Nothing is read from `~/.postgresql/`. The files are read when a pool is built (a
+//! missing or unusable one fails [`PgPool::new`] with an error naming it), and each core's
+//! pool builds its own rustls configuration. Over TLS, SCRAM authentication binds to the
+//! server's certificate (`tls-server-end-point`, SCRAM-SHA-256-PLUS) when the server offers
+//! it; `channel_binding=require` insists on it. Query cancellation after a timeout uses TLS
+//! the same way. Without the `tls` feature only `disable` and `prefer` (which then means
+//! plain text) are accepted; anything else is a configuration error naming the feature.
+//!
+//! `prefer` encrypts connections to a server on the same host too, where there is nobody to
+//! protect against; `sslmode=disable` there skips the handshake and the encryption.
+//!
 //! ## Example
 //!
 //! ```no_run
@@ -87,8 +111,10 @@ mod config;
 mod conn;
 mod open;
 mod pool;
+#[cfg(feature = "tls")]
+mod tls;
 
-pub use config::{PgConfig, DEFAULT_DATABASE_URL};
+pub use config::{PgConfig, PgTls, RootCert, SslMode, DEFAULT_DATABASE_URL};
 pub use conn::PgConn;
 pub use pool::PgPool;
 

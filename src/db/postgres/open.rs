@@ -1,5 +1,5 @@
 //! Opening one connection: dialling the configured addresses in turn, the startup handshake
-//! through tokio-postgres, and the task that drives the connection afterwards.
+//! (TLS included) through tokio-postgres, and the task that drives the connection afterwards.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -7,7 +7,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use tokio_postgres::NoTls;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::conn::{describe, Conn};
@@ -17,15 +16,18 @@ use crate::net::Socket;
 
 /// One address to dial.
 #[derive(Clone, Debug)]
+// Without TLS nothing reads the host name beside an address.
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 pub(super) enum Target {
-    Addr(SocketAddr),
+    /// `hostaddr`, with the `host` given beside it if any.
+    Addr(SocketAddr, Option<String>),
     Host(String, u16),
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Target::Addr(addr) => write!(f, "{addr}"),
+            Target::Addr(addr, _) => write!(f, "{addr}"),
             Target::Host(host, port) => write!(f, "{host}:{port}"),
         }
     }
@@ -34,10 +36,33 @@ impl fmt::Display for Target {
 impl Target {
     pub(super) async fn dial(&self) -> std::io::Result<Socket> {
         match self {
-            Target::Addr(addr) => dial::connect_any(&[*addr]).await,
+            Target::Addr(addr, _) => dial::connect_any(&[*addr]).await,
             Target::Host(host, port) => dial::connect_any(&dial::resolve(host, *port).await?).await,
         }
     }
+
+    /// The name TLS sends and checks the certificate against: the host, else the address.
+    #[cfg(feature = "tls")]
+    fn server_name(&self) -> String {
+        match self {
+            Target::Addr(_, Some(host)) | Target::Host(host, _) => host.clone(),
+            Target::Addr(addr, None) => addr.ip().to_string(),
+        }
+    }
+}
+
+/// How a connection to `target` (or a cancel request) negotiates TLS: as the pool's
+/// `sslmode` says, with the pool's connector.
+#[cfg(feature = "tls")]
+pub(super) fn tls_for(settings: &Settings, target: &Target) -> super::tls::Connect {
+    super::tls::Connect::new(settings.tls.clone(), target.server_name())
+}
+
+/// Without the `tls` feature the configuration allows only `disable` and `prefer`, which
+/// tokio-postgres then treats alike.
+#[cfg(not(feature = "tls"))]
+pub(super) fn tls_for(_: &Settings, _: &Target) -> tokio_postgres::NoTls {
+    tokio_postgres::NoTls
 }
 
 /// Opens one connection, trying each configured address in turn under the connect timeout.
@@ -64,7 +89,7 @@ async fn open_one(settings: &Rc<Settings>, target: &Target) -> Result<Conn, Stri
         set_keepalive(&stream, pg);
     }
     let (client, connection) = pg
-        .connect_raw(stream.compat(), NoTls)
+        .connect_raw(stream.compat(), tls_for(settings, target))
         .await
         .map_err(|e| describe(&e))?;
     glommio::spawn_local(async move {

@@ -22,6 +22,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(super) struct Settings {
     pub(super) config: PgConfig,
     pub(super) targets: Vec<Target>,
+    /// This core's TLS connector; `None` for `sslmode=disable`.
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<crate::tls::client::Connector>,
 }
 
 /// A per-core pool of shared, pipelined PostgreSQL connections.
@@ -54,16 +57,23 @@ enum Pick {
 }
 
 impl PgPool {
-    /// A pool that opens its connections on first use. Fails only on an unusable configuration.
-    pub fn new(config: PgConfig) -> Result<Rc<PgPool>, Error> {
+    /// A pool that opens its connections on first use. Fails only on an unusable
+    /// configuration, including TLS certificate files that cannot be read or used.
+    pub fn new(mut config: PgConfig) -> Result<Rc<PgPool>, Error> {
         let targets = config.validate()?;
+        config.postgres.ssl_mode(config.tls.mode.wire());
         let slots = (0..config.pool_size)
             .map(|_| Slot {
                 state: State::Empty,
                 backoff: Duration::ZERO,
             })
             .collect();
-        let settings = Rc::new(Settings { config, targets });
+        let settings = Rc::new(Settings {
+            #[cfg(feature = "tls")]
+            tls: config.tls.connector()?,
+            config,
+            targets,
+        });
         Ok(Rc::new_cyclic(|this| PgPool {
             settings,
             slots: RefCell::new(slots),

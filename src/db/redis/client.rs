@@ -12,7 +12,7 @@ use glommio::sync::Semaphore;
 use super::cmd::{encode, Cmd};
 use super::config::RedisConfig;
 use super::conn::{Conn, Waiter};
-use super::open::open_in_time;
+use super::open::{open_in_time, TlsCache};
 use super::pipeline::Pipeline;
 use super::pubsub::Subscriber;
 use super::value::{reply_error, unexpected, Value};
@@ -29,6 +29,7 @@ pub struct Client {
 
 struct Inner {
     config: RedisConfig,
+    tls: TlsCache,
     conn: RefCell<Option<Rc<Conn>>>,
     /// Lets one caller at a time open the connection; the others wait and reuse it.
     gate: Semaphore,
@@ -84,7 +85,7 @@ impl Inner {
             }
         }
         self.attempts.set(seen.wrapping_add(1));
-        match open_in_time(&self.config).await {
+        match open_in_time(&self.config, &self.tls).await {
             Ok((stream, unread)) => {
                 let conn = Conn::start(stream, unread);
                 *self.conn.borrow_mut() = Some(Rc::clone(&conn));
@@ -105,6 +106,7 @@ impl Client {
         Client {
             inner: Rc::new(Inner {
                 config,
+                tls: TlsCache::default(),
                 conn: RefCell::new(None),
                 gate: Semaphore::new(1),
                 attempts: Cell::new(0),

@@ -1,7 +1,10 @@
-//! Configuration: where the Redis server is and how long to wait for it.
+//! Configuration: where the Redis server is, how to reach it (TLS) and how long to wait
+//! for it.
 
 use std::borrow::Cow;
 use std::fmt;
+#[cfg(feature = "tls")]
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -13,6 +16,23 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 ///
 /// Built from a URL, `redis://[[username]:password@]host[:port][/db]`, usually the `REDIS_URL`
 /// environment variable; the password may be percent-encoded. `Debug` never shows the password.
+///
+/// ## TLS
+///
+/// `rediss://` (with the `tls` feature, on by default) connects over TLS, checking that the
+/// server's certificate was issued by a CA the operating system trusts and names the URL's
+/// host (sent as SNI too). Query parameters, or the builder methods after them, change that:
+///
+/// | parameter | builder | meaning |
+/// |---|---|---|
+/// | `ca=/path/ca.pem` | [`tls_ca`](Self::tls_ca) | trust the CA certificates in this PEM file instead of the system's |
+/// | `cert=/path/client.pem&key=/path/client.key` | [`tls_client_cert`](Self::tls_client_cert) | present this client certificate (for `tls-auth-clients yes`) |
+/// | `insecure_skip_verify=true` | [`tls_insecure_skip_verify`](Self::tls_insecure_skip_verify) | accept any certificate: encrypted, but not authenticated |
+///
+/// `rediss://cache.internal:6380/0?ca=/etc/redis/ca.pem`. Paths are percent-decoded. The
+/// files are read when a [`Client`](super::Client) or [`Subscriber`](super::Subscriber)
+/// first connects, by each core for its own connections; a file that cannot be read or
+/// parsed fails that connect with an error naming it. Reconnects resume the TLS session.
 #[derive(Clone)]
 pub struct RedisConfig {
     pub(super) host: String,
@@ -23,6 +43,21 @@ pub struct RedisConfig {
     pub(super) client_name: Option<String>,
     pub(super) connect_timeout: Duration,
     pub(super) command_timeout: Duration,
+    /// `Some` for TLS (`rediss://`).
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<RedisTls>,
+}
+
+/// How a TLS connection checks the server and presents itself.
+#[cfg(feature = "tls")]
+#[derive(Clone, Debug, Default)]
+pub(super) struct RedisTls {
+    /// A PEM bundle of trusted CAs; the system's when `None`.
+    pub(super) ca: Option<PathBuf>,
+    /// A client certificate chain and its key, PEM files.
+    pub(super) client_cert: Option<(PathBuf, PathBuf)>,
+    /// Accept any certificate.
+    pub(super) insecure_skip_verify: bool,
 }
 
 impl Default for RedisConfig {
@@ -37,40 +72,60 @@ impl Default for RedisConfig {
             client_name: None,
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(2),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
 
 impl RedisConfig {
-    /// Parses `redis://[[username]:password@]host[:port][/db]`.
+    /// Parses `redis://[[username]:password@]host[:port][/db]`, or `rediss://...` for TLS
+    /// with the query parameters described [above](RedisConfig#tls).
     ///
-    /// The port defaults to 6379 and the database to 0. `rediss://` (TLS) and Unix sockets are
-    /// not supported and say so. Error messages never repeat the password.
+    /// The port defaults to 6379 and the database to 0. Unix sockets are not supported and
+    /// say so; so does `rediss://` without the `tls` feature. Error messages never repeat the
+    /// password.
     pub fn from_url(url: &str) -> Result<RedisConfig, Error> {
         let bad = |why: String| Error::config(format!("invalid redis URL: {why}"));
         let Some((scheme, rest)) = url.split_once("://") else {
             return Err(bad("expected redis://host[:port][/db]".to_owned()));
         };
-        match scheme.to_ascii_lowercase().as_str() {
-            "redis" => {}
-            "rediss" => return Err(bad("TLS (rediss://) is not supported".to_owned())),
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "redis" => false,
+            "rediss" if cfg!(feature = "tls") => true,
+            "rediss" => {
+                return Err(bad(
+                    "TLS (rediss://) needs squall's `tls` cargo feature".to_owned()
+                ))
+            }
             "unix" | "redis+unix" => {
                 return Err(bad(
                     "unix sockets are not supported; use redis://host".to_owned()
                 ))
             }
             other => return Err(bad(format!("unknown scheme {other:?}, expected redis://"))),
+        };
+        if rest.contains('#') {
+            return Err(bad("fragments are not supported".to_owned()));
         }
-        if rest.contains(['?', '#']) {
-            return Err(bad(
-                "query parameters and fragments are not supported".to_owned()
-            ));
-        }
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, ""),
         };
         let mut config = RedisConfig::default();
+        if query.is_some() && !tls {
+            return Err(bad(
+                "query parameters (ca, cert, key, insecure_skip_verify) need rediss://".to_owned(),
+            ));
+        }
+        #[cfg(feature = "tls")]
+        if tls {
+            config.tls = Some(parse_tls_query(query.unwrap_or(""), &bad)?);
+        }
         let hostport = match authority.rsplit_once('@') {
             Some((userinfo, hostport)) => {
                 let Some((user, password)) = userinfo.split_once(':') else {
@@ -160,6 +215,54 @@ impl RedisConfig {
         self
     }
 
+    /// Connects over TLS, trusting the operating system's CA certificates and checking the
+    /// server's name, as `rediss://` does.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self) -> RedisConfig {
+        self.tls.get_or_insert_with(RedisTls::default);
+        self
+    }
+
+    /// Connects over TLS, trusting the CA certificates in the PEM file at `path` (instead of
+    /// the system's).
+    #[cfg(feature = "tls")]
+    pub fn tls_ca(mut self, path: impl Into<PathBuf>) -> RedisConfig {
+        self.tls.get_or_insert_with(RedisTls::default).ca = Some(path.into());
+        self
+    }
+
+    /// Connects over TLS, presenting the client certificate chain in the PEM file `cert`
+    /// with the private key in `key`, for servers that ask for one (`tls-auth-clients`).
+    #[cfg(feature = "tls")]
+    pub fn tls_client_cert(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> RedisConfig {
+        self.tls.get_or_insert_with(RedisTls::default).client_cert =
+            Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Connects over TLS and accepts **any** certificate, ignoring any CA set: the traffic is
+    /// encrypted, but whoever answers at the address is trusted. For tests and networks you
+    /// trust anyway; prefer [`tls_ca`](Self::tls_ca) with the server's CA.
+    #[cfg(feature = "tls")]
+    pub fn tls_insecure_skip_verify(mut self) -> RedisConfig {
+        self.tls
+            .get_or_insert_with(RedisTls::default)
+            .insecure_skip_verify = true;
+        self
+    }
+
+    /// Whether connections use TLS.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
     /// The server's host name or address.
     pub fn host(&self) -> &str {
         &self.host
@@ -187,8 +290,46 @@ impl fmt::Debug for RedisConfig {
             .field("client_name", &self.client_name)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field("tls", &self.is_tls())
             .finish()
     }
+}
+
+/// The TLS settings in a `rediss://` URL's query string.
+#[cfg(feature = "tls")]
+fn parse_tls_query(query: &str, bad: &dyn Fn(String) -> Error) -> Result<RedisTls, Error> {
+    let mut tls = RedisTls::default();
+    let (mut cert, mut key) = (None, None);
+    for pair in crate::db::url::pairs(query) {
+        let crate::db::url::Pair { name, value, .. } = pair.map_err(bad)?;
+        match &*name {
+            "ca" => tls.ca = Some(PathBuf::from(&*value)),
+            "cert" => cert = Some(PathBuf::from(&*value)),
+            "key" => key = Some(PathBuf::from(&*value)),
+            "insecure_skip_verify" => {
+                tls.insecure_skip_verify = match &*value {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(bad(format!(
+                            "insecure_skip_verify={other:?}: expected true or false"
+                        )))
+                    }
+                }
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown parameter {other:?}; expected ca, cert, key or insecure_skip_verify"
+                )))
+            }
+        }
+    }
+    tls.client_cert = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err(bad("cert and key go together".to_owned())),
+    };
+    Ok(tls)
 }
 
 #[cfg(test)]
@@ -217,7 +358,6 @@ mod tests {
         for url in [
             "localhost:6379",
             "http://localhost",
-            "rediss://h",
             "unix:///tmp/redis.sock",
             "redis://",
             "redis://h:0",
@@ -226,6 +366,8 @@ mod tests {
             "redis://h/db",
             "redis://h/-1",
             "redis://h?db=1",
+            "redis://h?ca=/ca.pem",
+            "redis://h#frag",
             "redis://justuser@h",
             "redis://[::1",
             "redis://:hunter2@h:x",
@@ -237,5 +379,51 @@ mod tests {
         }
         let config = RedisConfig::from_url("redis://:hunter2@h").expect("valid");
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn rediss_urls_carry_the_tls_settings() {
+        let c = RedisConfig::from_url("rediss://h:6380/1").expect("valid");
+        assert!(c.is_tls());
+        let tls = c.tls.expect("tls");
+        assert_eq!(
+            (tls.ca, tls.client_cert, tls.insecure_skip_verify),
+            (None, None, false)
+        );
+        let c = RedisConfig::from_url(
+            "rediss://:pw@h/?ca=%2Fetc%2Fca.pem&cert=/c.pem&key=/c.key&insecure_skip_verify=false",
+        )
+        .expect("valid");
+        let tls = c.tls.expect("tls");
+        assert_eq!(tls.ca, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            tls.client_cert,
+            Some((PathBuf::from("/c.pem"), PathBuf::from("/c.key")))
+        );
+        let c = RedisConfig::from_url("rediss://h?insecure_skip_verify=true").expect("valid");
+        assert!(c.tls.expect("tls").insecure_skip_verify);
+        for url in [
+            "rediss://h?cert=/c.pem",
+            "rediss://h?key=/c.key",
+            "rediss://h?insecure_skip_verify=yes",
+            "rediss://h?verify=none",
+        ] {
+            let e = RedisConfig::from_url(url).expect_err(url);
+            assert!(e.message().starts_with("invalid redis URL: "), "{url}: {e}");
+        }
+        let c = RedisConfig::from_url("redis://h")
+            .expect("valid")
+            .tls_ca("/ca.pem")
+            .tls_client_cert("/c.pem", "/c.key");
+        assert!(c.is_tls());
+        assert!(format!("{c:?}").contains("tls: true"));
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn rediss_needs_the_tls_feature() {
+        let e = RedisConfig::from_url("rediss://h").expect_err("no tls");
+        assert!(e.message().contains("`tls` cargo feature"), "{e}");
     }
 }

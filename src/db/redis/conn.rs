@@ -9,7 +9,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll, Waker};
 
-use crate::net::Socket;
 use bytes::{Buf, BytesMut};
 use futures_channel::oneshot::Sender;
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -17,6 +16,7 @@ use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
 
 use super::value::Value;
+use crate::db::stream::Stream;
 use crate::error::Error;
 
 /// How many bytes one socket read asks for.
@@ -52,7 +52,7 @@ impl Waiter {
 /// below ends before the next `.await` or poll of anything else, so none can overlap.
 pub(super) struct Conn {
     /// `None` once the connection has failed: dropping the stream closes the socket.
-    stream: RefCell<Option<Socket>>,
+    stream: RefCell<Option<Stream>>,
     /// Commands encoded but not yet handed to the writer task.
     out: RefCell<BytesMut>,
     /// One entry per command or pipeline on the wire, oldest first.
@@ -67,7 +67,7 @@ pub(super) struct Conn {
 
 impl Conn {
     /// Starts the reader and writer tasks on an open, authenticated connection.
-    pub(super) fn start(stream: Socket, unread: BytesMut) -> Rc<Conn> {
+    pub(super) fn start(stream: Stream, unread: BytesMut) -> Rc<Conn> {
         let conn = Rc::new(Conn {
             stream: RefCell::new(Some(stream)),
             out: RefCell::new(BytesMut::with_capacity(READ_CHUNK)),
@@ -184,12 +184,25 @@ impl Conn {
         }
         result
     }
+
+    /// Pushes out what a TLS session still holds of the writes it accepted.
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut stream = self.stream.borrow_mut();
+        let Some(stream) = stream.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let result = Pin::new(stream).poll_flush(cx);
+        if result.is_pending() {
+            self.writer.set(Some(cx.waker().clone()));
+        }
+        result
+    }
 }
 
 /// Reads what the socket has (through `scratch`) and appends it to `buf`, in one poll, so a
 /// dropped read never leaves partial state behind.
 pub(super) fn poll_read_into(
-    stream: &mut Socket,
+    stream: &mut Stream,
     cx: &mut Context<'_>,
     scratch: &mut [u8],
     buf: &mut BytesMut,
@@ -250,6 +263,9 @@ async fn write_loop(conn: Rc<Conn>) {
                 Ok(n) => chunk.advance(n),
                 Err(e) => return conn.fail(&format!("write failed: {e}")),
             }
+        }
+        if let Err(e) = poll_fn(|cx| conn.poll_flush(cx)).await {
+            return conn.fail(&format!("write failed: {e}"));
         }
         chunk.clear();
     }

@@ -1,10 +1,9 @@
-//! Opening a connection: connect, then `AUTH`, `SELECT` and `CLIENT SETNAME`; and reading
-//! whole frames from a socket that has no reader task.
+//! Opening a connection: connect, the TLS handshake for `rediss://`, then `AUTH`, `SELECT`
+//! and `CLIENT SETNAME`; and reading whole frames from a stream that has no reader task.
 
 use std::future::poll_fn;
 use std::io;
 
-use crate::net::Socket;
 use bytes::BytesMut;
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
@@ -14,12 +13,52 @@ use super::cmd::encode;
 use super::config::RedisConfig;
 use super::conn::poll_read_into;
 use crate::db::dial;
+use crate::db::stream::Stream;
 use crate::error::Error;
 
+/// This core's TLS connector for one client or subscriber, built on its first connect (the
+/// certificate files are read then) and kept for its reconnects, whose sessions it resumes.
+#[derive(Default)]
+pub(super) struct TlsCache {
+    #[cfg(feature = "tls")]
+    connector: std::cell::OnceCell<crate::tls::client::Connector>,
+}
+
+impl TlsCache {
+    #[cfg(feature = "tls")]
+    fn connector(
+        &self,
+        tls: &super::config::RedisTls,
+    ) -> Result<&crate::tls::client::Connector, Error> {
+        use crate::tls::client::{connector, Identity, Roots, Settings, Verify};
+        if let Some(connector) = self.connector.get() {
+            return Ok(connector);
+        }
+        let built = connector(&Settings {
+            verify: if tls.insecure_skip_verify {
+                Verify::Nothing
+            } else {
+                Verify::Full
+            },
+            roots: Some(tls.ca.as_deref().map_or(Roots::System, Roots::File)),
+            identity: tls
+                .client_cert
+                .as_ref()
+                .map(|(cert, key)| Identity { cert, key }),
+            alpn: None,
+        })
+        .map_err(|e| Error::config(format!("redis TLS: {}", e.message())))?;
+        Ok(self.connector.get_or_init(|| built))
+    }
+}
+
 /// [`open`] within the connect timeout.
-pub(super) async fn open_in_time(config: &RedisConfig) -> Result<(Socket, BytesMut), Error> {
+pub(super) async fn open_in_time(
+    config: &RedisConfig,
+    tls: &TlsCache,
+) -> Result<(Stream, BytesMut), Error> {
     let timeout = config.connect_timeout;
-    match crate::deadline::within(timeout, open(config)).await {
+    match crate::deadline::within(timeout, open(config, tls)).await {
         Ok(result) => result,
         Err(_) => Err(Error::unavailable(format!(
             "connecting to redis at {}:{} timed out after {timeout:?}",
@@ -28,19 +67,39 @@ pub(super) async fn open_in_time(config: &RedisConfig) -> Result<(Socket, BytesM
     }
 }
 
-/// Connects and runs `AUTH`, `SELECT` and `CLIENT SETNAME` as configured. Returns the stream
-/// and any bytes read past the handshake replies.
-async fn open(config: &RedisConfig) -> Result<(Socket, BytesMut), Error> {
+/// Connects (over TLS if configured) and runs `AUTH`, `SELECT` and `CLIENT SETNAME` as
+/// configured. Returns the stream and any bytes read past the handshake replies.
+async fn open(config: &RedisConfig, tls: &TlsCache) -> Result<(Stream, BytesMut), Error> {
     let target = || format!("{}:{}", config.host, config.port);
+    #[cfg(feature = "tls")]
+    let connector = match &config.tls {
+        Some(settings) => Some(tls.connector(settings)?),
+        None => None,
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
     let addrs = dial::resolve(&config.host, config.port)
         .await
         .map_err(|e| {
             Error::unavailable(format!("cannot resolve redis host {:?}", config.host))
                 .with_source(e)
         })?;
-    let mut stream = dial::connect_any(&addrs).await.map_err(|e| {
+    let socket = dial::connect_any(&addrs).await.map_err(|e| {
         Error::unavailable(format!("cannot connect to redis at {}", target())).with_source(e)
     })?;
+    #[cfg(feature = "tls")]
+    let mut stream = match connector {
+        Some(connector) => {
+            let session = connector.connect(&config.host, socket).await.map_err(|e| {
+                Error::unavailable(format!("TLS handshake with redis at {} failed", target()))
+                    .with_source(e)
+            })?;
+            Stream::Tls(Box::new(session))
+        }
+        None => Stream::Plain(socket),
+    };
+    #[cfg(not(feature = "tls"))]
+    let mut stream = Stream::Plain(socket);
 
     let mut out = BytesMut::new();
     let mut sent: SmallVec<[&str; 3]> = SmallVec::new();
@@ -83,6 +142,9 @@ async fn open(config: &RedisConfig) -> Result<(Socket, BytesMut), Error> {
     futures_lite::AsyncWriteExt::write_all(&mut stream, &out)
         .await
         .map_err(lost)?;
+    futures_lite::AsyncWriteExt::flush(&mut stream)
+        .await
+        .map_err(lost)?;
     let mut scratch = [0; 512];
     for command in sent {
         match read_frame(&mut stream, &mut scratch, &mut buf)
@@ -103,7 +165,7 @@ async fn open(config: &RedisConfig) -> Result<(Socket, BytesMut), Error> {
 
 /// Reads until `buf` holds one complete frame, and takes it.
 pub(super) async fn read_frame(
-    stream: &mut Socket,
+    stream: &mut Stream,
     scratch: &mut [u8],
     buf: &mut BytesMut,
 ) -> io::Result<BytesFrame> {

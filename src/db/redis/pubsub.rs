@@ -7,15 +7,15 @@ use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::net::Socket;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncWrite, Stream};
 use redis_protocol::resp2::types::BytesFrame;
 
 use super::cmd::encode;
 use super::config::RedisConfig;
-use super::open::{open_in_time, read_frame};
+use super::open::{open_in_time, read_frame, TlsCache};
 use super::value::reply_error;
+use crate::db::stream::Stream as Connection;
 use crate::error::Error;
 
 /// One message delivered to a [`Subscriber`].
@@ -49,7 +49,8 @@ pub struct Message {
 /// ```
 pub struct Subscriber {
     config: RedisConfig,
-    stream: Option<Socket>,
+    tls: TlsCache,
+    stream: Option<Connection>,
     buf: BytesMut,
     scratch: Box<[u8]>,
     /// Commands not yet written; kept here so a dropped call never leaves half of one.
@@ -95,6 +96,7 @@ impl Subscriber {
     pub fn new(config: RedisConfig) -> Subscriber {
         Subscriber {
             config,
+            tls: TlsCache::default(),
             stream: None,
             buf: BytesMut::new(),
             scratch: vec![0; 4096].into_boxed_slice(),
@@ -205,7 +207,7 @@ impl Subscriber {
                 Duration::from_millis(50 << self.failures.min(6)).min(Duration::from_secs(2));
             glommio::timer::sleep(backoff).await;
         }
-        let (stream, unread) = match open_in_time(&self.config).await {
+        let (stream, unread) = match open_in_time(&self.config, &self.tls).await {
             Ok(opened) => opened,
             Err(e) => {
                 self.failures = self.failures.saturating_add(1);
@@ -244,6 +246,7 @@ impl Subscriber {
                 }
                 self.out.advance(n);
             }
+            poll_fn(|cx| Pin::new(&mut *stream).poll_flush(cx)).await?;
             read_frame(stream, &mut self.scratch, &mut self.buf).await
         };
         match io.await {
