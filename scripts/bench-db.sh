@@ -61,6 +61,14 @@ WRITE=0
 
 SERVER_PID=""   # the server currently running, for the exit trap
 NEXT_PORT=$FIRST_PORT
+
+# Every server talks to PostgreSQL in the clear: the peers connect without TLS, and squall's
+# default sslmode, libpq's `prefer`, would encrypt against a server with ssl = on.
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+if [[ $DATABASE_URL != *sslmode=* ]]; then
+    if [[ $DATABASE_URL == *\?* ]]; then DATABASE_URL+="&sslmode=disable"; else DATABASE_URL+="?sslmode=disable"; fi
+fi
+export DATABASE_URL
 declare -A BINARY=() # server name -> executable
 
 setup_db() {
