@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_lite::StreamExt;
 use http::StatusCode;
 
-use super::core::Core;
+use super::core::{ConnRegistration, Core};
 use super::io::{ConnIo, IoStop, Wait};
 use super::transport::Transport;
 use crate::body::{Body, BodySource, ChunkStream, RequestBody};
@@ -64,7 +64,19 @@ pub(crate) fn serve<T: Transport>(
     stream: T,
     peer: SocketAddr,
 ) -> impl std::future::Future<Output = ()> {
-    let io = Rc::new(ConnIo::new(core, stream));
+    let registration = core.register();
+    serve_registered(core, registration, stream, peer)
+}
+
+/// Serves a connection already counted among the core's (a TLS connection is, from before
+/// its handshake).
+pub(crate) fn serve_registered<T: Transport>(
+    core: Rc<Core>,
+    registration: ConnRegistration,
+    stream: T,
+    peer: SocketAddr,
+) -> impl std::future::Future<Output = ()> {
+    let io = Rc::new(ConnIo::new(core, registration, stream));
     let driver = Driver {
         io,
         peer,

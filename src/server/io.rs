@@ -152,8 +152,8 @@ pub(crate) struct ConnIo<T> {
 }
 
 impl<T: Transport> ConnIo<T> {
-    pub(crate) fn new(core: Rc<Core>, stream: T) -> ConnIo<T> {
-        let registration = core.register();
+    /// The connection's I/O, counted in the core's connections by `registration`.
+    pub(crate) fn new(core: Rc<Core>, registration: ConnRegistration, stream: T) -> ConnIo<T> {
         ConnIo {
             core,
             registration,

@@ -621,16 +621,18 @@ fn drop_discard(incoming: &mut Option<Vec<u8>>, filled: &mut usize, discard: usi
 
 /// Serves one TLS connection: the handshake, bounded by the header-read timeout (a client
 /// that starts one and stalls holds nothing for longer than one that stalls mid-head), then
-/// the HTTP/1.1 driver over the session.
+/// the HTTP/1.1 driver over the session. The connection counts toward the core's limit from
+/// the start, so a flood of unfinished handshakes is bounded like any other connections.
 pub(crate) async fn serve(
     core: Rc<Core>,
     socket: Socket,
     peer: SocketAddr,
     config: Arc<ServerConfig>,
 ) {
+    let registration = core.register();
     let limit = core.config.limits.header_read_timeout;
     match within(limit, accept(Rc::clone(&core), socket, config)).await {
-        Ok(Ok(stream)) => conn::serve(core, stream, peer).await,
+        Ok(Ok(stream)) => conn::serve_registered(core, registration, stream, peer).await,
         Ok(Err(e)) => {
             tracing::debug!(target: "squall::server", "TLS handshake with {peer} failed: {e}");
         }
