@@ -671,3 +671,28 @@ fn tls_settings_come_from_the_environment() {
         assert!(err.to_string().contains(expected), "{err}");
     }
 }
+
+#[test]
+fn unfinished_handshakes_count_toward_the_connection_limit() {
+    let pki = Pki::new("limit");
+    let limits = squall::Limits {
+        max_connections_per_core: 2,
+        header_read_timeout: Duration::from_millis(800),
+        ..squall::Limits::default()
+    };
+    let server = support::start_with(support::config().limits(limits).tls(pki.tls()), app);
+    // Two connections that never start their handshakes fill the core.
+    let silent: Vec<Client> = (0..2)
+        .map(|_| Client::connect(server.local_addr()))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let mut client = connect(server.local_addr(), &pki.client());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "a third handshake finished after {waited:?}, while two unfinished ones held the core"
+    );
+    assert_eq!(get(&mut client, "/plaintext").text(), "Hello, World!");
+    drop(silent);
+}
