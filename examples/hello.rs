@@ -1,5 +1,6 @@
 //! The hello-world server: plaintext, JSON, echo, a WebSocket echo and a broadcast topic.
 //!
+//! - `GET /mib`: 1 MiB of `x` (the large-response benchmarks, `scripts/bench-tls.sh`).
 //! - `GET /ws`: WebSocket echo of text and binary messages (what the Autobahn suite and the
 //!   echo benchmark drive).
 //! - `GET /broadcast`: a WebSocket subscribed to one topic; every message a client sends is
@@ -7,6 +8,7 @@
 //!
 //! ```sh
 //! cargo run --release --example hello          # http://127.0.0.1:8080
+//! SQUALL_TLS_CERT=cert.pem SQUALL_TLS_KEY=key.pem cargo run --release --example hello  # https
 //! SQUALL_ADDR=0.0.0.0:9000 SQUALL_WORKERS=1 cargo run --release --example hello
 //! ```
 
@@ -30,6 +32,13 @@ async fn json(_req: Request) -> Json<Message> {
     Json(Message {
         message: "Hello, World!",
     })
+}
+
+/// The body of `/mib`: static, so no request allocates or fills it.
+static MIB: [u8; 1 << 20] = [b'x'; 1 << 20];
+
+async fn mib(_req: Request) -> Response {
+    Response::with_body(squall::response::OCTET_STREAM, &MIB[..])
 }
 
 async fn echo(mut req: Request) -> Result<Response, Error> {
@@ -73,6 +82,7 @@ fn app() -> App {
         .get("/plaintext", plaintext)
         .get("/json", json)
         .post("/echo", echo)
+        .get("/mib", mib)
         .get("/ws", move |req| ws_echo(req, Rc::clone(&echo_config)))
         .get("/broadcast", broadcast)
 }
