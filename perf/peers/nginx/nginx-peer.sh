@@ -28,7 +28,9 @@ chmod 755 "$dir" "$dir/www"
 chmod 644 "$dir/www/mib"
 
 # One affinity bitmask per worker, cycling over the CPUs this process may use.
-read -r _ cpus < <(grep Cpus_allowed_list /proc/self/status)
+# (No process substitution here: its process could outlive the exec as nginx's child.)
+cpus=$(grep Cpus_allowed_list /proc/self/status)
+cpus=${cpus##*[[:space:]]}
 list=()
 IFS=',' read -ra ranges <<<"$cpus"
 for range in "${ranges[@]}"; do
