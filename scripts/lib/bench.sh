@@ -160,6 +160,7 @@ cpu_table() {
     for case in "$@"; do
         squall_us=""
         [[ -n ${BINARY[squall]:-} ]] && squall_us=$(median_of squall "$case" 7)
+        [[ $squall_us != nan ]] || squall_us="" # squall does not run this case
         for name in "${SERVERS[@]}"; do
             [[ -n ${BINARY[$name]:-} ]] || continue
             runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
