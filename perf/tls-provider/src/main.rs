@@ -31,38 +31,32 @@ struct Setup {
 // it is the point here.
 #[allow(deprecated)]
 fn setups() -> Vec<Setup> {
-    let x25519_only = |mut provider: CryptoProvider, x25519| {
-        provider.kx_groups = vec![x25519];
-        provider
-    };
-    vec![
-        Setup {
-            name: "ring",
-            groups: "X25519",
-            provider: x25519_only(
-                rustls::crypto::ring::default_provider(),
-                rustls::crypto::ring::kx_group::X25519,
-            ),
+    let providers = [
+        (
+            "ring",
+            rustls::crypto::ring::default_provider(),
+            rustls::crypto::ring::kx_group::X25519,
+        ),
+        (
+            "aws-lc-rs",
+            rustls::crypto::aws_lc_rs::default_provider(),
+            rustls::crypto::aws_lc_rs::kx_group::X25519,
+        ),
+    ];
+    let forced = providers.iter().map(|(name, provider, x25519)| Setup {
+        name,
+        groups: "X25519",
+        provider: CryptoProvider {
+            kx_groups: vec![*x25519],
+            ..provider.clone()
         },
-        Setup {
-            name: "aws-lc-rs",
-            groups: "X25519",
-            provider: x25519_only(
-                rustls::crypto::aws_lc_rs::default_provider(),
-                rustls::crypto::aws_lc_rs::kx_group::X25519,
-            ),
-        },
-        Setup {
-            name: "ring",
-            groups: "default",
-            provider: rustls::crypto::ring::default_provider(),
-        },
-        Setup {
-            name: "aws-lc-rs",
-            groups: "default",
-            provider: rustls::crypto::aws_lc_rs::default_provider(),
-        },
-    ]
+    });
+    let defaults = providers.iter().map(|(name, provider, _)| Setup {
+        name,
+        groups: "default",
+        provider: provider.clone(),
+    });
+    forced.chain(defaults).collect()
 }
 
 /// A matching pair of configurations over one provider and one certificate.
