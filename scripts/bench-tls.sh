@@ -188,6 +188,7 @@ build_load() {
 }
 
 report() {
+    local case
     cpu_table case 0 handshake plain-cpr json json-h2load plaintext
     echo
     cpu_table case 1 mib
@@ -207,9 +208,10 @@ report() {
     echo
     echo "Command: \`$INVOCATION\` ($ROUNDS round(s) of ${DURATION}s per case, ${WARMUP_SECS}s warm-up per case)"
     echo
-    echo "- server: \`SQUALL_WORKERS=1 SQUALL_ADDR=127.0.0.1:PORT SQUALL_TLS_CERT=cert.pem SQUALL_TLS_KEY=key.pem taskset -c $SERVER_CPU <binary>\` (nginx: \`perf/peers/nginx/nginx-peer.sh\`, $(nginx -v 2>&1 | sed 's/^nginx version: //'))"
+    local nginx=""
+    [[ -z ${BINARY[nginx]:-} ]] || nginx=" (nginx: \`perf/peers/nginx/nginx-peer.sh\`, $(nginx -v 2>&1 | sed 's/^nginx version: //'))"
+    echo "- server: \`SQUALL_WORKERS=1 SQUALL_ADDR=127.0.0.1:PORT SQUALL_TLS_CERT=cert.pem SQUALL_TLS_KEY=key.pem taskset -c $SERVER_CPU <binary>\`$nginx"
     echo "- certificate: \`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 ...\` (ECDSA P-256)"
-    local case
     for case in "${TLS_CASES[@]}" plain-cpr; do
         wrk_command "$case" "$DURATION" PORT report.json
         WRK_CMD=("${WRK_CMD[@]/#$ROOT\//}") # paths relative to the repository
@@ -219,7 +221,7 @@ report() {
 
 main() {
     parse_args "$@"
-    require_machine openssl jq cargo
+    require_machine openssl jq cargo pgrep
     select_servers
     ensure_tool h2load nghttp2-client
     if [[ " ${SERVERS[*]} " == *" nginx "* ]]; then
