@@ -68,7 +68,7 @@ wrk_command() {
 
 # One measured run: CPU ticks around wrk, then one line of results.tsv.
 measure() {
-    local name=$1 case=$2 round=$3 out before after requests rps errors c_before c_after t0 t1
+    local name=$1 case=$2 round=$3 out before after requests rps errors c_before c_after t0 t1 us
     out="$RUN_DIR/$name-$case-r$round.txt"
     wrk_command "$case" "$DURATION" "$PORT"
     c_before=$(client_cpu_ticks)
@@ -85,17 +85,9 @@ measure() {
     errors=$(awk '/^ *Socket errors:/{gsub(/[^0-9 ]/,""); for(i=1;i<=NF;i++) s+=$i}
                   /^ *Non-2xx or 3xx responses:/{s+=$NF} END{print s+0}' "$out")
     ((errors == 0)) || warn "$name $case round $round: $errors errors (see $out)"
-    awk -v n="$name" -v c="$case" -v r="$round" -v rps="$rps" -v req="$requests" \
-        -v ticks="$((after - before))" -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" -v e="$errors" \
-        -v cb="$c_before" -v ca="$c_after" \
-        'BEGIN { us = ticks * 1e6 / hz
-                 split(cb, b, " "); split(ca, a, " ")
-                 client = (a[2] > b[2]) ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
-                 printf "%s\t%s\t%s\t%.0f\t%d\t%.0f\t%.4f\t%.1f\t%d\t%.1f\n",
-                        n, c, r, rps, req, us, (req > 0 ? us / req : 0), us / ((t1 - t0) * 1e4), e, client }' \
-        >>"$RUN_DIR/results.tsv"
-    printf '    %-13s %-9s %12.0f req/s %8.3f us CPU/req\n' "$name" "$case" "$rps" \
-        "$(tail -n 1 "$RUN_DIR/results.tsv" | cut -f7)" >&2
+    us=$(record_result "$name" "$case" "$round" "$rps" "$requests" "$((after - before))" \
+        "$t0" "$t1" "$errors" "$c_before" "$c_after")
+    printf '    %-13s %-9s %12.0f req/s %8.3f us CPU/req\n' "$name" "$case" "$rps" "$us" >&2
 }
 
 bench_one() {

@@ -8,6 +8,8 @@
 #                             PostgreSQL answers at DATABASE_URL; skipped otherwise)
 #   bench-static.sh --write   static files against actix-files
 #   bench-ws.sh               WebSocket echo, idle and broadcast against tokio-tungstenite
+#   bench-tls.sh --write      TLS handshakes, keep-alive, pipelining and 1 MiB against actix-web,
+#                             hyper (both rustls on aws-lc-rs) and nginx
 #   validate-load.sh          squall-load against wrk and oha
 #   bench-c10k.py             10,000 connections at 20,000 req/s for 60 s
 #
@@ -64,6 +66,9 @@ scripts/bench-static.sh "${ROUNDS[@]}" "${WRITE[@]}"
 
 step "WebSockets"
 scripts/bench-ws.sh "${ROUNDS[@]}"
+
+step "TLS"
+scripts/bench-tls.sh "${ROUNDS[@]}" "${WRITE[@]}"
 
 step "load generator validation"
 env "${VALIDATE[@]}" scripts/validate-load.sh

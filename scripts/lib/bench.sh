@@ -21,14 +21,17 @@ die() {
     exit 1
 }
 
-# wrk comes from Debian's package; only touch apt when it is really missing.
-ensure_wrk() {
-    command -v wrk >/dev/null && return
-    log "wrk not found; installing it with apt-get"
-    if ! { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; then
-        die "could not install wrk"
+# Command $1 from Debian's package $2 (default $1); only touch apt when it is really missing.
+ensure_tool() {
+    local tool=$1 package=${2:-$1}
+    command -v "$tool" >/dev/null && return
+    log "$tool not found; installing $package with apt-get"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null; }; then
+        die "could not install $package"
     fi
 }
+
+ensure_wrk() { ensure_tool wrk; }
 
 # Stops unless there are two CPUs (the server on SERVER_CPU, the load on CLIENT_CPU) and
 # every command named in the arguments besides taskset is installed.
@@ -84,14 +87,27 @@ build_peer() {
 
 # Runs the wrk command the script built in WRK_CMD (its wrk_command) with output to $1; $2
 # is the run's duration in seconds. wrk stops by itself; the timeout only guards a hang.
-# Measured runs (not warm-ups) also get the server's perf counters beside $1.
+# Measured runs (not warm-ups) also get the server's perf counters beside $1. A caller
+# whose load command is not wrk may set LOAD_ERROR_STATUS to an exit status that only says
+# errors were counted (squall-load's 1); it reads them from the output and reports them.
+# It returns when the load ends, without waiting for perf: perf takes a second or more to
+# attach here, so it ends that much after the load, and a caller timing run_wrk would count
+# that idle tail into the server's CPU %. wait_counters (before the next run, and in
+# stop_server) lets perf finish.
 run_wrk() {
-    local counters=""
-    [[ $1 == *-warmup.txt ]] || counters=$(start_counters "${1%.txt}.perfstat" "$2")
-    (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 ||
-        die "wrk failed (output in $1)"
-    # perf was started in a subshell, so it is not this shell's child to wait for.
-    while [[ -n $counters ]] && kill -0 "$counters" 2>/dev/null; do sleep 0.1; done
+    local status=0
+    wait_counters
+    [[ $1 == *-warmup.txt ]] || COUNTERS_PID=$(start_counters "${1%.txt}.perfstat" "$2")
+    (cd "$ROOT" && timeout "$(($2 + 30))" "${WRK_CMD[@]}") >"$1" 2>&1 || status=$?
+    ((status == 0 || status == ${LOAD_ERROR_STATUS:-0})) || die "the load failed (exit $status, output in $1)"
+}
+
+# Waits for the perf stat of the last measured run, if it is still counting. perf was
+# started in a subshell, so it is not this shell's child to `wait` for.
+COUNTERS_PID=""
+wait_counters() {
+    while [[ -n $COUNTERS_PID ]] && kill -0 "$COUNTERS_PID" 2>/dev/null; do sleep 0.1; done
+    COUNTERS_PID=""
 }
 
 # perf stat of the running server ($SERVER_PID) for $2 seconds into file $1, in the
@@ -144,14 +160,16 @@ cpu_table() {
     for case in "$@"; do
         squall_us=""
         [[ -n ${BINARY[squall]:-} ]] && squall_us=$(median_of squall "$case" 7)
+        [[ $squall_us != nan ]] || squall_us="" # squall does not run this case
         for name in "${SERVERS[@]}"; do
             [[ -n ${BINARY[$name]:-} ]] || continue
+            runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
+            ((runs)) || continue # a case this server does not run
             rps=$(median_of "$name" "$case" 4)
             us=$(median_of "$name" "$case" 7)
             busy=$(median_of "$name" "$case" 8)
             client=$(median_of "$name" "$case" 10)
             ((with_mbps)) && mbps=$(printf '%.0f | ' "$(median_of "$name" "$case" 11)")
-            runs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c' "$RUN_DIR/results.tsv" | wc -l)
             errs=$(awk -F'\t' -v n="$name" -v c="$case" '$1 == n && $2 == c { s += $9 } END { print s + 0 }' "$RUN_DIR/results.tsv")
             if [[ -z $squall_us ]]; then
                 ratio="n/a"
@@ -204,6 +222,7 @@ start_server() {
 stop_server() {
     local pid=$SERVER_PID tries=0
     [[ -n $pid ]] || return 0
+    wait_counters
     SERVER_PID=""
     kill -TERM "$pid" 2>/dev/null || return 0
     while kill -0 "$pid" 2>/dev/null && ((tries++ < STOP_TRIES)); do sleep 0.1; done
@@ -211,16 +230,25 @@ stop_server() {
     wait "$pid" 2>/dev/null || true
 }
 
-# INVOCATION: the command line for the report, script $1 and then its arguments, each
-# quoted only when the shell needs it.
-set_invocation() {
-    local arg
-    INVOCATION=$1
+# The arguments as one command line, each quoted only when the shell needs it.
+shell_words() {
+    local arg line=$1
     shift
     for arg in "$@"; do
-        if [[ $arg =~ ^[A-Za-z0-9_,./:=-]+$ ]]; then INVOCATION+=" $arg"; else INVOCATION+=" $(printf '%q' "$arg")"; fi
+        if [[ $arg =~ ^[A-Za-z0-9_,./:=-]+$ ]]; then
+            line+=" $arg"
+        elif [[ $arg != *"'"* ]]; then
+            line+=" '$arg'"
+        else
+            line+=" $(printf '%q' "$arg")"
+        fi
     done
+    echo "$line"
 }
+
+# INVOCATION: the command line for the report, script $1 and then its arguments.
+# shellcheck disable=SC2034 # INVOCATION is read by the caller.
+set_invocation() { INVOCATION=$(shell_words "$@"); }
 
 # The usage text is the comment block at the top of the calling script.
 usage() {
@@ -341,6 +369,32 @@ proc_ticks() {
 cpu_ticks() {
     [[ -r /proc/$1/stat ]] || die "server (pid $1) is gone; see its log in $RUN_DIR"
     proc_ticks "$1"
+}
+
+# cpu_ticks of the server $1 and its child processes (nginx's workers under its master).
+tree_ticks() {
+    local total child
+    total=$(cpu_ticks "$1")
+    for child in $(pgrep -P "$1" || true); do
+        total=$((total + $(proc_ticks "$child")))
+    done
+    echo "$total"
+}
+
+# One line of $RUN_DIR/results.tsv in the columns cpu_table reads: server $1, case $2, round
+# $3, req/s $4, requests $5, server CPU ticks $6 over wall-clock $7..$8 ($EPOCHREALTIME
+# values), errors $9, the client CPU's "busy total" ticks before ${10} and after ${11}, and
+# MB/s ${12} if given. Prints the line's µs CPU/req.
+record_result() {
+    awk -v n="$1" -v c="$2" -v r="$3" -v rps="$4" -v req="$5" -v ticks="$6" -v hz="$CLK_TCK" \
+        -v t0="$7" -v t1="$8" -v e="$9" -v cb="${10}" -v ca="${11}" -v mbps="${12:-}" \
+        'BEGIN { us = ticks * 1e6 / hz
+                 split(cb, b, " "); split(ca, a, " ")
+                 client = (a[2] > b[2]) ? 100 * (a[1] - b[1]) / (a[2] - b[2]) : 0
+                 printf "%s\t%s\t%s\t%.0f\t%d\t%.0f\t%.4f\t%.1f\t%d\t%.1f%s\n",
+                        n, c, r, rps, req, us, (req > 0 ? us / req : 0), us / ((t1 - t0) * 1e4), e, client,
+                        (mbps == "" ? "" : sprintf("\t%.1f", mbps)) }' >>"$RUN_DIR/results.tsv"
+    tail -n 1 "$RUN_DIR/results.tsv" | cut -f7
 }
 
 # "busy total" ticks from /proc/stat for CPU $1, or for all CPUs if $1 is

@@ -13,7 +13,7 @@ use crate::config::{
 pub const USAGE: &str = "\
 squall-load: HTTP/1.1 and WebSocket load generator (glommio, one executor per core)
 
-usage: squall-load [options] URL        (http://host:port/path or ws://host:port/path)
+usage: squall-load [options] URL        (http://, https:// or ws://host:port/path)
 
   -c, --connections N    concurrent connections (subscribers in ws-subscribe) [50]
   -t, --threads N        executors, one per core [1]
@@ -39,6 +39,8 @@ usage: squall-load [options] URL        (http://host:port/path or ws://host:port
       --size N           ws-echo message size in bytes [32]
       --binary           ws-echo sends binary messages instead of text
       --grace D          ws-subscribe: keep reading late deliveries for D after the end [2s]
+      --tls-resume       https: resume TLS sessions on reconnects [every connection is a
+                         full handshake; certificates are not verified, signatures are]
       --json PATH        write the JSON report to PATH
   -q, --quiet            no progress line on stderr
   -h, --help             this text
@@ -84,6 +86,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Comma
     let mut grace = None;
     let mut json = None;
     let mut quiet = false;
+    let mut tls_resume = false;
     let text = |value: Result<std::ffi::OsString, lexopt::Error>| -> Result<String, String> {
         value
             .map_err(|e| e.to_string())?
@@ -149,6 +152,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Comma
             Long("binary") => binary = true,
             Long("grace") => grace = Some(parse_duration(&text(parser.value())?)?),
             Long("json") => json = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
+            Long("tls-resume") => tls_resume = true,
             Short('q') | Long("quiet") => quiet = true,
             Short('h') | Long("help") => return Ok(Command::Help),
             Value(value) if url.is_none() => url = Some(text(Ok(value))?),
@@ -185,6 +189,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Comma
     config.message_size = size.unwrap_or(config.message_size);
     config.binary = binary;
     config.grace = grace.unwrap_or(config.grace);
+    config.tls_resume = tls_resume;
     config.json = json;
     config.progress = !quiet;
     config.validate()?;

@@ -45,8 +45,10 @@ pub enum Stop {
 pub struct Target {
     /// The URL as given.
     pub url: String,
-    /// `http` or `ws`.
+    /// `http` or `ws` (also for `https`).
     pub scheme: &'static str,
+    /// `https://`: TLS over the connection.
+    pub tls: bool,
     /// The authority, for the Host header.
     pub host: String,
     /// The socket address connections go to.
@@ -56,15 +58,17 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses `http://host[:port]/path` or `ws://…` and resolves the host.
+    /// Parses `http://host[:port]/path`, `https://…` or `ws://…` and resolves the host.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
-            ("http", rest)
+        let (scheme, tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            ("http", false, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            ("http", true, rest)
         } else if let Some(rest) = url.strip_prefix("ws://") {
-            ("ws", rest)
+            ("ws", false, rest)
         } else {
             return Err(format!(
-                "the URL must start with http:// or ws:// (got '{url}'; TLS is not supported)"
+                "the URL must start with http://, https:// or ws:// (got '{url}')"
             ));
         };
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -78,7 +82,7 @@ impl Target {
             p => p.to_owned(),
         };
         let host_port = if authority.ends_with(']') || !authority.contains(':') {
-            format!("{authority}:80")
+            format!("{authority}:{}", if tls { 443 } else { 80 })
         } else {
             authority.to_owned()
         };
@@ -90,6 +94,7 @@ impl Target {
         Ok(Target {
             url: url.to_owned(),
             scheme,
+            tls,
             host: authority.to_owned(),
             addr,
             path,
@@ -146,6 +151,8 @@ pub struct Config {
     pub binary: bool,
     /// After the end, how long subscribers keep reading late broadcast deliveries.
     pub grace: Duration,
+    /// Offer TLS session tickets on reconnects (off: every connection is a full handshake).
+    pub tls_resume: bool,
     /// Print a progress line on stderr once a second.
     pub progress: bool,
     /// Where to write the JSON report.
@@ -180,6 +187,7 @@ impl Config {
             message_size: 32,
             binary: false,
             grace: Duration::from_secs(2),
+            tls_resume: false,
             progress: false,
             json: None,
         }
@@ -221,7 +229,11 @@ impl Config {
             return Err(format!("mode {} needs a ws:// URL", self.mode.name()));
         }
         if self.mode == Mode::Http && self.target.scheme != "http" {
-            return Err("mode http needs an http:// URL".into());
+            return Err("mode http needs an http:// or https:// URL".into());
+        }
+        if self.target.tls {
+            // The server name must be one TLS accepts; each executor builds its client later.
+            crate::tls::Client::new(&self.target.host, self.tls_resume)?;
         }
         if self.timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err("timeouts must be longer than zero".into());
@@ -403,7 +415,12 @@ mod tests {
         assert!(target.is_loopback_v4());
         let target = Target::parse("ws://127.0.0.1:9").expect("valid");
         assert_eq!((target.scheme, target.path.as_str()), ("ws", "/"));
-        assert!(Target::parse("https://127.0.0.1/").is_err());
+        let target = Target::parse("https://127.0.0.1/").expect("valid");
+        assert_eq!(
+            (target.scheme, target.tls, target.addr.port()),
+            ("http", true, 443)
+        );
+        assert!(Target::parse("wss://127.0.0.1/").is_err());
         assert!(Target::parse("http:///x").is_err());
         assert_eq!(automatic_sources(&target, 10).len(), 0);
         assert_eq!(automatic_sources(&target, 5000).len(), 8);

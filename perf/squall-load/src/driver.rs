@@ -26,6 +26,7 @@ use squall_net::Socket;
 use crate::config::{Config, Mode, Stop};
 use crate::schedule::{Pace, Window, quota};
 use crate::stats::{ErrorKind, Tally};
+use crate::tls::{self, Stream};
 use crate::{http, net, signal, ws};
 
 /// A WebSocket over one of squall's sockets.
@@ -33,15 +34,15 @@ pub type WsStream = WebSocketStream<Socket>;
 
 /// An open connection, before or after the WebSocket handshake.
 pub enum Conn {
-    /// Plain HTTP/1.1.
-    Http(Socket),
+    /// HTTP/1.1, plain or over TLS.
+    Http(Stream),
     /// After a successful handshake.
     Ws(Box<WsStream>),
 }
 
 impl Conn {
     /// The HTTP stream, if this is one.
-    pub fn into_http(self) -> Option<Socket> {
+    pub fn into_http(self) -> Option<Stream> {
         match self {
             Conn::Http(s) => Some(s),
             Conn::Ws(_) => None,
@@ -261,6 +262,8 @@ pub struct Core {
     pub request_len: usize,
     connects: Semaphore,
     deadlines: RefCell<Vec<Rc<Deadline>>>,
+    /// This executor's TLS client, for `https://`.
+    tls: Option<tls::Client>,
 }
 
 /// Requests sent and not yet answered: each one's intended send time and whether it is
@@ -346,6 +349,10 @@ impl Core {
             Some(_) => u64::MAX >> 1,
             None => CONNECTS_IN_FLIGHT,
         };
+        let tls = config.target.tls.then(|| {
+            tls::Client::new(&config.target.host, config.tls_resume)
+                .expect("Config::validate built this client once already")
+        });
         Core {
             requests: request.repeat(config.pipeline),
             request_len,
@@ -355,6 +362,7 @@ impl Core {
             last_done: Cell::new(None),
             connects: Semaphore::new(connects),
             deadlines: RefCell::new(Vec::new()),
+            tls,
         }
     }
 
@@ -381,8 +389,8 @@ impl Core {
         }
     }
 
-    /// Opens connection `global` (TCP, then the WebSocket handshake for ws modes); failures
-    /// are counted as connect errors.
+    /// Opens connection `global` (TCP, then the TLS handshake for https or the WebSocket
+    /// handshake for ws modes); failures are counted as connect errors.
     pub async fn open_connection(&self, global: usize) -> Option<Conn> {
         let config = &self.config;
         let _permit = self.connects.acquire_permit(1).await.ok()?;
@@ -393,7 +401,13 @@ impl Core {
                 .await
                 .ok()?;
             if config.mode == Mode::Http {
-                return Some(Conn::Http(stream));
+                let Some(tls) = &self.tls else {
+                    return Some(Conn::Http(Stream::Plain(stream)));
+                };
+                return match wait(config.connect_timeout, tls.connect(stream)).await {
+                    Wake::Done(Ok(stream)) => Some(Conn::Http(stream)),
+                    _ => None,
+                };
             }
             let ws_config = WebSocketConfig::default()
                 .read_buffer_size(4 * 1024)

@@ -6,7 +6,6 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use futures_util::{AsyncReadExt, AsyncWriteExt};
-use squall_net::Socket;
 
 use crate::config::Config;
 use crate::driver::{Core, Deadline, InFlight, Lane, Outcome, Wake, wait};
@@ -14,6 +13,7 @@ use crate::net;
 use crate::response::{self, Parse};
 use crate::schedule::latency_ns;
 use crate::stats::ErrorKind;
+use crate::tls::Stream;
 
 /// The bytes of one request, built once.
 pub fn encode_request(config: &Config) -> Vec<u8> {
@@ -51,7 +51,7 @@ struct ReadBuf {
 }
 
 /// Runs one connection until its share of the load is done.
-pub async fn drive(core: &Core, mut stream: Option<Socket>, mut lane: Lane) {
+pub async fn drive(core: &Core, mut stream: Option<Stream>, mut lane: Lane) {
     let config = &core.config;
     let head_request = config.method.eq_ignore_ascii_case("HEAD");
     let mut buf = ReadBuf {
@@ -95,7 +95,7 @@ pub async fn drive(core: &Core, mut stream: Option<Socket>, mut lane: Lane) {
 
 async fn session(
     core: &Core,
-    stream: &mut Socket,
+    stream: &mut Stream,
     lane: &mut Lane,
     outstanding: &mut InFlight,
     buf: &mut ReadBuf,

@@ -15,6 +15,7 @@ pub mod response;
 pub mod schedule;
 pub mod signal;
 pub mod stats;
+pub mod tls;
 pub mod ws;
 
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! squall-load against tiny servers on loopback (plain threads, no async): counts, statuses,
-//! errors, the open-loop schedule and WebSocket echo / broadcast / idle holds.
+//! errors, the open-loop schedule, https (keep-alive, a handshake per request, resumption)
+//! and WebSocket echo / broadcast / idle holds.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,6 +20,8 @@ enum Answer {
     Unavailable,
     /// Never answers.
     Silent,
+    /// 200 with `Connection: close`, then closes.
+    Close,
 }
 
 /// Serves HTTP/1.1 keep-alive (pipelining included) on an ephemeral port; counts requests.
@@ -37,7 +40,7 @@ fn http_server(answer: Answer) -> (SocketAddr, Arc<AtomicU64>) {
     (addr, served)
 }
 
-fn serve(mut stream: TcpStream, answer: Answer, served: &AtomicU64) {
+fn serve(mut stream: impl Read + Write, answer: Answer, served: &AtomicU64) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -62,12 +65,75 @@ fn serve(mut stream: TcpStream, answer: Answer, served: &AtomicU64) {
                     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
                 ),
                 Answer::Silent => {}
+                Answer::Close => {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\n\
+                          Hello, World!",
+                    );
+                    return;
+                }
             }
         }
         if !out.is_empty() && stream.write_all(&out).is_err() {
             return;
         }
     }
+}
+
+/// Handshakes a TLS server completed, and how many of them resumed a session.
+#[derive(Default)]
+struct Handshakes {
+    full: AtomicU64,
+    resumed: AtomicU64,
+}
+
+/// `http_server` over TLS 1.3/1.2 (rustls on aws-lc-rs, a fresh ECDSA P-256 certificate,
+/// rustls's default session cache and tickets).
+fn https_server(answer: Answer) -> (SocketAddr, Arc<AtomicU64>, Arc<Handshakes>) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .expect("server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let served = Arc::new(AtomicU64::new(0));
+    let handshakes = Arc::new(Handshakes::default());
+    let (count, seen) = (Arc::clone(&served), Arc::clone(&handshakes));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let (config, count, seen) =
+                (Arc::clone(&config), Arc::clone(&count), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                let mut conn = rustls::ServerConnection::new(config).expect("connection");
+                while conn.is_handshaking() {
+                    if conn.complete_io(&mut stream).is_err() {
+                        return;
+                    }
+                }
+                match conn.handshake_kind() {
+                    Some(rustls::HandshakeKind::Resumed) => &seen.resumed,
+                    _ => &seen.full,
+                }
+                .fetch_add(1, Ordering::Relaxed);
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                serve(&mut tls, answer, &count);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (addr, served, handshakes)
 }
 
 fn config_for(url: &str) -> Config {
@@ -93,6 +159,54 @@ fn pipelined_requests_are_all_counted() {
     assert_eq!(report.tally.latency.len(), 1000);
     assert_eq!(served.load(Ordering::Relaxed), 1000);
     assert!(report.elapsed > Duration::ZERO);
+}
+
+#[test]
+fn https_keep_alive_pipelines_over_one_handshake_per_connection() {
+    let (addr, served, handshakes) = https_server(Answer::Mixed);
+    let mut config = config_for(&format!("https://localhost:{}/plaintext", addr.port()));
+    config.connections = 2;
+    config.pipeline = 8;
+    config.stop = Stop::Count(200);
+    let report = squall_load::run(config).expect("run");
+    assert_eq!(report.tally.completed, 200);
+    assert_eq!(report.tally.error_count(), 0, "{:?}", report.tally.errors);
+    assert_eq!(served.load(Ordering::Relaxed), 200);
+    assert_eq!(handshakes.full.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn https_with_connection_close_is_a_full_handshake_per_request() {
+    let (addr, served, handshakes) = https_server(Answer::Close);
+    let mut config = config_for(&format!("https://127.0.0.1:{}/", addr.port()));
+    config.connections = 2;
+    config.headers = vec![("Connection".into(), "close".into())];
+    config.stop = Stop::Count(20);
+    let report = squall_load::run(config).expect("run");
+    assert_eq!(report.tally.completed, 20);
+    assert_eq!(report.tally.error_count(), 0, "{:?}", report.tally.errors);
+    let requests = served.load(Ordering::Relaxed);
+    assert!(requests >= 20, "{requests}");
+    assert_eq!(handshakes.full.load(Ordering::Relaxed), requests);
+    assert_eq!(handshakes.resumed.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn https_resumes_sessions_when_asked() {
+    let (addr, served, handshakes) = https_server(Answer::Close);
+    let mut config = config_for(&format!("https://127.0.0.1:{}/", addr.port()));
+    config.connections = 1;
+    config.tls_resume = true;
+    config.stop = Stop::Count(10);
+    let report = squall_load::run(config).expect("run");
+    assert_eq!(report.tally.completed, 10);
+    assert_eq!(report.tally.error_count(), 0, "{:?}", report.tally.errors);
+    let resumed = handshakes.resumed.load(Ordering::Relaxed);
+    assert!(
+        resumed >= 1,
+        "{resumed} of {} resumed",
+        served.load(Ordering::Relaxed)
+    );
 }
 
 #[test]
