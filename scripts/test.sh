@@ -2,9 +2,10 @@
 # Every test, the way CI runs them: unit and property tests, loopback integration tests,
 # doc tests, clippy with warnings as errors, the tests and clippy again for the core alone
 # (--no-default-features), the deployment files under deploy/ (linted and schema-checked,
-# not run), then the WebSocket conformance suite (Autobahn, through kosoku) and the two-tab
-# Chromium test of the chat example. Those two install what they need (a virtualenv,
-# Debian's chromium, playwright-core) and build release examples.
+# not run) and the seccomp profile (enforced on the examples), then the WebSocket
+# conformance suite (Autobahn, through kosoku) and the Chromium tests of the chat (over
+# HTTP and HTTPS) and blog examples. Those install what they need (a virtualenv, Debian's
+# chromium and certutil, playwright-core) and build release examples.
 #
 #   bash scripts/test.sh
 #
@@ -52,5 +53,8 @@ cargo test --locked --manifest-path perf/squall-load/Cargo.toml
 # The Dockerfile, Kubernetes manifests and systemd units are checked, not run: no Docker
 # engine or cluster here. Installs yamllint, kubernetes-validate and hadolint into a virtualenv.
 bash scripts/validate-deploy.sh
+# The seccomp allowlist (deploy/seccomp/squall.json) enforced through libseccomp on the
+# examples, and the clear error without io_uring. Installs Debian's python3-seccomp.
+bash scripts/seccomp/test.sh
 bash scripts/autobahn.sh
 bash scripts/browser-test.sh

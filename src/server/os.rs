@@ -241,8 +241,8 @@ fn probe_io_uring() -> Result<(), Error> {
         _ => "io_uring_setup failed",
     };
     Err(Error::startup(format!(
-        "io_uring unavailable: {why}: {err}; see \"Deploying\" in the README and the files \
-         under deploy/ for what the server needs"
+        "io_uring unavailable: {why}: {err}; see \"Deploying\" in the README for what the \
+         server needs, and deploy/seccomp/ for a seccomp profile that allows io_uring"
     )))
 }
 
