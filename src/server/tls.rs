@@ -273,9 +273,8 @@ struct Session {
     /// Decrypted bytes not yet read: `plaintext[taken..]`.
     plaintext: Vec<u8>,
     taken: usize,
-    /// Ciphertext to send: `outgoing[sent..]`.
-    outgoing: Option<Vec<u8>>,
-    sent: usize,
+    /// Ciphertext to send.
+    outgoing: Outgoing,
     /// The peer sent close_notify: reads see the end of the stream once `plaintext` is empty.
     peer_closed: bool,
     close_notify_queued: bool,
@@ -290,8 +289,7 @@ impl Session {
             filled: 0,
             plaintext: Vec::new(),
             taken: 0,
-            outgoing: None,
-            sent: 0,
+            outgoing: Outgoing::default(),
             peer_closed: false,
             close_notify_queued: false,
         }
@@ -343,7 +341,8 @@ impl Session {
                     None
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    encode_record(&self.core, &mut self.outgoing, |out| encode.encode(out));
+                    self.outgoing
+                        .append_record(&self.core, |out| encode.encode(out));
                     None
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
@@ -360,34 +359,22 @@ impl Session {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => match &mut want {
                     Want::Write(data) => {
                         let data = &data[..data.len().min(ENCRYPT_STEP)];
-                        let outgoing = take_outgoing(&self.core, &mut self.outgoing);
-                        let start = outgoing.len();
-                        let mut room = data.len() + (data.len() / 16384 + 1) * RECORD_OVERHEAD;
-                        loop {
-                            outgoing.resize(start + room, 0);
-                            match traffic.encrypt(data, &mut outgoing[start..]) {
-                                Ok(n) => {
-                                    outgoing.truncate(start + n);
-                                    break Some(Progress::Wrote(data.len()));
-                                }
+                        let room = data.len() + (data.len() / 16384 + 1) * RECORD_OVERHEAD;
+                        self.outgoing
+                            .append(&self.core, room, |out| match traffic.encrypt(data, out) {
+                                Ok(n) => Ok(n),
                                 Err(EncryptError::InsufficientSize(short)) => {
-                                    room = short.required_size;
+                                    Err(Some(short.required_size))
                                 }
-                                Err(e) => {
-                                    outgoing.truncate(start);
-                                    return Err(rustls::Error::General(e.to_string()));
-                                }
-                            }
-                        }
+                                Err(_) => Err(None),
+                            })
+                            .map_err(|()| rustls::Error::General("cannot encrypt".into()))?;
+                        Some(Progress::Wrote(data.len()))
                     }
                     Want::CloseNotify => {
-                        let outgoing = take_outgoing(&self.core, &mut self.outgoing);
-                        let start = outgoing.len();
-                        outgoing.resize(start + RECORD_OVERHEAD, 0);
-                        let n = traffic
-                            .queue_close_notify(&mut outgoing[start..])
-                            .unwrap_or(0);
-                        outgoing.truncate(start + n);
+                        let _ = self.outgoing.append(&self.core, RECORD_OVERHEAD, |out| {
+                            traffic.queue_close_notify(out).map_err(|_| None)
+                        });
                         Some(Progress::Ready)
                     }
                     Want::Read(_) if self.taken < self.plaintext.len() => {
@@ -418,7 +405,8 @@ impl Session {
             let Ok(ConnectionState::EncodeTlsData(mut encode)) = state else {
                 return;
             };
-            encode_record(&self.core, &mut self.outgoing, |out| encode.encode(out));
+            self.outgoing
+                .append_record(&self.core, |out| encode.encode(out));
         }
     }
 
@@ -498,23 +486,17 @@ impl Session {
         }
     }
 
-    /// Sends the outgoing ciphertext, then gives its buffer back.
+    /// Sends the outgoing ciphertext. The buffer stays for the next batch; it goes back to
+    /// the pool when the connection waits for input (`release_idle_buffers`).
     fn flush(&mut self, cx: &mut Context<'_>, socket: &Socket) -> Poll<io::Result<()>> {
-        let Some(outgoing) = self.outgoing.as_ref() else {
-            return Poll::Ready(Ok(()));
-        };
-        while self.sent < outgoing.len() {
-            match socket.poll_write(cx, &outgoing[self.sent..]) {
+        while !self.outgoing.pending().is_empty() {
+            match socket.poll_write(cx, self.outgoing.pending()) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => self.sent += n,
+                Poll::Ready(Ok(n)) => self.outgoing.consume(n),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
-        if let Some(buffer) = self.outgoing.take() {
-            self.core.give_write_buffer(buffer);
-        }
-        self.sent = 0;
         Poll::Ready(Ok(()))
     }
 
@@ -540,7 +522,7 @@ impl Session {
     }
 
     fn pending_output(&self) -> usize {
-        self.outgoing.as_ref().map_or(0, |o| o.len() - self.sent)
+        self.outgoing.pending().len()
     }
 
     /// Whether what arrived first is an HTTP request line rather than a TLS record.
@@ -559,12 +541,7 @@ impl Session {
                 self.core.give_tls_buffer(buffer);
             }
         }
-        if self.pending_output() == 0 {
-            if let Some(buffer) = self.outgoing.take() {
-                self.core.give_write_buffer(buffer);
-            }
-            self.sent = 0;
-        }
+        self.outgoing.release_if_empty(&self.core);
     }
 
     /// What the finished handshake negotiated.
@@ -579,33 +556,78 @@ impl Session {
     }
 }
 
-/// Appends one handshake record to the outgoing buffer, making room as rustls asks.
-fn encode_record(
-    core: &Core,
-    outgoing: &mut Option<Vec<u8>>,
-    mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
-) {
-    let outgoing = take_outgoing(core, outgoing);
-    let start = outgoing.len();
-    let mut room = 4096;
-    loop {
-        outgoing.resize(start + room, 0);
-        match encode(&mut outgoing[start..]) {
-            Ok(n) => {
-                outgoing.truncate(start + n);
-                return;
+/// Ciphertext waiting to be sent: `buffer[sent..end]`. The buffer's length is how much of it
+/// is initialized, and it is kept between batches while the connection is busy, so records
+/// are encrypted straight into it without zeroing it again for every write.
+#[derive(Default)]
+struct Outgoing {
+    buffer: Option<Vec<u8>>,
+    sent: usize,
+    end: usize,
+}
+
+impl Outgoing {
+    fn pending(&self) -> &[u8] {
+        self.buffer
+            .as_deref()
+            .map_or(&[], |b| &b[self.sent..self.end])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.sent += n;
+        if self.sent == self.end {
+            self.sent = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Lets `write` put bytes after the pending ones, in at least `room` bytes of space;
+    /// `write` answers how many it wrote, or `Err(Some(n))` to be called again with `n`
+    /// bytes of room, or `Err(None)` to give up.
+    fn append(
+        &mut self,
+        core: &Core,
+        mut room: usize,
+        mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+    ) -> Result<(), ()> {
+        let buffer = self.buffer.get_or_insert_with(|| core.take_write_buffer());
+        loop {
+            if buffer.len() < self.end + room {
+                buffer.resize(self.end + room, 0);
             }
-            Err(EncodeError::InsufficientSize(short)) => room = short.required_size,
-            Err(EncodeError::AlreadyEncoded) => {
-                outgoing.truncate(start);
-                return;
+            match write(&mut buffer[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(Some(needed)) if needed > room => room = needed,
+                Err(_) => return Err(()),
             }
         }
     }
-}
 
-fn take_outgoing<'a>(core: &Core, outgoing: &'a mut Option<Vec<u8>>) -> &'a mut Vec<u8> {
-    outgoing.get_or_insert_with(|| core.take_write_buffer())
+    /// Appends one handshake record, making room as rustls asks.
+    fn append_record(
+        &mut self,
+        core: &Core,
+        mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+    ) {
+        let _ = self.append(core, 4096, |out| match encode(out) {
+            Ok(n) => Ok(n),
+            Err(EncodeError::InsufficientSize(short)) => Err(Some(short.required_size)),
+            Err(EncodeError::AlreadyEncoded) => Err(None),
+        });
+    }
+
+    /// Gives the buffer back to the pool when nothing waits in it.
+    fn release_if_empty(&mut self, core: &Core) {
+        if self.end == 0 {
+            if let Some(mut buffer) = self.buffer.take() {
+                buffer.clear();
+                core.give_write_buffer(buffer);
+            }
+        }
+    }
 }
 
 /// Drops `discard` processed bytes from the front of the incoming buffer.
