@@ -44,6 +44,7 @@
 //! | [`upgrade`], [`ws`] | a connection after `101`, and the WebSocket protocol over it |
 //! | [`hub`] | topics fanned out to WebSockets across cores, and its Redis bridge between servers |
 //! | [`cores`], [`tasks`] | explicit work between cores; timers, periodic and blocking work |
+//! | [`health`] | the `/healthz` and `/readyz` probes ([`App::health`]), ready until a stop is asked for |
 //! | `per_core`, `deadline` | what a core owns (one table of every per-core slot; the shutdown signal) and the one per-core table of time limits |
 //! | [`db`] | per-core PostgreSQL and Redis pools; never sees HTTP (the `postgres` and `redis` features) |
 //! | [`tls`] | certificates and keys read and checked, rustls configurations built per core, session tickets every core can open; never sees sockets (the `tls` feature) |
@@ -153,6 +154,7 @@ pub mod error;
 pub mod files;
 pub mod future;
 pub mod handler;
+pub mod health;
 pub mod http;
 pub mod hub;
 #[cfg(feature = "i18n")]

@@ -15,13 +15,15 @@
 //! | `CURRENT` | [`metrics`](crate::metrics) | the application's latency recorder |
 //! | `DEADLINES` | `deadline` | the time limits of waits under way, and their sweeper |
 //! | `CURRENT` | `net::readiness` | the epoll set and the wakers of waiting sockets |
-//! | `SHUTDOWN` | here | the shutdown signal below |
+//! | `SHUTDOWN` | here | the drain and shutdown signals below |
 //!
 //! (`DEADLINES` and the readiness set guard themselves the same way, by executor id.)
 //!
 //! Shutdown reaches the parts of a core that need to act on it through [`on_shutdown`]:
 //! the server calls [`begin_shutdown`] without knowing who listens (WebSocket sessions close
-//! with 1001, for one).
+//! with 1001, for one). Before it, a stop with a drain delay calls [`begin_draining`]: the
+//! core still accepts and serves, but says it is not ready ([`draining`], read by
+//! `/readyz`), so that a load balancer stops sending before the listener closes.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -68,6 +70,8 @@ impl<T> ExecutorLocal<T> {
 /// What runs when this core begins to shut down.
 #[derive(Default)]
 struct Shutdown {
+    /// A stop was asked for: not ready any more, though still serving.
+    draining: Cell<bool>,
     begun: Cell<bool>,
     hooks: RefCell<Vec<Box<dyn Fn()>>>,
 }
@@ -88,6 +92,17 @@ pub(crate) fn on_shutdown(hook: impl Fn() + 'static) {
 /// Whether this core has begun to shut down.
 pub(crate) fn shutting_down() -> bool {
     SHUTDOWN.with(|s| s.get().is_some_and(|s| s.begun.get()))
+}
+
+/// Marks this core as draining: a stop was asked for, and the core serves on for the drain
+/// delay while `/readyz` answers 503.
+pub(crate) fn begin_draining() {
+    SHUTDOWN.with(|s| s.get_or_init(Shutdown::default).draining.set(true));
+}
+
+/// Whether this core has been asked to stop (draining, or shutting down already).
+pub(crate) fn draining() -> bool {
+    SHUTDOWN.with(|s| s.get().is_some_and(|s| s.draining.get() || s.begun.get()))
 }
 
 /// Begins this core's shutdown: every hook runs once.
