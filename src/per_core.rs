@@ -16,6 +16,7 @@
 //! | `DEADLINES` | `deadline` | the time limits of waits under way, and their sweeper |
 //! | `CURRENT` | `net::readiness` | the epoll set and the wakers of waiting sockets |
 //! | `SHUTDOWN` | here | the drain and shutdown signals below |
+//! | `TRAFFIC` | here | the connection and byte counters the server keeps ([`Traffic`]) |
 //!
 //! (`DEADLINES` and the readiness set guard themselves the same way, by executor id.)
 //!
@@ -65,6 +66,50 @@ impl<T> ExecutorLocal<T> {
     pub(crate) fn set(&self, value: Rc<T>) {
         *self.value.borrow_mut() = Some((glommio::executor().id(), value));
     }
+}
+
+/// What this core's server has seen: plain cells the server bumps as it accepts, reads and
+/// writes, read by a metrics scrape on the same core. The server holds the `Rc` (its `Core`
+/// takes it once), so counting is an add to a cell already at hand, not a lookup, and costs
+/// the same whether anyone scrapes or not.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    /// Connections accepted.
+    pub(crate) accepted: Cell<u64>,
+    /// Accepts that failed for want of descriptors or memory (the connection waits in the
+    /// backlog; see `server::listen`).
+    pub(crate) accept_failures: Cell<u64>,
+    /// Connections open now, upgraded ones included.
+    pub(crate) open: Cell<u64>,
+    /// Bytes read from connections by the HTTP/1.1 driver (after TLS).
+    pub(crate) bytes_in: Cell<u64>,
+    /// Bytes written to connections by the HTTP/1.1 driver (before TLS).
+    pub(crate) bytes_out: Cell<u64>,
+}
+
+impl Traffic {
+    /// Adds `n` to `counter`.
+    pub(crate) fn add(counter: &Cell<u64>, n: u64) {
+        counter.set(counter.get().wrapping_add(n));
+    }
+}
+
+thread_local! {
+    static TRAFFIC: ExecutorLocal<Traffic> = const { ExecutorLocal::new() };
+}
+
+/// This core's traffic counters. Only on an executor.
+pub(crate) fn traffic() -> Rc<Traffic> {
+    TRAFFIC.with(|t| t.get_or_init(Traffic::default))
+}
+
+/// This core's traffic counters if the server has made them; never makes them.
+#[cfg_attr(
+    not(feature = "metrics"),
+    allow(dead_code, reason = "read by the metrics feature alone")
+)]
+pub(crate) fn traffic_if_counted() -> Option<Rc<Traffic>> {
+    TRAFFIC.with(ExecutorLocal::get)
 }
 
 /// What runs when this core begins to shut down.
