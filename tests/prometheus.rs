@@ -27,7 +27,9 @@ async fn hello(_req: Request) -> &'static str {
 }
 
 async fn user(req: Request) -> String {
-    req.param("id").map(|id| id.into_owned()).unwrap_or_default()
+    req.param("id")
+        .map(|id| id.into_owned())
+        .unwrap_or_default()
 }
 
 fn app() -> App {
@@ -43,7 +45,7 @@ fn get(addr: SocketAddr, target: &str, accept: Option<&str>) -> support::Respons
     let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
     support::request(
         addr,
-        &format!("GET {target} HTTP/1.1\r\nHost: a\r\n{accept}Connection: close\r\n\r\n"),
+        format!("GET {target} HTTP/1.1\r\nHost: a\r\n{accept}Connection: close\r\n\r\n"),
     )
 }
 

@@ -493,7 +493,7 @@ fn with_a_drain_delay_sigterm_turns_readyz_503_at_once_and_serves_on_until_the_d
     let get = |target: &str| {
         support::request(
             addr,
-            &format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+            format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
         )
     };
     assert_eq!(get("/readyz").status, 200);
