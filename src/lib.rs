@@ -124,7 +124,7 @@
 //! | `postgres` | `db::postgres` | tokio-postgres, tokio-util |
 //! | `redis` | `db::redis` and the hub's Redis bridge (`Hub::bridge_redis`) | redis-protocol |
 //! | `rpc` | [`rpc`] | — |
-//! | `metrics` | [`metrics`] | hdrhistogram |
+//! | `metrics` | [`metrics`]: per-route latency, and Prometheus/OpenMetrics `/metrics` (`App::prometheus`) | hdrhistogram |
 //! | `template` | [`template`] | sailfish |
 //! | `tls` | [`tls`]: HTTPS and `wss://` ([`Config::tls`], `SQUALL_TLS_*`), [`Request::tls`], [`RunningServer::reload_tls`] | rustls (aws-lc-rs), aws-lc-rs, x509-parser |
 //!
