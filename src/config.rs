@@ -15,6 +15,7 @@
 //! | `SQUALL_PORT_SHARING` | `exclusive`: refuse to start on a port another server listens on; `takeover`: start beside it, as the new half of a restart ([`PortSharing`]) | `exclusive` |
 //! | `SQUALL_ACCESS_LOG` | `1`/`true` logs every request through `tracing` | off |
 //! | `SQUALL_SHUTDOWN_TIMEOUT` | graceful shutdown deadline | `30s` |
+//! | `SQUALL_DRAIN_DELAY` | after a stop, how long to keep accepting and serving with `/readyz` at 503 before the graceful shutdown ([`health`](crate::health)) | `0s` |
 //! | `SQUALL_TRUSTED_PROXIES` | comma-separated IPs/CIDRs allowed to set `X-Forwarded-For` | none |
 //! | `SQUALL_MAX_HEAD_BYTES` | request line + headers (at most 65535) | `65535` |
 //! | `SQUALL_MAX_HEADERS` | header count (at most 512) | `100` |
@@ -129,6 +130,10 @@ pub struct Config {
     pub access_log: bool,
     /// How long graceful shutdown waits for requests in flight.
     pub shutdown_timeout: Duration,
+    /// After a stop is asked for, how long every core keeps accepting and serving as before,
+    /// with `/readyz` answering 503, before the graceful shutdown begins; zero begins it at
+    /// once. See [`health`](crate::health).
+    pub drain_delay: Duration,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Per-connection bounds.
@@ -148,6 +153,7 @@ impl Default for Config {
             server_name: "squall".to_owned(),
             access_log: false,
             shutdown_timeout: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
             limits: Limits::default(),
             #[cfg(feature = "tls")]
@@ -197,6 +203,9 @@ impl Config {
         }
         if let Some(v) = var("SQUALL_SHUTDOWN_TIMEOUT") {
             self.shutdown_timeout = parse_env_duration("SQUALL_SHUTDOWN_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var("SQUALL_DRAIN_DELAY") {
+            self.drain_delay = parse_env_duration("SQUALL_DRAIN_DELAY", &v)?;
         }
         if let Some(v) = var("SQUALL_TRUSTED_PROXIES") {
             self.trusted_proxies = v
@@ -303,6 +312,13 @@ impl Config {
     /// Sets the graceful shutdown deadline.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Sets the drain delay: after a stop, how long to keep accepting and serving with
+    /// `/readyz` at 503 before the graceful shutdown.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.drain_delay = delay;
         self
     }
 
@@ -439,9 +455,12 @@ mod tests {
             ("SQUALL_ACCESS_LOG", "true"),
             ("SQUALL_MAX_TRAILER_BYTES", "512"),
             ("SQUALL_PORT_SHARING", "takeover"),
+            ("SQUALL_DRAIN_DELAY", "5s"),
         ])
         .expect("valid environment");
         assert_eq!(c.limits.max_trailer_bytes, 512);
+        assert_eq!(c.drain_delay, Duration::from_secs(5));
+        assert_eq!(Config::default().drain_delay, Duration::ZERO);
         assert_eq!(c.port_sharing, PortSharing::Takeover);
         assert_eq!(Config::default().port_sharing, PortSharing::Exclusive);
         assert_eq!(c.addr, "0.0.0.0:9000".parse().expect("literal"));
@@ -464,6 +483,8 @@ mod tests {
         assert!(err.to_string().contains("SQUALL_WORKERS"), "{err}");
         let err = from(&[("SQUALL_PORT_SHARING", "yes")]).expect_err("not a mode");
         assert!(err.to_string().contains("SQUALL_PORT_SHARING"), "{err}");
+        let err = from(&[("SQUALL_DRAIN_DELAY", "a while")]).expect_err("not a duration");
+        assert!(err.to_string().contains("SQUALL_DRAIN_DELAY"), "{err}");
         let err = from(&[("SQUALL_WRITE_TIMEOUT", "soon")]).expect_err("no unit");
         assert!(err.to_string().contains("SQUALL_WRITE_TIMEOUT"), "{err}");
     }

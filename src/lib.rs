@@ -44,6 +44,7 @@
 //! | [`upgrade`], [`ws`] | a connection after `101`, and the WebSocket protocol over it |
 //! | [`hub`] | topics fanned out to WebSockets across cores, and its Redis bridge between servers |
 //! | [`cores`], [`tasks`] | explicit work between cores; timers, periodic and blocking work |
+//! | [`health`] | the `/healthz` and `/readyz` probes ([`App::health`]), ready until a stop is asked for |
 //! | `per_core`, `deadline` | what a core owns (one table of every per-core slot; the shutdown signal) and the one per-core table of time limits |
 //! | [`db`] | per-core PostgreSQL and Redis pools; never sees HTTP (the `postgres` and `redis` features) |
 //! | [`tls`] | certificates and keys read and checked, rustls configurations built per core, session tickets every core can open; never sees sockets (the `tls` feature) |
@@ -123,7 +124,7 @@
 //! | `postgres` | `db::postgres` | tokio-postgres, tokio-util |
 //! | `redis` | `db::redis` and the hub's Redis bridge (`Hub::bridge_redis`) | redis-protocol |
 //! | `rpc` | [`rpc`] | — |
-//! | `metrics` | [`metrics`] | hdrhistogram |
+//! | `metrics` | [`metrics`]: per-route latency, and Prometheus/OpenMetrics `/metrics` (`App::prometheus`) | hdrhistogram |
 //! | `template` | [`template`] | sailfish |
 //! | `tls` | [`tls`]: HTTPS and `wss://` ([`Config::tls`], `SQUALL_TLS_*`), [`Request::tls`], [`RunningServer::reload_tls`] | rustls (aws-lc-rs), aws-lc-rs, x509-parser |
 //!
@@ -153,6 +154,7 @@ pub mod error;
 pub mod files;
 pub mod future;
 pub mod handler;
+pub mod health;
 pub mod http;
 pub mod hub;
 #[cfg(feature = "i18n")]

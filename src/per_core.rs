@@ -15,13 +15,16 @@
 //! | `CURRENT` | [`metrics`](crate::metrics) | the application's latency recorder |
 //! | `DEADLINES` | `deadline` | the time limits of waits under way, and their sweeper |
 //! | `CURRENT` | `net::readiness` | the epoll set and the wakers of waiting sockets |
-//! | `SHUTDOWN` | here | the shutdown signal below |
+//! | `SHUTDOWN` | here | the drain and shutdown signals below |
+//! | `TRAFFIC` | here | the connection and byte counters the server keeps ([`Traffic`]) |
 //!
 //! (`DEADLINES` and the readiness set guard themselves the same way, by executor id.)
 //!
 //! Shutdown reaches the parts of a core that need to act on it through [`on_shutdown`]:
 //! the server calls [`begin_shutdown`] without knowing who listens (WebSocket sessions close
-//! with 1001, for one).
+//! with 1001, for one). Before it, a stop with a drain delay calls [`begin_draining`]: the
+//! core still accepts and serves, but says it is not ready ([`draining`], read by
+//! `/readyz`), so that a load balancer stops sending before the listener closes.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -65,9 +68,55 @@ impl<T> ExecutorLocal<T> {
     }
 }
 
+/// What this core's server has seen: plain cells the server bumps as it accepts, reads and
+/// writes, read by a metrics scrape on the same core. The server holds the `Rc` (its `Core`
+/// takes it once), so counting is an add to a cell already at hand, not a lookup, and costs
+/// the same whether anyone scrapes or not.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    /// Connections accepted.
+    pub(crate) accepted: Cell<u64>,
+    /// Accepts that failed for want of descriptors or memory (the connection waits in the
+    /// backlog; see `server::listen`).
+    pub(crate) accept_failures: Cell<u64>,
+    /// Connections open now, upgraded ones included.
+    pub(crate) open: Cell<u64>,
+    /// Bytes read from connections by the HTTP/1.1 driver (after TLS).
+    pub(crate) bytes_in: Cell<u64>,
+    /// Bytes written to connections by the HTTP/1.1 driver (before TLS).
+    pub(crate) bytes_out: Cell<u64>,
+}
+
+impl Traffic {
+    /// Adds `n` to `counter`.
+    pub(crate) fn add(counter: &Cell<u64>, n: u64) {
+        counter.set(counter.get().wrapping_add(n));
+    }
+}
+
+thread_local! {
+    static TRAFFIC: ExecutorLocal<Traffic> = const { ExecutorLocal::new() };
+}
+
+/// This core's traffic counters. Only on an executor.
+pub(crate) fn traffic() -> Rc<Traffic> {
+    TRAFFIC.with(|t| t.get_or_init(Traffic::default))
+}
+
+/// This core's traffic counters if the server has made them; never makes them.
+#[cfg_attr(
+    not(feature = "metrics"),
+    allow(dead_code, reason = "read by the metrics feature alone")
+)]
+pub(crate) fn traffic_if_counted() -> Option<Rc<Traffic>> {
+    TRAFFIC.with(ExecutorLocal::get)
+}
+
 /// What runs when this core begins to shut down.
 #[derive(Default)]
 struct Shutdown {
+    /// A stop was asked for: not ready any more, though still serving.
+    draining: Cell<bool>,
     begun: Cell<bool>,
     hooks: RefCell<Vec<Box<dyn Fn()>>>,
 }
@@ -88,6 +137,17 @@ pub(crate) fn on_shutdown(hook: impl Fn() + 'static) {
 /// Whether this core has begun to shut down.
 pub(crate) fn shutting_down() -> bool {
     SHUTDOWN.with(|s| s.get().is_some_and(|s| s.begun.get()))
+}
+
+/// Marks this core as draining: a stop was asked for, and the core serves on for the drain
+/// delay while `/readyz` answers 503.
+pub(crate) fn begin_draining() {
+    SHUTDOWN.with(|s| s.get_or_init(Shutdown::default).draining.set(true));
+}
+
+/// Whether this core has been asked to stop (draining, or shutting down already).
+pub(crate) fn draining() -> bool {
+    SHUTDOWN.with(|s| s.get().is_some_and(|s| s.draining.get() || s.begun.get()))
 }
 
 /// Begins this core's shutdown: every hook runs once.

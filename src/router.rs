@@ -108,6 +108,14 @@ impl App {
         self.route(Method::DELETE, pattern, handler)
     }
 
+    /// Serves the health probes: `/healthz` (200 while alive) and `/readyz` (200 while
+    /// serving, 503 from the moment a stop is asked for, through the drain delay). See
+    /// [`health`](crate::health).
+    pub fn health(self) -> App {
+        self.get(crate::health::ALIVE_PATH, crate::health::alive)
+            .get(crate::health::READY_PATH, crate::health::ready)
+    }
+
     /// Debug mode: a server error answers with a page showing the error, its causes and the
     /// request (line and headers) instead of the bare status. Off by default; never turn it
     /// on in production, where error details help an attacker.

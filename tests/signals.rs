@@ -56,8 +56,9 @@ fn child_server() {
         .with_ansi(false)
         .with_env_filter("squall=debug")
         .init();
-    let served = Server::from_env()
-        .and_then(|server| server.serve(|| App::new().get("/", hello).post("/echo", echo)));
+    let served = Server::from_env().and_then(|server| {
+        server.serve(|| App::new().health().get("/", hello).post("/echo", echo))
+    });
     if let Err(e) = served {
         eprintln!("child: {e}");
         std::process::exit(1);
@@ -483,4 +484,80 @@ fn an_expired_certificate_stops_startup_with_one_message() {
     let log = server.log();
     assert!(log.contains("expired on"), "{log}");
     assert!(log.contains("server.pem"), "{log}");
+}
+
+#[test]
+fn with_a_drain_delay_sigterm_turns_readyz_503_at_once_and_serves_on_until_the_delay_ends() {
+    let mut server = ServerProcess::start(&[("SQUALL_DRAIN_DELAY", "1500ms")]);
+    let addr = server.addr();
+    let get = |target: &str| {
+        support::request(
+            addr,
+            format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    assert_eq!(get("/readyz").status, 200);
+    assert_eq!(get("/healthz").text(), "ok");
+    // A keep-alive connection opened before the stop is served through the delay too.
+    let mut kept = Client::connect(addr);
+    kept.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(kept.response().status, 200);
+
+    let stopped = Instant::now();
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("after a drain delay of 1.5s", 1);
+    thread::sleep(Duration::from_millis(100));
+    // New connections are still accepted and served; only readiness changed.
+    let readiness = get("/readyz");
+    assert_eq!(readiness.status, 503, "{}", server.log());
+    assert_eq!(readiness.text(), "draining");
+    assert_eq!(get("/").status, 200);
+    assert_eq!(get("/healthz").status, 200);
+    kept.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let during = kept.response();
+    assert_eq!(during.status, 200);
+    assert_eq!(during.header("connection"), None, "{during:?}");
+    assert!(
+        stopped.elapsed() < Duration::from_millis(1400),
+        "the checks took too long to prove anything"
+    );
+    assert!(server.is_running());
+
+    let status = server.exit_within(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}: {}", server.log());
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(1400),
+        "exited {:?} after SIGTERM, before the drain delay ended",
+        stopped.elapsed()
+    );
+    // After the delay the listener is gone.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn without_a_drain_delay_readyz_is_ready_until_sigterm_and_shutdown_is_prompt() {
+    let mut server = ServerProcess::start(&[]);
+    let addr = server.addr();
+    let ready = support::request(
+        addr,
+        "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((ready.status, ready.text().as_str()), (200, "ready"));
+    let stopped = Instant::now();
+    server.signal(libc::SIGTERM);
+    assert!(server.exit_within(Duration::from_secs(5)).success());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        stopped.elapsed()
+    );
+}
+
+#[test]
+fn a_second_signal_during_the_drain_delay_exits_at_once() {
+    let mut server = ServerProcess::start(&[("SQUALL_DRAIN_DELAY", "30s")]);
+    let _ = server.addr();
+    server.signal_twice(libc::SIGTERM, Duration::from_millis(50), libc::SIGINT);
+    let status = server.exit_within(Duration::from_secs(2));
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{}", server.log());
 }

@@ -12,7 +12,7 @@
 #[cfg(feature = "redis")]
 mod bridge;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
@@ -31,8 +31,33 @@ use crate::ws::{Message, WsSender};
 #[derive(Default)]
 struct State {
     topics: RefCell<HashMap<Box<str>, Slab<WsSender>>>,
+    /// Messages this core handed to its subscribers' queues, and those it could not (the
+    /// subscriber's queue was full or it had closed); read by a metrics scrape.
+    deliveries: Cell<Deliveries>,
     #[cfg(feature = "redis")]
     bridge: RefCell<Option<Rc<Bridge>>>,
+}
+
+/// What a core's hub has delivered to its subscribers since the server started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Deliveries {
+    /// Messages taken by a subscriber's queue.
+    pub(crate) delivered: u64,
+    /// Messages a subscriber could not take (its queue was full, or it had closed).
+    pub(crate) refused: u64,
+}
+
+/// This core's hub deliveries, if it has a hub (for a metrics scrape).
+#[cfg_attr(
+    not(feature = "metrics"),
+    allow(dead_code, reason = "read by the metrics feature alone")
+)]
+pub(crate) fn deliveries() -> Deliveries {
+    HUB.with(|hub| {
+        hub.get()
+            .map(|state| state.deliveries.get())
+            .unwrap_or_default()
+    })
 }
 
 thread_local! {
@@ -137,10 +162,15 @@ impl Hub {
         let Some(subscribers) = topics.get(topic) else {
             return 0;
         };
-        subscribers
+        let delivered = subscribers
             .iter()
             .filter(|(_, sender)| sender.try_send(message.clone()).is_ok())
-            .count()
+            .count();
+        let mut counted = self.state.deliveries.get();
+        counted.delivered += delivered as u64;
+        counted.refused += (subscribers.len() - delivered) as u64;
+        self.state.deliveries.set(counted);
+        delivered
     }
 
     /// Number of cores a publish reaches (1 until the server has joined them).

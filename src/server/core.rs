@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::http::date::DateLine;
 use crate::http::HeadArena;
+use crate::per_core::Traffic;
 use crate::router::Router;
 
 /// Read buffers start at this size and grow only for large heads.
@@ -63,6 +64,8 @@ pub(crate) struct Core {
     pub(crate) connections: Gate,
     /// Whether the last pool trim found buffers in use since the one before.
     was_busy: Cell<bool>,
+    /// Connections and bytes, for a metrics scrape (`per_core::Traffic`).
+    pub(crate) traffic: Rc<crate::per_core::Traffic>,
 }
 
 /// What shutdown needs to reach a waiting connection.
@@ -98,6 +101,8 @@ pub(crate) struct ConnRegistration {
 impl Drop for ConnRegistration {
     fn drop(&mut self) {
         self.core.slots.borrow_mut().try_remove(self.key);
+        let open = &self.core.traffic.open;
+        open.set(open.get().saturating_sub(1));
         // An accept loop parked at the connection limit or out of descriptors may go on.
         if let Some(waker) = self.core.accept_waiter.take() {
             waker.wake();
@@ -127,6 +132,7 @@ impl Core {
             accept_waiter: Cell::new(None),
             connections: Gate::new(),
             was_busy: Cell::new(false),
+            traffic: crate::per_core::traffic(),
         }
     }
 
@@ -148,6 +154,7 @@ impl Core {
     pub(crate) fn register(self: &Rc<Self>) -> ConnRegistration {
         let slot = Rc::new(ConnSlot::default());
         let key = self.slots.borrow_mut().insert(Rc::clone(&slot));
+        Traffic::add(&self.traffic.open, 1);
         ConnRegistration {
             core: Rc::clone(self),
             key,

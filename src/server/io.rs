@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::core::{ConnRegistration, Core, READ_BUFFER_SIZE};
 use super::transport::Transport;
 use crate::deadline::{within, Alarm};
+use crate::per_core::Traffic;
 
 /// How long a closing connection reads and discards what the peer still sends.
 const LINGER: Duration = Duration::from_millis(100);
@@ -195,6 +196,7 @@ impl<T: Transport> ConnIo<T> {
             Poll::Ready(Ok(0)) => Poll::Ready(Err(IoStop::Eof)),
             Poll::Ready(Ok(n)) => {
                 input.end += n;
+                Traffic::add(&self.core.traffic.bytes_in, n as u64);
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(_)) => Poll::Ready(Err(IoStop::Failed)),
@@ -236,6 +238,7 @@ impl<T: Transport> ConnIo<T> {
             }
         })
         .await;
+        Traffic::add(&self.core.traffic.bytes_out, written as u64);
         self.deadline.clear();
         result
     }

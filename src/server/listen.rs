@@ -39,6 +39,7 @@ use super::core::Core;
 use crate::config::PortSharing;
 use crate::error::Error;
 use crate::net::{Listener, Socket};
+use crate::per_core::Traffic;
 
 /// Binds one listener per worker, all on the same address. With port 0 the first bind picks
 /// the port and the others join it. Unless `sharing` is `Takeover`, an address another
@@ -291,6 +292,7 @@ pub(crate) async fn accept_loop(
                         outage.failed,
                     );
                 }
+                Traffic::add(&core.traffic.accepted, 1);
                 spawn_connection(Rc::clone(&core), stream, peer);
                 continue;
             }
@@ -299,6 +301,7 @@ pub(crate) async fn accept_loop(
         if is_about_one_connection(&err) {
             continue;
         }
+        Traffic::add(&core.traffic.accept_failures, 1);
         let (pause, report) = failures.failed(Instant::now());
         match report {
             Some(Report::Began) => tracing::warn!(
@@ -335,6 +338,7 @@ pub(crate) async fn accept_loop(
     }
     // Connections the kernel completed before shutdown are ours to answer.
     while let Some(Ok((stream, peer))) = futures_lite::future::poll_once(listener.accept()).await {
+        Traffic::add(&core.traffic.accepted, 1);
         spawn_connection(Rc::clone(&core), stream, peer);
     }
 }

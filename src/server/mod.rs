@@ -23,7 +23,7 @@
 //!
 //! | signal | what the server does |
 //! |---|---|
-//! | SIGTERM or SIGINT, the first | stops accepting, lets requests in flight finish (up to `shutdown_timeout`), closes idle connections, returns |
+//! | SIGTERM or SIGINT, the first | turns `/readyz` ([`health`](crate::health)) to 503, goes on accepting and serving for the drain delay (`Config::drain_delay`, default none), then stops accepting, lets requests in flight finish (up to `shutdown_timeout`), closes idle connections, returns |
 //! | the same signal again within 1 s of the first | nothing more: the same request to drain, logged only at debug level |
 //! | the other signal, or the same one more than 1 s later | exits at once with status 128 + the signal's number (143 for SIGTERM, 130 for SIGINT) |
 //! | SIGHUP | reloads the TLS certificate and key files ([`RunningServer::reload_tls`]); without TLS, logs that there is nothing to reload |
@@ -114,6 +114,7 @@ impl Server {
         F: Fn() -> A + Send + Sync + 'static,
         A: IntoApp,
     {
+        let drain_delay = self.config.drain_delay;
         let signals = StopSignals::catch()?;
         // Blocked while the workers start, so that they inherit the mask and the handler
         // never interrupts an executor; this thread takes the signals again after.
@@ -135,7 +136,12 @@ impl Server {
             }
             match stops.on_signal(signal, Instant::now()) {
                 Stop::Drain => {
-                    tracing::info!(target: "squall::server", "signal {signal} ({name}): shutting down gracefully");
+                    let delay = drain_delay;
+                    if delay.is_zero() {
+                        tracing::info!(target: "squall::server", "signal {signal} ({name}): shutting down gracefully");
+                    } else {
+                        tracing::info!(target: "squall::server", "signal {signal} ({name}): shutting down gracefully after a drain delay of {delay:?} (/readyz answers 503 meanwhile)");
+                    }
                     running.shutdown();
                 }
                 Stop::Repeated => {
@@ -425,6 +431,7 @@ where
             }
         };
         let shutdown_timeout = config.shutdown_timeout;
+        let drain_delay = config.drain_delay;
         let core = Rc::new(Core::new(config, router));
         #[cfg(feature = "tls")]
         if let Some(tls) = tls {
@@ -437,8 +444,15 @@ where
         let _ = ready.send(Ok(()));
 
         let ticker = glommio::spawn_local(Rc::clone(&core).run_ticker()).detach();
+        // A stop turns `/readyz` to 503 at once; with a drain delay the core goes on
+        // accepting and serving as before for that long, so that a load balancer stops
+        // sending first, and only then does the graceful shutdown begin.
         let shutdown = async move {
             let _ = stop_watch.readable().await;
+            crate::per_core::begin_draining();
+            if !drain_delay.is_zero() {
+                glommio::timer::sleep(drain_delay).await;
+            }
         };
         accept_loop(Rc::clone(&core), listener, shutdown).await;
 

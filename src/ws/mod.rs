@@ -55,6 +55,8 @@ pub use async_tungstenite::tungstenite::Utf8Bytes;
 
 pub use self::config::WsConfig;
 pub use self::handshake::{Rejection, Upgrade};
+#[cfg(feature = "metrics")]
+pub(crate) use self::session::open_count as open_sessions;
 pub use self::session::{Closed, WebSocket, WsSender};
 
 /// A text or binary message. Control frames (ping, pong, close) never reach handlers.

@@ -366,6 +366,15 @@ fn open_sessions() -> Rc<OpenSessions> {
     })
 }
 
+/// How many WebSocket sessions are open on this core (for a metrics scrape).
+#[cfg_attr(
+    not(feature = "metrics"),
+    allow(dead_code, reason = "read by the metrics feature alone")
+)]
+pub(crate) fn open_count() -> usize {
+    SESSIONS.with(|slot| slot.get().map_or(0, |open| open.borrow().len()))
+}
+
 /// A session's place among the open ones, given up when it ends.
 struct SessionRegistration {
     open: Rc<OpenSessions>,
