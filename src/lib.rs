@@ -40,7 +40,8 @@
 //! | [`net`] | sockets and listeners on one epoll set per core (the `squall-net` crate, which uses only the OS) |
 //! | [`http`] | the sans-IO codec: request heads and bodies in, response bytes out; nothing async |
 //! | [`router`], `routes` | the frozen application (routes, middleware, error page) and the route table with its reverse URLs |
-//! | [`request`], [`response`], [`body`], [`handler`], [`middleware`], [`error`] | the values a handler sees and returns, and the one error type |
+//! | [`request`], [`response`], [`body`], [`handler`], [`middleware`], [`error`] | the values a handler sees and returns, and the one error type; handler time limits |
+| [`request_id`] | request ids believed from trusted proxies or made per core (`dispatch` gives them out, with each request's `tracing` span) |
 //! | [`upgrade`], [`ws`] | a connection after `101`, and the WebSocket protocol over it |
 //! | [`hub`] | topics fanned out to WebSockets across cores, and its Redis bridge between servers |
 //! | [`cores`], [`tasks`] | explicit work between cores; timers, periodic and blocking work |
@@ -164,6 +165,7 @@ pub mod middleware;
 pub mod multipart;
 pub mod net;
 pub mod request;
+pub mod request_id;
 pub mod response;
 pub mod router;
 #[cfg(feature = "rpc")]
