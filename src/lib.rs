@@ -41,7 +41,7 @@
 //! | [`http`] | the sans-IO codec: request heads and bodies in, response bytes out; nothing async |
 //! | [`router`], `routes` | the frozen application (routes, middleware, error page) and the route table with its reverse URLs |
 //! | [`request`], [`response`], [`body`], [`handler`], [`middleware`], [`error`] | the values a handler sees and returns, and the one error type; handler time limits |
-| [`request_id`] | request ids believed from trusted proxies or made per core (`dispatch` gives them out, with each request's `tracing` span) |
+//! | [`request_id`] | request ids believed from trusted proxies or made per core (`dispatch` gives them out, with each request's `tracing` span) |
 //! | [`upgrade`], [`ws`] | a connection after `101`, and the WebSocket protocol over it |
 //! | [`hub`] | topics fanned out to WebSockets across cores, and its Redis bridge between servers |
 //! | [`cores`], [`tasks`] | explicit work between cores; timers, periodic and blocking work |
