@@ -176,6 +176,9 @@ impl App {
     /// Runs `middleware` around every request; the first registered runs outermost. See
     /// [`middleware`](crate::middleware).
     pub fn wrap(mut self, middleware: impl Middleware) -> App {
+        if let Some(why) = middleware.registration_error() {
+            self.mistake.get_or_insert(why);
+        }
         self.middleware.push(Rc::new(middleware));
         self
     }
