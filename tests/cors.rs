@@ -206,13 +206,11 @@ fn a_bad_policy_is_one_clear_startup_error() {
                 .wrap(Cors::new().allow_any_origin().allow_credentials(true))
                 .get("/", |_req: Request| async { "x" })
         })
-        .err()
-        .expect("refused at startup");
+        .expect_err("refused at startup");
     let text = err.to_string();
     assert!(text.contains("cors: any origin with credentials"), "{text}");
     let err = Server::new(config())
         .spawn(|| App::new().wrap(Cors::new().allow_origin("https://app.example.com/")))
-        .err()
-        .expect("refused at startup");
+        .expect_err("refused at startup");
     assert!(err.to_string().contains("is not an origin"), "{err}");
 }
