@@ -469,10 +469,10 @@ impl Router {
     ) -> LocalFuture<'static, Response> {
         let summary = self.debug.then(|| RequestSummary::of(&req));
         // A handler with a limit of its own enforces it; the application's covers the rest.
-        let limit = match handler.time_limit() {
-            Some(_) => None,
-            None => self.handler_timeout,
-        };
+        // Asked only when there is an application-wide limit, so none costs nothing.
+        let limit = self
+            .handler_timeout
+            .filter(|_| handler.time_limit().is_none());
         // Answers decided here still go through `complete`, which logs them and applies the
         // error page. A closure handler or middleware may panic before it returns its future.
         let start = std::panic::catch_unwind(AssertUnwindSafe(|| match &self.middleware {
