@@ -15,7 +15,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
-TOOLKIT = {"auth", "signed", "xsrf", "i18n", "files", "compress", "multipart", "rpc", "metrics"}
+TOOLKIT = {"auth", "signed", "xsrf", "cors", "i18n", "files", "compress", "multipart", "rpc", "metrics"}
 ASYNC = {"deadline", "per_core", "net", "server", "dispatch", "ws", "hub", "db", "cores", "tasks",
          "testing", "future", "body"}
 

@@ -17,7 +17,7 @@
 //! a one-shot limit on a future built from it. It is the core's one deadline mechanism: the
 //! server's connections, WebSocket sessions and the data layer all use it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -79,6 +79,33 @@ impl Deadlines {
 thread_local! {
     // Per executor thread, so per core: nothing here is shared between cores.
     static DEADLINES: RefCell<Deadlines> = RefCell::new(Deadlines::default());
+    /// Set while work whose time limit passed is being dropped ([`drop_expired`]).
+    static EXPIRING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Drops `work` (a handler's future, say) because its time limit passed. While it is being
+/// dropped, [`is_expiring`] is true, so that what it was awaiting can tell abandonment by a
+/// deadline (cancel the work elsewhere: a PostgreSQL query on its server) from the ordinary
+/// end of a future nobody needs any more (a client that went away), which stays cheap.
+pub(crate) fn drop_expired<T>(work: T) {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            EXPIRING.with(|e| e.set(self.0));
+        }
+    }
+    let _reset = Reset(EXPIRING.with(|e| e.replace(true)));
+    drop(work);
+}
+
+/// Whether the code running now is dropping work whose time limit passed
+/// ([`drop_expired`]).
+#[cfg_attr(
+    not(feature = "postgres"),
+    allow(dead_code, reason = "used by the postgres feature")
+)]
+pub(crate) fn is_expiring() -> bool {
+    EXPIRING.with(Cell::get)
 }
 
 /// A deadline in the core's table that wakes its task once it has passed. It may be moved at

@@ -40,7 +40,8 @@
 //! | [`net`] | sockets and listeners on one epoll set per core (the `squall-net` crate, which uses only the OS) |
 //! | [`http`] | the sans-IO codec: request heads and bodies in, response bytes out; nothing async |
 //! | [`router`], `routes` | the frozen application (routes, middleware, error page) and the route table with its reverse URLs |
-//! | [`request`], [`response`], [`body`], [`handler`], [`middleware`], [`error`] | the values a handler sees and returns, and the one error type |
+//! | [`request`], [`response`], [`body`], [`handler`], [`middleware`], [`error`] | the values a handler sees and returns, and the one error type; handler time limits |
+//! | [`request_id`] | request ids believed from trusted proxies or made per core (`dispatch` gives them out, with each request's `tracing` span) |
 //! | [`upgrade`], [`ws`] | a connection after `101`, and the WebSocket protocol over it |
 //! | [`hub`] | topics fanned out to WebSockets across cores, and its Redis bridge between servers |
 //! | [`cores`], [`tasks`] | explicit work between cores; timers, periodic and blocking work |
@@ -48,7 +49,7 @@
 //! | `per_core`, `deadline` | what a core owns (one table of every per-core slot; the shutdown signal) and the one per-core table of time limits |
 //! | [`db`] | per-core PostgreSQL and Redis pools; never sees HTTP (the `postgres` and `redis` features) |
 //! | [`tls`] | certificates and keys read and checked, rustls configurations built per core, session tickets every core can open; never sees sockets (the `tls` feature) |
-//! | toolkit | [`auth`], [`signed`], [`xsrf`], [`i18n`], [`files`], [`compress`], [`multipart`], [`rpc`], [`metrics`], [`template`]: opt-in, each a Cargo feature; never see sockets or the server |
+//! | toolkit | [`auth`], [`signed`], [`xsrf`], [`cors`], [`i18n`], [`files`], [`compress`], [`multipart`], [`rpc`], [`metrics`], [`template`]: opt-in, each a Cargo feature; never see sockets or the server |
 //!
 //! How a request flows: `server::listen` accepts and spawns the connection's task;
 //! `server::conn` reads through its transport, decodes with [`http`], builds a [`Request`]
@@ -94,7 +95,7 @@
 //!
 //! Opt-in parts for what a web application needs beyond routing, each in its own module:
 //! [`middleware`] (code around every request), [`signed`] cookies and [`auth`] (login, the
-//! `authenticated` guard), [`xsrf`] protection, [`files`] (static files) and [`compress`],
+//! `authenticated` guard), [`xsrf`] protection, [`cors`] (cross-origin requests), [`files`] (static files) and [`compress`],
 //! [`multipart`] uploads, [`i18n`] (Fluent translations, negotiation, numbers and dates),
 //! [`tasks`] (periodic tasks, timers, blocking work) and [`cores`] (jobs sent to other cores),
 //! [`rpc`] (JSON-RPC 2.0), [`template`] (Sailfish), and [`testing`] (an in-process client and
@@ -118,6 +119,7 @@
 //! | `signed` | [`signed`]: `App::signing_keys`, signed cookies | hmac, sha2 |
 //! | `xsrf` | [`xsrf`] | getrandom, subtle |
 //! | `compress` | [`compress`] and [`Compression`] | flate2 (zlib-rs), brotli, quick_cache |
+//! | `cors` | [`cors`]: the [`cors::Cors`] middleware | — |
 //! | `files` | [`files`] and [`StaticFiles`]; turns on `compress`, whose `Accept-Encoding` parser picks precompressed siblings | mime_guess, quick_cache, sha2 |
 //! | `i18n` | [`i18n`] | fluent-bundle, fluent-syntax, unic-langid, intl-memoizer, ICU4X (icu_decimal, icu_datetime, icu_calendar, icu_locale_core), time |
 //! | `multipart` | [`multipart`] | multer |
@@ -147,6 +149,8 @@ pub mod body;
 pub mod compress;
 pub mod config;
 pub mod cores;
+#[cfg(feature = "cors")]
+pub mod cors;
 #[cfg(any(feature = "postgres", feature = "redis"))]
 pub mod db;
 pub mod error;
@@ -166,6 +170,7 @@ pub mod middleware;
 pub mod multipart;
 pub mod net;
 pub mod request;
+pub mod request_id;
 pub mod response;
 pub mod router;
 #[cfg(feature = "rpc")]

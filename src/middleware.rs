@@ -38,6 +38,13 @@ use crate::response::{IntoResponse, Response};
 pub trait Middleware: 'static {
     /// Handles `req`, usually by calling `next.run(req)` somewhere inside.
     fn call(&self, req: Request, next: Next) -> LocalFuture<'static, Response>;
+
+    /// A mistake made while configuring this middleware (a CORS policy allowing any origin
+    /// with credentials, say). [`App::wrap`](crate::App::wrap) reports it with the
+    /// application's registration mistakes when the server starts.
+    fn registration_error(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<F, Fut, R> Middleware for F

@@ -64,6 +64,8 @@ struct Parts {
     peer: SocketAddr,
     context: Rc<RequestContext>,
     extensions: Extensions,
+    /// The request's id, when the application turned request ids on.
+    request_id: Option<http::HeaderValue>,
     /// The connection's TLS session, when it came over TLS.
     #[cfg(feature = "tls")]
     tls: Option<Rc<crate::tls::TlsSession>>,
@@ -85,6 +87,7 @@ impl Request {
                 peer,
                 context,
                 extensions: Extensions::default(),
+                request_id: None,
                 #[cfg(feature = "tls")]
                 tls: None,
             }),
@@ -126,6 +129,31 @@ impl Request {
     pub fn matched_route(&self) -> Option<&str> {
         let index = self.route_index()?;
         self.inner.context.routes.pattern(index)
+    }
+
+    /// This request's id (`X-Request-Id`), when the application turned request ids on with
+    /// [`App::request_ids`](crate::App::request_ids): the one a trusted proxy sent, or one
+    /// made for it (see [`request_id`](crate::request_id)). The response carries it too.
+    pub fn request_id(&self) -> Option<&str> {
+        let id = self.inner.request_id.as_ref()?;
+        // Always visible ASCII: `request_id::accept` and `generate` make sure of it.
+        id.to_str().ok()
+    }
+
+    /// Gives the request its id: the trusted proxy's when it sent a usable one, else a new
+    /// one. The id, for the response and the log.
+    pub(crate) fn assign_request_id(&mut self) -> http::HeaderValue {
+        let forwarded = if self.came_through_trusted_proxy() {
+            self.inner
+                .head
+                .header("x-request-id")
+                .and_then(crate::request_id::accept)
+        } else {
+            None
+        };
+        let id = forwarded.unwrap_or_else(crate::request_id::generate);
+        self.inner.request_id = Some(id.clone());
+        id
     }
 
     /// The parsed head.

@@ -6,6 +6,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::time::Duration;
 
 use futures_lite::FutureExt;
 use http::header::{HeaderValue, ALLOW};
@@ -38,6 +39,8 @@ pub struct App {
     /// Per-core settings of the toolkit modules, handed to every request.
     extensions: Extensions,
     debug: bool,
+    request_ids: bool,
+    handler_timeout: Option<Duration>,
     /// The first registration mistake; reported when the server starts.
     mistake: Option<String>,
     last_route: Option<usize>,
@@ -63,6 +66,8 @@ impl App {
             middleware: Vec::new(),
             extensions: Extensions::default(),
             debug: false,
+            request_ids: false,
+            handler_timeout: None,
             mistake: None,
             last_route: None,
         }
@@ -124,6 +129,33 @@ impl App {
         self
     }
 
+    /// Request ids and spans: every request gets an id (`X-Request-Id` from a trusted proxy,
+    /// or a new one; see [`request_id`](crate::request_id)), which
+    /// [`Request::request_id`] returns, the response carries and the access log shows; and
+    /// the request runs inside a `tracing` span `request` (target `squall::request`, level
+    /// INFO) with fields `method`, `route` (the matched pattern), `request_id`, `status` and
+    /// `latency_us`, for `tracing-opentelemetry` and similar layers to export. The span is
+    /// made only when a subscriber enables it. Off by default, and then it costs nothing.
+    pub fn request_ids(mut self, on: bool) -> App {
+        self.request_ids = on;
+        self
+    }
+
+    /// A time limit on every request's handler (with the middleware): once `limit` has
+    /// passed the handler's future is dropped, which cancels whatever it was awaiting, and
+    /// the client gets 503 Service Unavailable. A route with its own limit
+    /// ([`handler::with_timeout`](crate::handler::with_timeout)) keeps its own instead.
+    /// See [`handler`](crate::handler#time-limits) for what is released and why 503.
+    /// Zero is a configuration mistake, reported at startup.
+    pub fn handler_timeout(mut self, limit: Duration) -> App {
+        if limit.is_zero() {
+            self.mistake
+                .get_or_insert("handler_timeout: a time limit of zero".to_owned());
+        }
+        self.handler_timeout = Some(limit);
+        self
+    }
+
     /// Names the pattern of the route added last, for [`Request::url_for`].
     pub fn name(mut self, name: &str) -> App {
         match self.last_route {
@@ -152,6 +184,9 @@ impl App {
     /// Runs `middleware` around every request; the first registered runs outermost. See
     /// [`middleware`](crate::middleware).
     pub fn wrap(mut self, middleware: impl Middleware) -> App {
+        if let Some(why) = middleware.registration_error() {
+            self.mistake.get_or_insert(why);
+        }
         self.middleware.push(Rc::new(middleware));
         self
     }
@@ -217,6 +252,8 @@ impl App {
             error_page: self.error_page,
             middleware: (!self.middleware.is_empty()).then(|| self.middleware.into()),
             debug: self.debug,
+            request_ids: self.request_ids,
+            handler_timeout: self.handler_timeout,
         })
     }
 }
@@ -306,6 +343,8 @@ pub(crate) struct Router {
     /// `None` when the application has no middleware, so it pays nothing for the chain.
     middleware: Option<Stack>,
     debug: bool,
+    request_ids: bool,
+    handler_timeout: Option<Duration>,
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
@@ -361,6 +400,11 @@ impl Router {
         &self.context
     }
 
+    /// Whether the application turned request ids and spans on.
+    pub(crate) fn request_ids(&self) -> bool {
+        self.request_ids
+    }
+
     fn route(&self, method: &Method, path: &str) -> Routed<'_> {
         if path == "*" {
             // `OPTIONS *` asks about the server as a whole (the parser allows `*` nowhere else).
@@ -413,24 +457,41 @@ impl Router {
         }
     }
 
-    /// Routes a request and starts its handler (through the middleware, if any). The router's
-    /// own answers (404, 405, OPTIONS) are handlers too, and a handler that panics before
-    /// returning its future becomes a ready 500; one boxed future either way keeps the
-    /// connection's awaiting state to a pointer.
-    pub(crate) fn dispatch(&self, mut req: Request) -> LocalFuture<'static, Response> {
-        let summary = self.debug.then(|| RequestSummary::of(&req));
+    /// Routes a request: marks it with the route that matched, and says who answers it.
+    pub(crate) fn route_request(&self, req: &mut Request) -> &Rc<dyn Handler> {
         let Routed { handler, route } = self.route(req.method(), req.path());
         if let Some((index, params)) = route {
             req.set_route(index, params);
         }
+        handler
+    }
+
+    /// Starts the handler [`route_request`](Router::route_request) chose (through the
+    /// middleware, if any). The router's own answers (404, 405, OPTIONS) are handlers too,
+    /// and a handler that panics before returning its future becomes a ready 500; one boxed
+    /// future either way keeps the connection's awaiting state to a pointer.
+    pub(crate) fn start(
+        &self,
+        handler: &Rc<dyn Handler>,
+        req: Request,
+    ) -> LocalFuture<'static, Response> {
+        let summary = self.debug.then(|| RequestSummary::of(&req));
+        // A handler with a limit of its own enforces it; the application's covers the rest.
+        // Asked only when there is an application-wide limit, so none costs nothing.
+        let limit = self
+            .handler_timeout
+            .filter(|_| handler.time_limit().is_none());
         // Answers decided here still go through `complete`, which logs them and applies the
         // error page. A closure handler or middleware may panic before it returns its future.
         let start = std::panic::catch_unwind(AssertUnwindSafe(|| match &self.middleware {
             None => handler.call(req),
             Some(stack) => Next::start(Rc::clone(stack), Rc::clone(handler)).run(req),
         }));
-        let pending =
+        let mut pending =
             start.unwrap_or_else(|panic| Box::pin(std::future::ready(panic_response(panic))));
+        if let Some(limit) = limit {
+            pending = Box::pin(crate::handler::TimeLimited::new(limit, pending));
+        }
         match summary {
             None => pending,
             Some(summary) => Box::pin(async move {

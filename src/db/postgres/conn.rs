@@ -53,8 +53,8 @@ impl Conn {
         Ok(statement)
     }
 
-    /// Retires the connection after a timeout and asks the server to cancel what it is
-    /// running, once. Queries queued behind the slow one keep their own deadlines.
+    /// Retires the connection after a timeout (its own, or the handler's) and asks the
+    /// server to cancel what it is running, once. Queries queued behind the slow one keep their own deadlines.
     fn retire_after_timeout(&self) {
         if self.broken.replace(true) {
             return;
@@ -149,14 +149,32 @@ pub(super) fn describe(err: &tokio_postgres::Error) -> String {
 /// more state (104 bytes more for `query_one`, in every handler future that awaits one).
 macro_rules! run_prepared {
     ($conn:ident, $sql:ident, $method:ident($params:expr)) => {{
+        let guard = CancelIfExpired(&$conn.conn);
         let outcome = $conn
             .within_limit(async {
                 let statement = $conn.conn.statement($sql).await?;
                 $conn.conn.client.$method(&statement, $params).await
             })
             .await;
+        std::mem::forget(guard);
         $conn.finish(outcome, $sql)
     }};
+}
+
+/// Held while an operation is in flight, and forgotten once it finishes: dropped with an
+/// unfinished operation whose handler's time limit passed
+/// ([`crate::deadline::drop_expired`]), it cancels the statement on the server and retires
+/// the connection, as the pool's own query timeout does. A future dropped for any other
+/// reason (the client went away) leaves its answer to be read and discarded: cancelling
+/// costs a connection to the server and a new connection for the pool.
+struct CancelIfExpired<'a>(&'a Conn);
+
+impl Drop for CancelIfExpired<'_> {
+    fn drop(&mut self) {
+        if crate::deadline::is_expiring() {
+            self.0.retire_after_timeout();
+        }
+    }
 }
 
 /// A handle on one pooled connection, shared with other users of the pool.
@@ -215,7 +233,9 @@ impl PgConn {
     /// protocol, uncached. If it fails the connection is retired, since an explicit `BEGIN`
     /// in the string may have left the session inside an aborted transaction.
     pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
+        let guard = CancelIfExpired(&self.conn);
         let outcome = self.within_limit(self.conn.client.batch_execute(sql)).await;
+        std::mem::forget(guard);
         let result = self.finish(outcome, sql);
         if result.is_err() {
             self.conn.broken.set(true);

@@ -29,6 +29,10 @@
 //! - Dropping a query future (the client went away, a timeout fired) never leaves the
 //!   connection in a bad state: requests are queued whole to the connection task, which reads
 //!   and discards the answers nobody waits for.
+//! - A query dropped because its handler's time limit passed
+//!   ([`App::handler_timeout`](crate::App::handler_timeout)) is treated like one past the
+//!   pool's own query timeout: a cancel request stops it on the server and its connection is
+//!   retired, so that nothing queues behind it.
 //!
 //! ## Session state
 //!
