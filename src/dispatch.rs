@@ -26,7 +26,7 @@ use tracing::Instrument;
 use crate::future::LocalFuture;
 use crate::request::{Request, RequestContext};
 use crate::response::Response;
-use crate::router::Router;
+use crate::router::{InFlight, Router, Shedding};
 
 /// An application ready to answer requests on this core; see the [module docs](self).
 pub(crate) struct Dispatcher {
@@ -39,6 +39,8 @@ pub(crate) struct Responding {
     pending: LocalFuture<'static, Response>,
     /// Kept only when the access log or request ids are on.
     extras: Option<Box<Extras>>,
+    /// Its place among the core's requests in flight, with load shedding on.
+    _admitted: Option<InFlight>,
 }
 
 /// What finishing a request needs beyond its handler's future, taken before the handler
@@ -71,13 +73,28 @@ impl Dispatcher {
         self.router.context()
     }
 
-    /// Routes `request` and starts its handler.
+    /// Routes `request` and starts its handler; with load shedding on and the core at its
+    /// bound, answers 503 instead, before routing.
     pub(crate) fn start(&self, mut request: Request) -> Responding {
+        let admitted = match self.router.shedding() {
+            None => None,
+            Some(shedding) => match shedding.admit() {
+                Some(admitted) => Some(admitted),
+                None => {
+                    return Responding {
+                        pending: Box::pin(std::future::ready(Shedding::refusal())),
+                        extras: None,
+                        _admitted: None,
+                    }
+                }
+            },
+        };
         let handler = self.router.route_request(&mut request);
         if !self.access_log && !self.router.request_ids() {
             return Responding {
                 pending: self.router.start(handler, request),
                 extras: None,
+                _admitted: admitted,
             };
         }
         let access = self.access_log.then(|| AccessEntry {
@@ -115,13 +132,19 @@ impl Dispatcher {
                 id,
                 span,
             })),
+            _admitted: admitted,
         }
     }
 
     /// Runs a started request to its finished response: a panic becomes 500, errors get
     /// the error page, the access log has its line and the span its status and latency.
     pub(crate) async fn finish(&self, responding: Responding) -> Response {
-        let Responding { pending, extras } = responding;
+        // `_admitted` lives until the response is done, or until the future is dropped.
+        let Responding {
+            pending,
+            extras,
+            _admitted,
+        } = responding;
         match extras {
             None => self.router.complete(pending).await,
             // Boxed: the span and the log's fields would otherwise grow every connection's

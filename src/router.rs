@@ -4,6 +4,7 @@
 //! Patterns use matchit's syntax: `/users/{id}` names a segment, `/files/{*path}` catches the
 //! rest; `{{` and `}}` are literal braces.
 
+use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub struct App {
     debug: bool,
     request_ids: bool,
     handler_timeout: Option<Duration>,
+    max_in_flight: Option<usize>,
     /// The first registration mistake; reported when the server starts.
     mistake: Option<String>,
     last_route: Option<usize>,
@@ -68,6 +70,7 @@ impl App {
             debug: false,
             request_ids: false,
             handler_timeout: None,
+            max_in_flight: None,
             mistake: None,
             last_route: None,
         }
@@ -153,6 +156,23 @@ impl App {
                 .get_or_insert("handler_timeout: a time limit of zero".to_owned());
         }
         self.handler_timeout = Some(limit);
+        self
+    }
+
+    /// Load shedding: at most `limit` requests in flight per core (started and not yet
+    /// answered). A request beyond it is answered at once with `503 Service Unavailable`
+    /// and `Retry-After: 1`, without routing or running a handler, so that a core past its
+    /// capacity keeps the latency of the requests it does take instead of letting every
+    /// request wait longer (measured in BENCHMARKS.md, "Load shedding"). There is no queue:
+    /// the connections' own buffers and the listen backlog are the queue. Pick the limit
+    /// from the concurrency one core sustains at the latency you promise (Little's law:
+    /// requests per second × seconds per request). Zero is a configuration mistake.
+    pub fn max_in_flight(mut self, limit: usize) -> App {
+        if limit == 0 {
+            self.mistake
+                .get_or_insert("max_in_flight: a limit of zero would refuse everything".to_owned());
+        }
+        self.max_in_flight = Some(limit);
         self
     }
 
@@ -254,6 +274,7 @@ impl App {
             debug: self.debug,
             request_ids: self.request_ids,
             handler_timeout: self.handler_timeout,
+            shedding: self.max_in_flight.map(Shedding::new),
         })
     }
 }
@@ -345,6 +366,50 @@ pub(crate) struct Router {
     debug: bool,
     request_ids: bool,
     handler_timeout: Option<Duration>,
+    /// The per-core bound on requests in flight, when the application set one.
+    shedding: Option<Shedding>,
+}
+
+/// This core's count of requests in flight against its bound ([`App::max_in_flight`]).
+pub(crate) struct Shedding {
+    limit: usize,
+    in_flight: Rc<Cell<usize>>,
+}
+
+/// One admitted request's place in the count, given back when it is dropped: answered,
+/// or abandoned by a client that went away.
+pub(crate) struct InFlight(Rc<Cell<usize>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+impl Shedding {
+    fn new(limit: usize) -> Shedding {
+        Shedding {
+            limit,
+            in_flight: Rc::new(Cell::new(0)),
+        }
+    }
+
+    /// A place for one more request, or `None` when the core is at its bound.
+    pub(crate) fn admit(&self) -> Option<InFlight> {
+        let now = self.in_flight.get();
+        if now >= self.limit {
+            return None;
+        }
+        self.in_flight.set(now + 1);
+        Some(InFlight(Rc::clone(&self.in_flight)))
+    }
+
+    /// The answer to a request refused at the bound.
+    pub(crate) fn refusal() -> Response {
+        Error::unavailable("overloaded: too many requests in flight, retry shortly")
+            .into_response()
+            .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+    }
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send>) -> Response {
@@ -403,6 +468,11 @@ impl Router {
     /// Whether the application turned request ids and spans on.
     pub(crate) fn request_ids(&self) -> bool {
         self.request_ids
+    }
+
+    /// The bound on requests in flight, if the application set one.
+    pub(crate) fn shedding(&self) -> Option<&Shedding> {
+        self.shedding.as_ref()
     }
 
     fn route(&self, method: &Method, path: &str) -> Routed<'_> {

@@ -1,0 +1,72 @@
+//! Load shedding (`App::max_in_flight`): past the per-core bound a request is answered 503
+//! with `Retry-After` at once, without waiting behind the others; slots come back when
+//! requests finish.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use squall::{App, Request};
+use support::Client;
+
+const SLOW: Duration = Duration::from_millis(400);
+
+fn app() -> App {
+    App::new()
+        .max_in_flight(2)
+        .get("/slow", |_req: Request| async {
+            glommio::timer::sleep(SLOW).await;
+            "slow"
+        })
+        .get("/fast", |_req: Request| async { "fast" })
+}
+
+fn send(client: &mut Client, path: &str) {
+    client.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
+}
+
+#[test]
+fn past_the_bound_requests_get_503_at_once_and_slots_come_back() {
+    let server = support::start(app);
+    let mut busy: Vec<Client> = (0..2)
+        .map(|_| Client::connect(server.local_addr()))
+        .collect();
+    for client in &mut busy {
+        send(client, "/slow");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut extra = Client::connect(server.local_addr());
+    let asked = Instant::now();
+    send(&mut extra, "/fast");
+    let refused = extra.response();
+    let waited = asked.elapsed();
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(
+        waited < SLOW / 2,
+        "the refusal waited {waited:?} behind the slow requests"
+    );
+    for client in &mut busy {
+        assert_eq!(client.response().text(), "slow");
+    }
+    // Both slots are free again, on the refused connection too.
+    send(&mut extra, "/fast");
+    assert_eq!(extra.response().text(), "fast");
+    let mut pipelined = Client::connect(server.local_addr());
+    pipelined.send("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n".repeat(5));
+    for response in pipelined.responses(5) {
+        assert_eq!(response.status, 200, "pipelined requests run one at a time");
+    }
+}
+
+#[test]
+fn a_zero_bound_is_a_startup_error() {
+    let err = squall::Server::new(support::config())
+        .spawn(|| {
+            App::new()
+                .max_in_flight(0)
+                .get("/", |_req: Request| async { "" })
+        })
+        .expect_err("refused");
+    assert!(err.to_string().contains("max_in_flight"), "{err}");
+}
