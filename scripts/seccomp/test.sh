@@ -79,6 +79,22 @@ if ! grep -q "deploy/" "$OUT/denied.log" || ! grep -q "README" "$OUT/denied.log"
     die "the io_uring error does not point at deploy/ and the README: $(cat "$OUT/denied.log")"
 fi
 
+# With accept4 refused, a waiting connection makes every accept fail at once: the core must
+# log it, back off instead of spinning, and still stop on SIGTERM.
+SQUALL_ADDR=127.0.0.1:18707 SQUALL_WORKERS=1 "$PY" scripts/seccomp/run-filtered.py "$PROFILE" \
+    --deny accept4 -- target/debug/examples/hello >"$OUT/no-accept.log" 2>&1 &
+FILTERED_PID=$!
+for _ in $(seq 100); do port_open 18707 && break; sleep 0.1; done
+sleep 1
+grep -q "cannot accept connections" "$OUT/no-accept.log" ||
+    die "refused accepts were not reported: $(tail -n 5 "$OUT/no-accept.log")"
+kill -TERM "$FILTERED_PID"
+for _ in $(seq 50); do kill -0 "$FILTERED_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$FILTERED_PID" 2>/dev/null; then
+    die "with accepts refused, SIGTERM did not stop the server within 5 s"
+fi
+FILTERED_PID=""
+
 # merge.py: a profile without io_uring gets it; one with it is left alone.
 printf '{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}' >"$OUT/base.json"
 python3 deploy/seccomp/merge.py "$OUT/base.json" >"$OUT/merged.json"

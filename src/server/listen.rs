@@ -266,6 +266,10 @@ pub(crate) async fn accept_loop(
     let limit = core.config.limits.max_connections_per_core;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut failures = Failures::default();
+    // Errors about one connection in a row: a few are the kernel's news of connections that
+    // died in the queue; an endless run (a seccomp profile refusing accept4 fails every
+    // call at once, leaving the connection queued) must not spin without ever yielding.
+    let mut one_connection_errors = 0u32;
     loop {
         let ready = futures_lite::future::or(
             async {
@@ -293,12 +297,14 @@ pub(crate) async fn accept_loop(
                     );
                 }
                 Traffic::add(&core.traffic.accepted, 1);
+                one_connection_errors = 0;
                 spawn_connection(Rc::clone(&core), stream, peer);
                 continue;
             }
             Err(e) => e,
         };
-        if is_about_one_connection(&err) {
+        if is_about_one_connection(&err) && one_connection_errors < MAX_ONE_CONNECTION_ERRORS {
+            one_connection_errors += 1;
             continue;
         }
         Traffic::add(&core.traffic.accept_failures, 1);
@@ -342,6 +348,10 @@ pub(crate) async fn accept_loop(
         spawn_connection(Rc::clone(&core), stream, peer);
     }
 }
+
+/// How many errors about single connections in a row are retried at once before the next
+/// is handled like any failure (logged, and retried after a pause).
+const MAX_ONE_CONNECTION_ERRORS: u32 = 64;
 
 /// Whether `err` concerns only the connection being accepted (reset while it waited, a
 /// network error on it), so the next accept may succeed at once. Linux's accept(2) asks
