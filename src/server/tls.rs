@@ -653,7 +653,10 @@ pub(crate) async fn serve(
 ) {
     let registration = core.register();
     let limit = core.config.limits.header_read_timeout;
-    match within(limit, accept(Rc::clone(&core), socket, config)).await {
+    // Boxed: the handshake's state (a whole session and its buffers' bookkeeping) would
+    // otherwise stay reserved in the task for the connection's whole life.
+    let handshake = Box::pin(accept(Rc::clone(&core), socket, config));
+    match within(limit, handshake).await {
         Ok(Ok(stream)) => conn::serve_registered(core, registration, stream, peer).await,
         Ok(Err(e)) => {
             tracing::debug!(target: "squall::server", "TLS handshake with {peer} failed: {e}");
