@@ -9,6 +9,10 @@
 //!   on every handler.
 //! - CORS for one web front end, `http://localhost:3000` here (`SERVICE_CORS_ORIGIN`
 //!   changes it).
+//! - Load shedding: at most `SERVICE_MAX_IN_FLIGHT` requests in flight per core (default
+//!   64; `0` turns it off), past which requests get 503 with `Retry-After` at once.
+//! - `/api/work`, a stand-in for a request with real work (about 0.07 ms of CPU per
+//!   `rounds`), which the load-shedding benchmark drives (`scripts/bench-shedding.sh`).
 //! - HTTPS when `SQUALL_TLS_CERT` and `SQUALL_TLS_KEY` are set, reloaded on SIGHUP.
 //!
 //! ```sh
@@ -29,6 +33,65 @@ const DEFAULT_CORS_ORIGIN: &str = "http://localhost:3000";
 
 /// No handler here should take longer; a stuck one is cut off with a 503.
 const HANDLER_TIME_LIMIT: Duration = Duration::from_secs(5);
+
+/// Requests in flight per core before the service sheds load, unless
+/// `SERVICE_MAX_IN_FLIGHT` says otherwise.
+const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
+/// What the service is built from: the environment, or a test's choice.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The one browser origin allowed to call the API.
+    pub cors_origin: String,
+    /// Requests in flight per core before shedding; `None` never sheds.
+    pub max_in_flight: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            cors_origin: DEFAULT_CORS_ORIGIN.to_owned(),
+            max_in_flight: Some(DEFAULT_MAX_IN_FLIGHT),
+        }
+    }
+}
+
+impl Settings {
+    /// The defaults, overridden by `SERVICE_CORS_ORIGIN` and `SERVICE_MAX_IN_FLIGHT`.
+    fn from_env() -> Result<Settings, String> {
+        let mut settings = Settings::default();
+        if let Ok(origin) = std::env::var("SERVICE_CORS_ORIGIN") {
+            settings.cors_origin = origin;
+        }
+        if let Ok(limit) = std::env::var("SERVICE_MAX_IN_FLIGHT") {
+            let limit: usize = limit
+                .trim()
+                .parse()
+                .map_err(|_| format!("SERVICE_MAX_IN_FLIGHT={limit:?}: not a number"))?;
+            settings.max_in_flight = (limit > 0).then_some(limit);
+        }
+        Ok(settings)
+    }
+}
+
+/// What `/api/work` runs over: 64 KiB, hashed `rounds` times.
+static WORK: [u8; 64 * 1024] = [0x5a; 64 * 1024];
+
+/// Hashes `WORK` `rounds` times (FNV-1a): CPU work the optimiser cannot skip.
+async fn work(req: Request) -> Result<String, Error> {
+    let rounds: u32 = req.arg_or("rounds", 3)?;
+    if rounds > 64 {
+        return Err(Error::bad_request("rounds: at most 64"));
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for round in 0..rounds {
+        hash ^= u64::from(round);
+        for byte in std::hint::black_box(&WORK[..]) {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    Ok(format!("{hash:016x}"))
+}
 
 #[derive(Serialize)]
 struct Greeting {
@@ -60,16 +123,15 @@ async fn status(req: Request) -> Json<Status> {
     })
 }
 
-/// The service, with `cors_origin` as the one browser origin allowed to call it (tests/service.rs
-/// builds it too).
-pub fn app(cors_origin: &str) -> App {
+/// The service (tests/service.rs builds it too).
+pub fn app(settings: &Settings) -> App {
     let cors = Cors::new()
-        .allow_origin(cors_origin)
+        .allow_origin(&settings.cors_origin)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(["content-type", "x-request-id"])
         .expose_headers(["x-request-id"])
         .max_age(Duration::from_secs(600));
-    App::new()
+    let app = App::new()
         // First, so that its latency figures cover everything wrapped after it.
         .prometheus("/metrics")
         .health()
@@ -78,6 +140,11 @@ pub fn app(cors_origin: &str) -> App {
         .wrap(cors)
         .get("/api/greeting", greeting)
         .get("/api/status", status)
+        .get("/api/work", work);
+    match settings.max_in_flight {
+        Some(limit) => app.max_in_flight(limit),
+        None => app,
+    }
 }
 
 fn main() {
@@ -86,9 +153,14 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let cors_origin =
-        std::env::var("SERVICE_CORS_ORIGIN").unwrap_or_else(|_| DEFAULT_CORS_ORIGIN.to_owned());
-    let served = Server::from_env().and_then(|server| server.serve(move || app(&cors_origin)));
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("service: {e}");
+            std::process::exit(1);
+        }
+    };
+    let served = Server::from_env().and_then(|server| server.serve(move || app(&settings)));
     if let Err(e) = served {
         eprintln!("service: {e}");
         std::process::exit(1);

@@ -17,7 +17,7 @@ fn get(client: &mut Client, path: &str, extra: &str) -> support::Response {
 
 #[test]
 fn probes_metrics_request_ids_and_cors_are_all_on() {
-    let server = support::start(|| service::app("http://localhost:3000"));
+    let server = support::start(|| service::app(&service::Settings::default()));
     let mut client = Client::connect(server.local_addr());
     assert_eq!(get(&mut client, "/healthz", "").status, 200);
     assert_eq!(get(&mut client, "/readyz", "").status, 200);
@@ -63,6 +63,9 @@ fn probes_metrics_request_ids_and_cors_are_all_on() {
 
     // Preflights count on their route: the greeting and the allowed one are 2xx, the
     // over-long name and the refused preflight 4xx.
+    assert_eq!(get(&mut client, "/api/work?rounds=1", "").status, 200);
+    assert_eq!(get(&mut client, "/api/work?rounds=65", "").status, 400);
+
     let metrics = get(&mut client, "/metrics", "").text();
     for line in [
         "squall_http_requests_total{route=\"/api/greeting\",status=\"2xx\"} 2",

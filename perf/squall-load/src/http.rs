@@ -213,7 +213,11 @@ impl Core {
             tally.error(ErrorKind::BadStatus(status));
         }
         if measured {
-            tally.record(latency_ns(intended, done));
+            let latency = latency_ns(intended, done);
+            tally.record(latency);
+            if !(200..300).contains(&status) {
+                tally.record_refused(latency);
+            }
             *tally.statuses.entry(status).or_default() += 1;
             self.last_done.set(Some(done));
         }

@@ -49,6 +49,9 @@ pub struct Tally {
     pub completed: u64,
     /// Measured responses by status code.
     pub statuses: BTreeMap<u16, u64>,
+    /// Latencies of measured HTTP responses outside 2xx (a server shedding load answers
+    /// 503s, and how fast it refuses is part of the result); `latency` has every response.
+    pub refused_latency: Histogram<u64>,
     /// Errors by kind, over the whole run including connects and warm-up.
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Connections that were open when the measurement started.
@@ -66,6 +69,8 @@ impl Default for Tally {
                 .expect("constant histogram bounds are valid"),
             completed: 0,
             statuses: BTreeMap::new(),
+            refused_latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+                .expect("constant histogram bounds are valid"),
             errors: BTreeMap::new(),
             connected: 0,
             published: 0,
@@ -79,6 +84,11 @@ impl Tally {
     pub fn record(&mut self, latency_ns: u64) {
         self.latency.saturating_record(latency_ns.max(1));
         self.completed += 1;
+    }
+
+    /// Records one measured HTTP response outside 2xx, beside [`record`](Self::record).
+    pub fn record_refused(&mut self, latency_ns: u64) {
+        self.refused_latency.saturating_record(latency_ns.max(1));
     }
 
     /// Counts an error.
@@ -95,6 +105,9 @@ impl Tally {
     pub fn merge(&mut self, other: &Tally) {
         self.latency
             .add(&other.latency)
+            .expect("histograms with the same bounds merge");
+        self.refused_latency
+            .add(&other.refused_latency)
             .expect("histograms with the same bounds merge");
         self.completed += other.completed;
         for (status, n) in &other.statuses {
@@ -153,6 +166,14 @@ impl Report {
     /// subscribers connected.
     pub fn expected_deliveries(&self) -> Option<u64> {
         (self.mode == "ws-subscribe").then(|| self.tally.published * self.tally.connected)
+    }
+
+    /// Latencies of the 2xx responses alone: every response's less the others'.
+    fn ok_latency(&self) -> Histogram<u64> {
+        let mut ok = self.tally.latency.clone();
+        // Both record the same measured responses, so the subtraction cannot underflow.
+        let _ = ok.subtract(&self.tally.refused_latency);
+        ok
     }
 
     /// A latency percentile in nanoseconds.
@@ -235,6 +256,18 @@ impl Report {
                 .collect();
             let _ = writeln!(out, "  statuses     {}", statuses.join(", "));
         }
+        let refused = &self.tally.refused_latency;
+        if !refused.is_empty() {
+            for (class, h) in [("2xx", &self.ok_latency()), ("non-2xx", refused)] {
+                let _ = writeln!(
+                    out,
+                    "  {class:<8}     p50 {} p99 {} max {}",
+                    micros(h.value_at_quantile(0.5)),
+                    micros(h.value_at_quantile(0.99)),
+                    micros(h.max())
+                );
+            }
+        }
         self.footer(&mut out);
         out
     }
@@ -304,6 +337,11 @@ impl Report {
                 .map(|v| json!([v.value_iterated_to(), v.count_at_value()]))
                 .collect::<Vec<_>>(),
             "statuses": statuses,
+            // Latencies of the 2xx and the other responses apart, when there were others.
+            "latency_2xx_us": (!self.tally.refused_latency.is_empty())
+                .then(|| summary_us(&self.ok_latency())),
+            "latency_non_2xx_us": (!self.tally.refused_latency.is_empty())
+                .then(|| summary_us(&self.tally.refused_latency)),
             "errors": errors,
             "error_count": self.tally.error_count(),
             "published": (self.mode == "ws-subscribe").then_some(self.tally.published),
@@ -312,6 +350,15 @@ impl Report {
             "cpu_s": self.cpu.as_secs_f64(),
         })
     }
+}
+
+/// p50, p99 and max of `h`, in microseconds, for the JSON report.
+fn summary_us(h: &Histogram<u64>) -> Value {
+    json!({
+        "p50": h.value_at_quantile(0.5) as f64 / 1e3,
+        "p99": h.value_at_quantile(0.99) as f64 / 1e3,
+        "max": h.max() as f64 / 1e3,
+    })
 }
 
 /// Nanoseconds as microseconds or milliseconds, whichever reads better.
