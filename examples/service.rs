@@ -10,7 +10,9 @@
 //! - CORS for one web front end, `http://localhost:3000` here (`SERVICE_CORS_ORIGIN`
 //!   changes it).
 //! - Load shedding: at most `SERVICE_MAX_IN_FLIGHT` requests in flight per core (default
-//!   64; `0` turns it off), past which requests get 503 with `Retry-After` at once.
+//!   64), and none while tasks wait longer than `SERVICE_MAX_QUEUE_DELAY_MS` for the core
+//!   (default 20); past either, requests get 503 with `Retry-After` at once. `0` turns
+//!   either off.
 //! - `/api/work`, a stand-in for a request with real work (about 0.07 ms of CPU per
 //!   `rounds`), which the load-shedding benchmark drives (`scripts/bench-shedding.sh`).
 //! - HTTPS when `SQUALL_TLS_CERT` and `SQUALL_TLS_KEY` are set, reloaded on SIGHUP.
@@ -38,13 +40,19 @@ const HANDLER_TIME_LIMIT: Duration = Duration::from_secs(5);
 /// `SERVICE_MAX_IN_FLIGHT` says otherwise.
 const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
+/// How long a ready task may wait for its core before the service sheds load, unless
+/// `SERVICE_MAX_QUEUE_DELAY_MS` says otherwise.
+const DEFAULT_MAX_QUEUE_DELAY: Duration = Duration::from_millis(20);
+
 /// What the service is built from: the environment, or a test's choice.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// The one browser origin allowed to call the API.
     pub cors_origin: String,
-    /// Requests in flight per core before shedding; `None` never sheds.
+    /// Requests in flight per core before shedding; `None`: no such bound.
     pub max_in_flight: Option<usize>,
+    /// Waiting time for the core before shedding; `None`: no such bound.
+    pub max_queue_delay: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -52,12 +60,14 @@ impl Default for Settings {
         Settings {
             cors_origin: DEFAULT_CORS_ORIGIN.to_owned(),
             max_in_flight: Some(DEFAULT_MAX_IN_FLIGHT),
+            max_queue_delay: Some(DEFAULT_MAX_QUEUE_DELAY),
         }
     }
 }
 
 impl Settings {
-    /// The defaults, overridden by `SERVICE_CORS_ORIGIN` and `SERVICE_MAX_IN_FLIGHT`.
+    /// The defaults, overridden by `SERVICE_CORS_ORIGIN`, `SERVICE_MAX_IN_FLIGHT` and
+    /// `SERVICE_MAX_QUEUE_DELAY_MS`.
     fn from_env() -> Result<Settings, String> {
         let mut settings = Settings::default();
         if let Ok(origin) = std::env::var("SERVICE_CORS_ORIGIN") {
@@ -69,6 +79,13 @@ impl Settings {
                 .parse()
                 .map_err(|_| format!("SERVICE_MAX_IN_FLIGHT={limit:?}: not a number"))?;
             settings.max_in_flight = (limit > 0).then_some(limit);
+        }
+        if let Ok(ms) = std::env::var("SERVICE_MAX_QUEUE_DELAY_MS") {
+            let ms: u64 = ms
+                .trim()
+                .parse()
+                .map_err(|_| format!("SERVICE_MAX_QUEUE_DELAY_MS={ms:?}: not a number"))?;
+            settings.max_queue_delay = (ms > 0).then(|| Duration::from_millis(ms));
         }
         Ok(settings)
     }
@@ -141,8 +158,12 @@ pub fn app(settings: &Settings) -> App {
         .get("/api/greeting", greeting)
         .get("/api/status", status)
         .get("/api/work", work);
-    match settings.max_in_flight {
+    let app = match settings.max_in_flight {
         Some(limit) => app.max_in_flight(limit),
+        None => app,
+    };
+    match settings.max_queue_delay {
+        Some(limit) => app.max_queue_delay(limit),
         None => app,
     }
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Load shedding under overload: examples/service's `/api/work` (about 0.2 ms of CPU per
 # request) on one core, driven in open loop at twice the capacity measured just before, with
-# shedding off and on (`SERVICE_MAX_IN_FLIGHT`), alternating rounds.
+# shedding off and on (`SERVICE_MAX_IN_FLIGHT`, `SERVICE_MAX_QUEUE_DELAY_MS`), alternating
+# rounds.
 #
-#   scripts/bench-shedding.sh [--rounds N] [--duration SECS] [--limit N] [--write]
+#   scripts/bench-shedding.sh [--rounds N] [--duration SECS] [--limit N] [--delay MS] [--write]
 #
 #   --rounds N       rounds per setting (default 2)
 #   --duration SECS  length of each overload run (default 30)
 #   --limit N        requests in flight per core when shedding (default 32)
+#   --delay MS       longest wait for the core when shedding, in ms (default 20)
 #   --write          also put the table into BENCHMARKS.md between the
 #                    <!-- bench-shedding:start --> and <!-- bench-shedding:end --> markers
 #
@@ -34,14 +36,16 @@ readonly PATH_UNDER_TEST="/api/work?rounds=3"
 ROUNDS=2
 DURATION=30
 LIMIT=32
+DELAY_MS=20
 WRITE=0
 while (($#)); do
     case $1 in
     --rounds) ROUNDS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --limit) LIMIT=$2; shift ;;
+    --delay) DELAY_MS=$2; shift ;;
     --write) WRITE=1 ;;
-    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -70,10 +74,14 @@ load() {
 
 # One round of setting $1 (off or on): prints a tab-separated result line.
 measure() {
-    local setting=$1 round=$2 dir=$RUN_DIR/$1-$2 in_flight=0
+    local setting=$1 round=$2 dir=$RUN_DIR/$1-$2 in_flight=0 delay=0
     mkdir -p "$dir"
-    [[ $setting == on ]] && in_flight=$LIMIT
-    SERVICE_MAX_IN_FLIGHT=$in_flight RUST_LOG=warn start_server service "$dir/server.log"
+    if [[ $setting == on ]]; then
+        in_flight=$LIMIT
+        delay=$DELAY_MS
+    fi
+    SERVICE_MAX_IN_FLIGHT=$in_flight SERVICE_MAX_QUEUE_DELAY_MS=$delay RUST_LOG=warn \
+        start_server service "$dir/server.log"
     load "$dir/capacity.json" -c 64 -d 5s --warmup 1s
     local capacity
     capacity=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["throughput"]))' "$dir/capacity.json")
@@ -106,7 +114,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 table=$RUN_DIR/table.md
-python3 - "$results" "$LIMIT" "$DURATION" >"$table" <<'PY'
+python3 - "$results" "$LIMIT" "$DURATION" "$DELAY_MS" >"$table" <<'PY'
 import statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]) if line.strip()]
 limit, duration = sys.argv[2], sys.argv[3]
@@ -117,7 +125,7 @@ for setting in ["off", "on"]:
     def med(i):
         values = [float(r[i]) for r in mine if r[i] not in ("-", "nan")]
         return statistics.median(values) if values else float("nan")
-    label = "off" if setting == "off" else f"on (max_in_flight {limit})"
+    label = "off" if setting == "off" else f"on (max_in_flight {limit}, max_queue_delay {sys.argv[4]} ms)"
     shed = "-" if setting == "off" else f"{med(8):,.0f}"
     print(f"| {label} | {med(1):,.0f} | {med(2):,.0f} | {med(3):,.0f} | {med(4):.0f}% | {med(5):,.0f} | {med(6):.1f} | {med(7):,.0f} | {shed} | {med(9):.0f} |")
 print()

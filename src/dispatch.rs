@@ -68,6 +68,11 @@ impl Dispatcher {
         Dispatcher { router, access_log }
     }
 
+    /// The application's load shedding, if it asked for any.
+    pub(crate) fn shedding(&self) -> Option<&Shedding> {
+        self.router.shedding()
+    }
+
     /// What every request of this core shares (routes, trusted proxies, keys).
     pub(crate) fn context(&self) -> &Rc<RequestContext> {
         self.router.context()

@@ -43,6 +43,7 @@ pub struct App {
     request_ids: bool,
     handler_timeout: Option<Duration>,
     max_in_flight: Option<usize>,
+    max_queue_delay: Option<Duration>,
     /// The first registration mistake; reported when the server starts.
     mistake: Option<String>,
     last_route: Option<usize>,
@@ -71,6 +72,7 @@ impl App {
             request_ids: false,
             handler_timeout: None,
             max_in_flight: None,
+            max_queue_delay: None,
             mistake: None,
             last_route: None,
         }
@@ -176,6 +178,24 @@ impl App {
         self
     }
 
+    /// Load shedding by waiting time: a probe on each core measures how late a task runs
+    /// (every 5 ms it sleeps and notes how much later than asked it woke: the time ready
+    /// tasks, connections with requests among them, wait for the core). While that delay
+    /// is over `limit`, new requests are answered at once with `503` and `Retry-After: 1`,
+    /// as past [`max_in_flight`](App::max_in_flight). This is the bound that works for
+    /// handlers that compute rather than wait: such a handler finishes in one poll, so
+    /// requests never pile up in flight, they pile up in the sockets waiting to be read.
+    /// Zero is a configuration mistake.
+    pub fn max_queue_delay(mut self, limit: Duration) -> App {
+        if limit.is_zero() {
+            self.mistake.get_or_insert(
+                "max_queue_delay: a limit of zero would refuse everything".to_owned(),
+            );
+        }
+        self.max_queue_delay = Some(limit);
+        self
+    }
+
     /// Names the pattern of the route added last, for [`Request::url_for`].
     pub fn name(mut self, name: &str) -> App {
         match self.last_route {
@@ -274,7 +294,8 @@ impl App {
             debug: self.debug,
             request_ids: self.request_ids,
             handler_timeout: self.handler_timeout,
-            shedding: self.max_in_flight.map(Shedding::new),
+            shedding: (self.max_in_flight.is_some() || self.max_queue_delay.is_some())
+                .then(|| Shedding::new(self.max_in_flight, self.max_queue_delay)),
         })
     }
 }
@@ -370,10 +391,14 @@ pub(crate) struct Router {
     shedding: Option<Shedding>,
 }
 
-/// This core's count of requests in flight against its bound ([`App::max_in_flight`]).
+/// This core's load-shedding state: requests in flight against their bound
+/// ([`App::max_in_flight`]), and whether tasks wait longer than allowed for the core
+/// ([`App::max_queue_delay`], set by the core's probe).
 pub(crate) struct Shedding {
     limit: usize,
     in_flight: Rc<Cell<usize>>,
+    max_queue_delay: Option<Duration>,
+    lagging: Cell<bool>,
 }
 
 /// One admitted request's place in the count, given back when it is dropped: answered,
@@ -387,17 +412,31 @@ impl Drop for InFlight {
 }
 
 impl Shedding {
-    fn new(limit: usize) -> Shedding {
+    fn new(max_in_flight: Option<usize>, max_queue_delay: Option<Duration>) -> Shedding {
         Shedding {
-            limit,
+            limit: max_in_flight.unwrap_or(usize::MAX),
             in_flight: Rc::new(Cell::new(0)),
+            max_queue_delay,
+            lagging: Cell::new(false),
         }
     }
 
-    /// A place for one more request, or `None` when the core is at its bound.
+    /// The waiting time past which requests are refused, if the application set one: the
+    /// server runs the probe ([`note_queue_delay`](Self::note_queue_delay)) only then.
+    pub(crate) fn max_queue_delay(&self) -> Option<Duration> {
+        self.max_queue_delay
+    }
+
+    /// The probe's latest measure of how long a ready task waits for the core.
+    pub(crate) fn note_queue_delay(&self, delay: Duration) {
+        self.lagging
+            .set(self.max_queue_delay.is_some_and(|limit| delay > limit));
+    }
+
+    /// A place for one more request, or `None` when the core is at a bound.
     pub(crate) fn admit(&self) -> Option<InFlight> {
         let now = self.in_flight.get();
-        if now >= self.limit {
+        if now >= self.limit || self.lagging.get() {
             return None;
         }
         self.in_flight.set(now + 1);

@@ -70,3 +70,55 @@ fn a_zero_bound_is_a_startup_error() {
         .expect_err("refused");
     assert!(err.to_string().contains("max_in_flight"), "{err}");
 }
+
+/// A handler that keeps the core busy for `ms` without yielding, like real computation.
+fn busy(ms: u64) -> &'static str {
+    let until = Instant::now() + Duration::from_millis(ms);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+    "done"
+}
+
+/// Twenty clients keep a core busy with 2 ms computations: with `max_queue_delay` the core
+/// refuses some of them at once (the wait for the core passes 5 ms), without it none.
+fn statuses_under_cpu_load(app: fn() -> App) -> (usize, usize) {
+    let server = support::start(app);
+    let addr = server.local_addr();
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                (0..10)
+                    .map(|_| {
+                        send(&mut client, "/busy");
+                        client.response().status
+                    })
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("client thread"))
+        .collect();
+    assert_eq!(statuses.len(), 200, "every request was answered");
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    assert_eq!(ok + refused, 200, "{statuses:?}");
+    (ok, refused)
+}
+
+#[test]
+fn a_core_that_falls_behind_on_computation_sheds_by_waiting_time() {
+    let (ok, refused) = statuses_under_cpu_load(|| {
+        App::new()
+            .max_queue_delay(Duration::from_millis(5))
+            .get("/busy", |_req: Request| async { busy(2) })
+    });
+    assert!(refused > 0, "nothing was shed ({ok} served)");
+    assert!(ok > 0, "everything was shed");
+    let (ok, refused) =
+        statuses_under_cpu_load(|| App::new().get("/busy", |_req: Request| async { busy(2) }));
+    assert_eq!((ok, refused), (200, 0), "without a limit nothing is shed");
+}

@@ -279,6 +279,25 @@ impl Core {
         }
     }
 
+    /// Measures how long a ready task waits for this core, for load shedding by waiting
+    /// time ([`App::max_queue_delay`](crate::App::max_queue_delay)): sleeps a short while
+    /// and notes how much later than asked it woke. Runs only when the application set the
+    /// limit.
+    pub(crate) async fn run_queue_probe(self: Rc<Self>) {
+        const PROBE_PERIOD: Duration = Duration::from_millis(5);
+        let Some(shedding) = self.dispatcher.shedding() else {
+            return;
+        };
+        if shedding.max_queue_delay().is_none() {
+            return;
+        }
+        loop {
+            let asked = Instant::now();
+            Timer::new(PROBE_PERIOD).await;
+            shedding.note_queue_delay(asked.elapsed().saturating_sub(PROBE_PERIOD));
+        }
+    }
+
     /// Refreshes the clock and the `Date` line, and trims the pools.
     pub(crate) async fn run_ticker(self: Rc<Self>) {
         let interval = self.tick_interval();

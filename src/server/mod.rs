@@ -444,6 +444,7 @@ where
         let _ = ready.send(Ok(()));
 
         let ticker = glommio::spawn_local(Rc::clone(&core).run_ticker()).detach();
+        let queue_probe = glommio::spawn_local(Rc::clone(&core).run_queue_probe()).detach();
         // A stop turns `/readyz` to 503 at once; with a drain delay the core goes on
         // accepting and serving as before for that long, so that a load balancer stops
         // sending first, and only then does the graceful shutdown begin.
@@ -467,6 +468,7 @@ where
             tracing::warn!(target: "squall::server", "core {index}: shutdown deadline passed with requests in flight");
         }
         ticker.cancel();
+        queue_probe.cancel();
         Ok(())
     })
 }
