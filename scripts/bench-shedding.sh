@@ -13,9 +13,9 @@
 #   --write          also put the table into BENCHMARKS.md between the
 #                    <!-- bench-shedding:start --> and <!-- bench-shedding:end --> markers
 #
-# Per round and setting: capacity (closed loop, 64 connections, 5 s), the unloaded p99 (open
-# loop at half the capacity, 10 s), then the overload (open loop at twice the capacity, 512
-# connections). Reported: 200s per second against capacity, the p99 of the 200s against the
+# Per round: capacity (200s per second, closed loop, 64 connections, 5 s) and the unloaded
+# p99 (open loop at half the capacity, 10 s), with shedding off; then the overload (open loop
+# at twice that capacity, 512 connections) with shedding off and on, in alternating order. Reported: 200s per second against capacity, the p99 of the 200s against the
 # unloaded p99, and how fast the 503s came. Server on CPU 0, squall-load on CPU 1.
 set -euo pipefail
 
@@ -72,27 +72,37 @@ load() {
         "http://127.0.0.1:$PORT$PATH_UNDER_TEST" >/dev/null 2>&1 || true
 }
 
-# One round of setting $1 (off or on): prints a tab-separated result line.
-measure() {
-    local setting=$1 round=$2 dir=$RUN_DIR/$1-$2 in_flight=0 delay=0
-    mkdir -p "$dir"
+# Capacity (200s per second, closed loop) and the unloaded p99 (open loop at half of it),
+# measured once per round with shedding off, into $dir/capacity.json and $dir/unloaded.json;
+# prints the capacity.
+baseline() {
+    local dir=$1 capacity
+    SERVICE_MAX_IN_FLIGHT=0 SERVICE_MAX_QUEUE_DELAY_MS=0 RUST_LOG=warn \
+        start_server service "$dir/baseline-server.log"
+    load "$dir/capacity.json" -c 64 -d 5s --warmup 1s
+    capacity=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(int(r["statuses"].get("200", 0) / r["elapsed_s"]))' "$dir/capacity.json")
+    load "$dir/unloaded.json" -c 64 -d 10s -r $((capacity / 2))
+    stop_server
+    echo "$capacity"
+}
+
+# The overload run of setting $1 (off or on) at twice capacity $2, reports under $3: prints
+# a tab-separated result line.
+overload() {
+    local setting=$1 capacity=$2 dir=$3 in_flight=0 delay=0
     if [[ $setting == on ]]; then
         in_flight=$LIMIT
         delay=$DELAY_MS
     fi
     SERVICE_MAX_IN_FLIGHT=$in_flight SERVICE_MAX_QUEUE_DELAY_MS=$delay RUST_LOG=warn \
-        start_server service "$dir/server.log"
-    load "$dir/capacity.json" -c 64 -d 5s --warmup 1s
-    local capacity
-    capacity=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["throughput"]))' "$dir/capacity.json")
-    load "$dir/unloaded.json" -c 64 -d 10s -r $((capacity / 2))
-    load "$dir/overload.json" -c 512 -d "${DURATION}s" -r $((capacity * 2)) --timeout 30s
+        start_server service "$dir/$setting-server.log"
+    load "$dir/$setting.json" -c 512 -d "${DURATION}s" -r $((capacity * 2)) --timeout 30s
     stop_server
     python3 - "$setting" "$capacity" "$dir" <<'PY'
 import json, sys
 setting, capacity, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 unloaded = json.load(open(f"{d}/unloaded.json"))
-over = json.load(open(f"{d}/overload.json"))
+over = json.load(open(f"{d}/{setting}.json"))
 ok = over["statuses"].get("200", 0) / over["elapsed_s"]
 shed = over["statuses"].get("503", 0) / over["elapsed_s"]
 ok_p99 = (over.get("latency_2xx_us") or over["latency_us"])["p99"]
@@ -100,16 +110,24 @@ shed_p99 = (over.get("latency_non_2xx_us") or {}).get("p99", float("nan"))
 print("\t".join(str(x) for x in [
     setting, capacity, round(unloaded["latency_us"]["p99"]), round(ok), round(100 * ok / capacity),
     round(ok_p99), round(ok_p99 / unloaded["latency_us"]["p99"], 1), round(shed),
-    round(shed_p99) if shed else "-", over["error_count"]]))
+    round(shed_p99) if shed else "-",
+    # squall-load counts every non-2xx as an error; the 503s have their own columns.
+    over["error_count"] - over["errors"].get("status_503", 0)]))
 PY
 }
 
 results=$RUN_DIR/results.tsv
 : >"$results"
 for round in $(seq "$ROUNDS"); do
-    for setting in off on; do
-        log "round $round: shedding $setting"
-        measure "$setting" "$round" | tee -a "$results" >&2
+    dir=$RUN_DIR/round-$round
+    mkdir -p "$dir"
+    log "round $round: capacity and unloaded latency (shedding off)"
+    capacity=$(baseline "$dir")
+    order=(off on)
+    ((round % 2)) || order=(on off)
+    for setting in "${order[@]}"; do
+        log "round $round: twice capacity ($((capacity * 2)) req/s), shedding $setting"
+        overload "$setting" "$capacity" "$dir" | tee -a "$results" >&2
     done
 done
 
@@ -118,7 +136,7 @@ python3 - "$results" "$LIMIT" "$DURATION" "$DELAY_MS" >"$table" <<'PY'
 import statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]) if line.strip()]
 limit, duration = sys.argv[2], sys.argv[3]
-print("| shedding | capacity (req/s) | unloaded p99 (µs) | 200s/s at 2× | of capacity | p99 of 200s (µs) | × unloaded p99 | 503s/s | p99 of 503s (µs) | errors |")
+print("| shedding | capacity (req/s) | unloaded p99 (µs) | 200s/s at 2× | of capacity | p99 of 200s (µs) | × unloaded p99 | 503s/s | p99 of 503s (µs) | other errors |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for setting in ["off", "on"]:
     mine = [r for r in rows if r[0] == setting]
