@@ -66,11 +66,11 @@ log "systemd-analyze verify deploy/systemd/"
 units=$(mktemp -d)
 trap 'rm -rf "$units"' EXIT
 cp deploy/systemd/squall.service deploy/systemd/squall.socket "$units/"
-printf '#!/bin/sh\n' >"$units/hello"
-chmod +x "$units/hello"
-sed -i "s|^ExecStart=/usr/local/bin/hello|ExecStart=$units/hello|" "$units/squall.service"
-grep -q "^ExecStart=$units/hello\$" "$units/squall.service" ||
-    die "deploy/systemd/squall.service: ExecStart is no longer /usr/local/bin/hello; update this script"
+printf '#!/bin/sh\n' >"$units/service"
+chmod +x "$units/service"
+sed -i "s|^ExecStart=/usr/local/bin/service|ExecStart=$units/service|" "$units/squall.service"
+grep -q "^ExecStart=$units/service\$" "$units/squall.service" ||
+    die "deploy/systemd/squall.service: ExecStart is no longer /usr/local/bin/service; update this script"
 if ! report=$(systemd-analyze verify "$units/squall.service" "$units/squall.socket" 2>&1) ||
     [[ -n $report ]]; then
     report=${report//"$units/"/deploy/systemd/}
