@@ -4,7 +4,8 @@
 # SIGHUP reload), stops it with SIGTERM, and writes the sorted union of the calls seen to
 # deploy/seccomp/traced.txt. scripts/seccomp/profile.py turns that list into the profile.
 #
-#   bash scripts/seccomp/trace.sh          # needs strace, PostgreSQL and Redis (as for tests)
+#   bash scripts/seccomp/trace.sh          # needs PostgreSQL and Redis (as the tests do);
+#                                          # installs strace with apt-get when missing
 #
 # Rerun it when squall's dependencies or the examples change, then regenerate the profile.
 set -euo pipefail
@@ -13,7 +14,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 source scripts/lib/ci.sh
 
 readonly OUT=target/seccomp-trace
-command -v strace >/dev/null || die "strace is not installed (apt-get install strace)"
+if ! command -v strace >/dev/null; then
+    log "installing Debian's strace with apt-get"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; } ||
+        die "strace is missing and apt-get could not install it"
+fi
 rm -rf "$OUT" && mkdir -p "$OUT"
 cargo build --locked --examples
 bash scripts/setup-db.sh >/dev/null

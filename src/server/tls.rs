@@ -377,10 +377,7 @@ impl Session {
                         });
                         Some(Progress::Ready)
                     }
-                    Want::Read(_) if self.taken < self.plaintext.len() => {
-                        // Records decrypted during an earlier write are waiting.
-                        Some(Progress::Read(0))
-                    }
+                    // `poll_read` asks only once earlier plaintext is all taken.
                     Want::Read(_) | Want::Nothing => Some(Progress::Ready),
                 },
                 Ok(_) => {

@@ -2,7 +2,7 @@
 //! clients' side.
 //!
 //! One crypto provider for both, aws-lc-rs: on these machines a full TLS 1.3 handshake
-//! (ECDSA P-256 certificate, X25519) costs the server 95 µs of CPU with it against 112 µs
+//! (ECDSA P-256 certificate, X25519) costs the server 96 µs of CPU with it against 112 µs
 //! with ring, and it offers the X25519MLKEM768 hybrid key exchange that current browsers
 //! send first (`perf/tls-provider`, BENCHMARKS.md "TLS"). TLS 1.2 and 1.3 only: rustls has
 //! nothing older.
