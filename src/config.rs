@@ -13,6 +13,7 @@
 //! | `SQUALL_WORKERS` | executors (one per core, pinned); set, the cpu quota is not read | the CPUs this process may use, at most its cgroup v2 `cpu.max` quota rounded up |
 //! | `SQUALL_BACKLOG` | listen backlog per core | `4096` |
 //! | `SQUALL_PORT_SHARING` | `exclusive`: refuse to start on a port another server listens on; `takeover`: start beside it, as the new half of a restart ([`PortSharing`]) | `exclusive` |
+//! | `SQUALL_HANDOFF` | a Unix socket path: a server started with the path a running server listens on takes its listening sockets over, and the old one drains and exits — a restart that loses no connection ([`Config::handoff`]) | none |
 //! | `SQUALL_ACCESS_LOG` | `1`/`true` logs every request through `tracing` | off |
 //! | `SQUALL_SHUTDOWN_TIMEOUT` | graceful shutdown deadline | `30s` |
 //! | `SQUALL_DRAIN_DELAY` | after a stop, how long to keep accepting and serving with `/readyz` at 503 before the graceful shutdown ([`health`](crate::health)) | `0s` |
@@ -124,6 +125,10 @@ pub struct Config {
     pub backlog: u32,
     /// Whether to start on a port another server already listens on.
     pub port_sharing: PortSharing,
+    /// A Unix socket path through which a running server hands its listening sockets to
+    /// the next process started with the same path, for restarts that lose no connection
+    /// (see [`Config::handoff`]).
+    pub handoff: Option<std::path::PathBuf>,
     /// Value of the `Server` header.
     pub server_name: String,
     /// Log one `tracing` event per request (target `squall::access`).
@@ -150,6 +155,7 @@ impl Default for Config {
             workers: None,
             backlog: 4096,
             port_sharing: PortSharing::Exclusive,
+            handoff: None,
             server_name: "squall".to_owned(),
             access_log: false,
             shutdown_timeout: Duration::from_secs(30),
@@ -184,6 +190,9 @@ impl Config {
         }
         if let Some(v) = var("SQUALL_BACKLOG") {
             self.backlog = parse_number("SQUALL_BACKLOG", &v)?;
+        }
+        if let Some(v) = var("SQUALL_HANDOFF") {
+            self.handoff = Some(v.trim().into());
         }
         if let Some(v) = var("SQUALL_PORT_SHARING") {
             self.port_sharing = match v.trim().to_ascii_lowercase().as_str() {
@@ -297,6 +306,22 @@ impl Config {
         self
     }
 
+    /// Restarts through a handoff socket at `path`: this server listens there once it runs,
+    /// and a new server started with the same path takes its listening sockets over
+    /// instead of binding its own. The new one starts its cores on the very sockets the old
+    /// one accepted on, then tells it so; the old one stops accepting, drains its open
+    /// connections as on `SIGTERM` (without the drain delay: the port is never unserved)
+    /// and exits. No accept queue is ever closed, so no connection is refused or reset.
+    /// Should the new server fail before it is ready, the old one serves on.
+    ///
+    /// The socket is created with mode 0600 and only a peer of the same user (or root) is
+    /// given the listeners. See `src/server/handoff.rs` for why this beats starting beside
+    /// the old server ([`PortSharing::Takeover`]).
+    pub fn handoff(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.handoff = Some(path.into());
+        self
+    }
+
     /// Sets the `Server` header value.
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = name.into();
@@ -369,6 +394,12 @@ impl Config {
         for (name, d) in durations {
             if d.is_zero() {
                 return invalid(&format!("{name} must be longer than zero"));
+            }
+        }
+        if let Some(path) = &self.handoff {
+            // `sun_path` holds 108 bytes with the terminating NUL.
+            if path.as_os_str().is_empty() || path.as_os_str().len() > 107 {
+                return invalid("the handoff socket path must be 1 to 107 bytes long");
             }
         }
         if http::HeaderValue::from_str(&self.server_name).is_err() {

@@ -33,6 +33,11 @@ pub(crate) const TLS_RECORD_BUFFER_SIZE: usize = 16384 + 2048 + 5;
 /// Free buffers of each kind kept per core, in bytes (256 read buffers); each ticker second
 /// the pools also give back what sat unused (see [`BufferPool`]).
 const POOL_BYTES: usize = 4 << 20;
+/// How long, once graceful shutdown begins, a keep-alive connection waiting for its next
+/// request may still send one. A client under load sends within milliseconds and gets its
+/// answer with `Connection: close` rather than a connection closed under its request; one
+/// that sends nothing delays the shutdown by this much at most.
+const SHUTDOWN_IDLE_GRACE: Duration = Duration::from_millis(250);
 /// How often the pools give back what they did not need.
 const POOL_TRIM_PERIOD: Duration = Duration::from_secs(2);
 
@@ -48,6 +53,8 @@ pub(crate) struct Core {
     /// a plain cell because the driver reads it on every response, where the per-core slot
     /// would cost a thread-local lookup and glommio's executor id.
     stopping: Cell<bool>,
+    /// During graceful shutdown, when idle keep-alive connections close.
+    idle_close_at: Cell<Option<Instant>>,
     read_buffers: BufferPool,
     write_buffers: BufferPool,
     #[cfg(feature = "tls")]
@@ -121,6 +128,7 @@ impl Core {
             now: Cell::new(Instant::now()),
             slots: RefCell::new(Slab::new()),
             stopping: Cell::new(false),
+            idle_close_at: Cell::new(None),
             read_buffers: BufferPool::new(POOL_BYTES, READ_BUFFER_SIZE),
             // Output buffers may grow to four times their usual size and still be kept.
             write_buffers: BufferPool::new(POOL_BYTES, WRITE_BUFFER_SIZE * 4),
@@ -144,6 +152,11 @@ impl Core {
     /// Whether graceful shutdown has begun on this core.
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.get()
+    }
+
+    /// During graceful shutdown, when connections waiting for their next request close.
+    pub(crate) fn idle_close_at(&self) -> Option<Instant> {
+        self.idle_close_at.get()
     }
 
     /// Calls `f` with the cached `server` and `date` header lines.
@@ -238,9 +251,12 @@ impl Core {
         self.below_connection_limit(open).await
     }
 
-    /// Starts graceful shutdown: waiting connections are woken to notice it.
+    /// Starts graceful shutdown: waiting connections are woken to notice it; idle ones close
+    /// unless a request arrives within [`SHUTDOWN_IDLE_GRACE`].
     pub(crate) fn begin_shutdown(&self) {
         self.stopping.set(true);
+        self.idle_close_at
+            .set(Some(Instant::now() + SHUTDOWN_IDLE_GRACE));
         crate::per_core::begin_shutdown();
         for (_, slot) in self.slots.borrow().iter() {
             slot.wake();

@@ -124,14 +124,21 @@ impl OpDeadline {
     /// Whether the limit has passed; the first call of an operation sets it from `limit`.
     /// Until it passes, the task in `cx` is woken when it does.
     fn has_passed(&self, cx: &mut Context<'_>, limit: impl FnOnce() -> Instant) -> bool {
-        let at = match self.at.get() {
-            Some(at) => at,
-            None => {
-                let at = limit();
-                self.at.set(Some(at));
-                at
-            }
-        };
+        let at = self.at.get().unwrap_or_else(limit);
+        self.at.set(Some(at));
+        self.alarm.borrow_mut().poll_at(at, cx).is_ready()
+    }
+
+    /// Like [`has_passed`](Self::has_passed), with the limit brought forward to `earlier`
+    /// if that comes first.
+    fn has_passed_or(
+        &self,
+        cx: &mut Context<'_>,
+        limit: impl FnOnce() -> Instant,
+        earlier: Instant,
+    ) -> bool {
+        let at = self.at.get().unwrap_or_else(limit).min(earlier);
+        self.at.set(Some(at));
         self.alarm.borrow_mut().poll_at(at, cx).is_ready()
     }
 
@@ -184,9 +191,13 @@ impl<T: Transport> ConnIo<T> {
         max: usize,
     ) -> Poll<Result<usize, IoStop>> {
         let mut input = self.input.borrow_mut();
-        if matches!(wait, Wait::Idle) && self.core.stopping() && input.is_empty() {
-            return Poll::Ready(Err(IoStop::Shutdown));
-        }
+        // Graceful shutdown closes idle connections, but not at once: closing could cross a
+        // request the client is sending right now, which would then fail with no response.
+        // Each gets until `idle_close_at` to send one (answered with `Connection: close`).
+        let idle_close_at = match wait {
+            Wait::Idle if input.is_empty() => self.core.idle_close_at(),
+            _ => None,
+        };
         let spare = input.spare(&self.core, max);
         if spare.is_empty() {
             // The caller's size limit is reached; it reports the error.
@@ -203,12 +214,16 @@ impl<T: Transport> ConnIo<T> {
             Poll::Pending => {
                 input.release_if_empty(&self.core);
                 let limits = &self.core.config.limits;
-                let timed_out = self.deadline.has_passed(cx, || match wait {
+                let limit = || match wait {
                     Wait::Idle => self.core.now() + limits.keep_alive_timeout,
                     Wait::Head(started) => started + limits.header_read_timeout,
                     Wait::Body => self.core.now() + limits.body_read_timeout,
-                });
-                if timed_out {
+                };
+                if let Some(close_at) = idle_close_at {
+                    if self.deadline.has_passed_or(cx, limit, close_at) {
+                        return Poll::Ready(Err(IoStop::Shutdown));
+                    }
+                } else if self.deadline.has_passed(cx, limit) {
                     return Poll::Ready(Err(IoStop::TimedOut));
                 }
                 // Graceful shutdown wakes waiting connections to notice it.

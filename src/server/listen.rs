@@ -128,18 +128,8 @@ pub(crate) fn passed_listeners(workers: usize) -> Result<Option<Vec<socket2::Soc
         target: "squall::server",
         "serving {count} listening socket(s) passed by the service manager (LISTEN_FDS)"
     );
-    if count == workers {
-        return Ok(Some(passed));
-    }
-    let shared = passed.remove(0);
-    let mut sockets = Vec::with_capacity(workers);
-    for _ in 1..workers {
-        sockets.push(shared.try_clone().map_err(|e| {
-            Error::io("cannot duplicate the passed listening socket for a core", e)
-        })?);
-    }
-    sockets.push(shared);
-    Ok(Some(sockets))
+    // One socket is shared by every core: `spread_over_cores` duplicates it.
+    Ok(Some(passed))
 }
 
 /// Takes over descriptor `fd`, which must be a listening TCP socket.
@@ -158,6 +148,19 @@ fn adopt_listener(fd: i32) -> Result<socket2::Socket, Error> {
     // SAFETY: the service manager passed `fd` to this process for it to own, and ADOPTED
     // makes sure it is taken once.
     let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+    if let Err(why) = prepare_adopted(&socket) {
+        // Not ours to close: leave the descriptor to whoever passed it.
+        std::mem::forget(socket);
+        return Err(Error::config(format!(
+            "descriptor {fd} passed by LISTEN_FDS: {why}"
+        )));
+    }
+    Ok(socket)
+}
+
+/// Checks that a socket another process gave us (a service manager, or the server whose
+/// listeners a restart takes over) is a listening TCP socket, and sets it up like ours.
+pub(crate) fn prepare_adopted(socket: &socket2::Socket) -> Result<(), String> {
     let listening = socket.is_listener().unwrap_or(false);
     let tcp = matches!(socket.r#type(), Ok(t) if t == Type::STREAM)
         && socket
@@ -166,18 +169,13 @@ fn adopt_listener(fd: i32) -> Result<socket2::Socket, Error> {
             .and_then(|a| a.as_socket())
             .is_some();
     if !listening || !tcp {
-        // Not ours to close: leave the descriptor to whoever passed it.
-        std::mem::forget(socket);
-        return Err(Error::config(format!(
-            "descriptor {fd} passed by LISTEN_FDS is not a listening TCP socket"
-        )));
+        return Err("not a listening TCP socket".to_owned());
     }
     socket
         .set_cloexec(true)
         .and_then(|()| socket.set_nonblocking(true))
         .and_then(|()| socket.set_tcp_nodelay(true))
-        .map_err(|e| Error::io(format!("cannot prepare passed descriptor {fd}"), e))?;
-    Ok(socket)
+        .map_err(|e| format!("cannot prepare it: {e}"))
 }
 
 /// Fails with "address in use" when a socket already listens on `addr`, even one that would
@@ -258,9 +256,12 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(100);
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Accepts connections until shutdown, then drains what the kernel already queued.
+///
+/// A core usually has one listener; after a restart that took over more sockets than this
+/// server has cores ([`handoff`](super::handoff)), some cores accept on several.
 pub(crate) async fn accept_loop(
     core: Rc<Core>,
-    listener: Listener,
+    listeners: &[Listener],
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let limit = core.config.limits.max_connections_per_core;
@@ -275,7 +276,7 @@ pub(crate) async fn accept_loop(
             async {
                 // At the connection limit, wait for one to close before accepting more.
                 core.below_connection_limit(limit).await;
-                Some(listener.accept().await)
+                Some(accept_any(listeners).await)
             },
             async {
                 (&mut shutdown).await;
@@ -343,10 +344,58 @@ pub(crate) async fn accept_loop(
         }
     }
     // Connections the kernel completed before shutdown are ours to answer.
-    while let Some(Ok((stream, peer))) = futures_lite::future::poll_once(listener.accept()).await {
-        Traffic::add(&core.traffic.accepted, 1);
-        spawn_connection(Rc::clone(&core), stream, peer);
+    for listener in listeners {
+        while let Some(Ok((stream, peer))) =
+            futures_lite::future::poll_once(listener.accept()).await
+        {
+            Traffic::add(&core.traffic.accepted, 1);
+            spawn_connection(Rc::clone(&core), stream, peer);
+        }
     }
+}
+
+/// The next connection (or error) from any of `listeners`, taking them in turn so that a
+/// busy one does not starve the others.
+async fn accept_any(listeners: &[Listener]) -> io::Result<(Socket, SocketAddr)> {
+    if let [listener] = listeners {
+        return listener.accept().await;
+    }
+    let mut first = 0;
+    std::future::poll_fn(|cx| {
+        for offset in 0..listeners.len() {
+            let index = (first + offset) % listeners.len();
+            if let std::task::Poll::Ready(accepted) = listeners[index].poll_accept(cx) {
+                first = index + 1;
+                return std::task::Poll::Ready(accepted);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// Shares `sockets` out over `cores`: core `i` gets sockets `i`, `i + cores`, and so on;
+/// with fewer sockets than cores, the cores left over accept on a duplicate of one (a
+/// shared accept queue).
+pub(crate) fn spread_over_cores(
+    sockets: Vec<socket2::Socket>,
+    cores: usize,
+) -> Result<Vec<Vec<socket2::Socket>>, Error> {
+    let count = sockets.len();
+    if count == 0 {
+        return Err(Error::startup("no listening socket to serve"));
+    }
+    let mut per_core: Vec<Vec<socket2::Socket>> = (0..cores).map(|_| Vec::new()).collect();
+    for (index, socket) in sockets.into_iter().enumerate() {
+        per_core[index % cores].push(socket);
+    }
+    for index in count..cores {
+        let shared = per_core[index % count][0]
+            .try_clone()
+            .map_err(|e| Error::io("cannot duplicate a listening socket for a core", e))?;
+        per_core[index].push(shared);
+    }
+    Ok(per_core)
 }
 
 /// How many errors about single connections in a row are retried at once before the next

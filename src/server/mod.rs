@@ -35,6 +35,7 @@
 
 mod conn;
 mod core;
+mod handoff;
 mod io;
 mod listen;
 mod os;
@@ -48,6 +49,7 @@ mod transport;
 use std::os::fd::OwnedFd;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -168,20 +170,38 @@ impl Server {
         raise_memlock_limit()?;
         let cpus = placement(self.config.workers)?;
         raise_descriptor_limit(cpus.len(), self.config.limits.max_connections_per_core);
+        let mut predecessor = None;
         let sockets = match listen::passed_listeners(cpus.len())? {
             Some(passed) => passed,
-            None => listen::bind_all(
-                self.config.addr,
-                cpus.len(),
-                self.config.backlog,
-                self.config.port_sharing,
-            )?,
+            None => match self.take_over_listeners()? {
+                Some((taken, from)) => {
+                    predecessor = Some(from);
+                    taken
+                }
+                None => listen::bind_all(
+                    self.config.addr,
+                    cpus.len(),
+                    self.config.backlog,
+                    self.config.port_sharing,
+                )?,
+            },
         };
         let local_addr = sockets
             .first()
             .and_then(|s| s.local_addr().ok())
             .and_then(|a| a.as_socket())
             .ok_or_else(|| Error::startup("no listener was bound"))?;
+        // What the handoff socket offers the next server: the listeners themselves, not one
+        // duplicate per core.
+        let offered = match &self.config.handoff {
+            Some(_) => sockets
+                .iter()
+                .map(socket2::Socket::try_clone)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Error::io("cannot keep the listening sockets for a restart", e))?,
+            None => Vec::new(),
+        };
+        let per_core = listen::spread_over_cores(sockets, cpus.len())?;
         #[cfg(feature = "tls")]
         let (tls_reloader, mut core_tls) = match &self.config.tls {
             Some(tls) => {
@@ -191,20 +211,22 @@ impl Server {
             None => (None, Vec::new()),
         };
         let stop = Arc::new(EventFd::new()?);
+        let handed_over = Arc::new(AtomicBool::new(false));
         let core_mesh = crate::cores::mesh(cpus.len());
         let app = Arc::new(app);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Error>>();
 
         let mut threads = Vec::with_capacity(cpus.len());
-        for (index, (cpu, socket)) in cpus.into_iter().zip(sockets).enumerate() {
+        for (index, (cpu, sockets)) in cpus.into_iter().zip(per_core).enumerate() {
             let app = Arc::clone(&app);
             let worker = Worker {
                 index,
                 cpu,
                 config: self.config.clone(),
-                socket,
+                sockets,
                 core_mesh: core_mesh.clone(),
                 stop: Arc::clone(&stop),
+                handed_over: Arc::clone(&handed_over),
                 ready: ready_tx.clone(),
                 #[cfg(feature = "tls")]
                 tls: core_tls.get_mut(index).and_then(Option::take),
@@ -217,10 +239,11 @@ impl Server {
         }
         drop(ready_tx);
 
-        let running = RunningServer {
+        let mut running = RunningServer {
             local_addr,
             stop,
             threads,
+            handoff: None,
             #[cfg(feature = "tls")]
             tls: tls_reloader,
         };
@@ -239,7 +262,35 @@ impl Server {
                 }
             }
         }
+        if let Some(path) = &self.config.handoff {
+            let stop = Arc::clone(&running.stop);
+            let on_taken = move |_successor| {
+                handed_over.store(true, Ordering::Relaxed);
+                stop.signal();
+            };
+            // On failure `running` is dropped, which stops the cores.
+            running.handoff = Some(handoff::listen(path, offered, local_addr, on_taken)?);
+        }
+        if let Some(predecessor) = predecessor {
+            tracing::info!(
+                target: "squall::server",
+                "took over the listening sockets of process {} (SQUALL_HANDOFF); it drains and exits",
+                predecessor.pid()
+            );
+            predecessor.release();
+        }
         Ok(running)
+    }
+
+    /// The listening sockets of the server running on the handoff socket, if the
+    /// configuration names one and a server listens there.
+    fn take_over_listeners(
+        &self,
+    ) -> Result<Option<(Vec<socket2::Socket>, handoff::Predecessor)>, Error> {
+        match &self.config.handoff {
+            Some(path) => handoff::take_over(path, self.config.addr),
+            None => Ok(None),
+        }
     }
 }
 
@@ -267,6 +318,8 @@ pub struct RunningServer {
     local_addr: std::net::SocketAddr,
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<Result<(), Error>>>,
+    /// Where the next server takes the listening sockets over, if configured.
+    handoff: Option<handoff::HandoffSocket>,
     #[cfg(feature = "tls")]
     tls: Option<reload::TlsReloader>,
 }
@@ -346,9 +399,14 @@ struct Worker {
     index: usize,
     cpu: usize,
     config: Config,
-    socket: socket2::Socket,
+    /// The listening sockets this core accepts on: one, unless a restart took over more
+    /// sockets than there are cores.
+    sockets: Vec<socket2::Socket>,
     core_mesh: crate::cores::Mesh,
     stop: Arc<EventFd>,
+    /// Set when the stop is a handoff to the next server: the port stays served, so the
+    /// drain delay is skipped.
+    handed_over: Arc<AtomicBool>,
     ready: mpsc::Sender<Result<(), Error>>,
     #[cfg(feature = "tls")]
     tls: Option<reload::CoreTls>,
@@ -365,9 +423,10 @@ where
         index,
         cpu,
         config,
-        socket,
+        sockets,
         core_mesh,
         stop,
+        handed_over,
         ready,
         #[cfg(feature = "tls")]
         tls,
@@ -420,10 +479,13 @@ where
         }
         // The core's epoll set is made before the first connection, so running out of
         // descriptors later cannot stop connections from being served.
-        let listener = match crate::net::prepare()
-            .and_then(|()| crate::net::Listener::new(OwnedFd::from(socket)))
-        {
-            Ok(listener) => listener,
+        let listeners = match crate::net::prepare().and_then(|()| {
+            sockets
+                .into_iter()
+                .map(|socket| crate::net::Listener::new(OwnedFd::from(socket)))
+                .collect::<std::io::Result<Vec<_>>>()
+        }) {
+            Ok(listeners) => listeners,
             Err(e) => {
                 let e = Error::io("cannot set up the core's epoll set and listener", e);
                 let _ = ready.send(Err(Error::startup(e.to_string())));
@@ -451,11 +513,12 @@ where
         let shutdown = async move {
             let _ = stop_watch.readable().await;
             crate::per_core::begin_draining();
-            if !drain_delay.is_zero() {
+            if !drain_delay.is_zero() && !handed_over.load(Ordering::Relaxed) {
                 glommio::timer::sleep(drain_delay).await;
             }
         };
-        accept_loop(Rc::clone(&core), listener, shutdown).await;
+        accept_loop(Rc::clone(&core), &listeners, shutdown).await;
+        drop(listeners);
 
         core.begin_shutdown();
         let drained = core.connections.close();
