@@ -1,5 +1,5 @@
-//! The server as a process: what SIGTERM and SIGHUP do to `Server::serve`, and how a
-//! startup error ends the process.
+//! The server as a process: what SIGTERM and SIGHUP do to `Server::serve`, how a startup
+//! error ends the process, and restarts through the handoff socket (`SQUALL_HANDOFF`).
 //!
 //! Signals go to a whole process, so each test runs a server in a child: this test binary
 //! started again with `SQUALL_TEST_CHILD` set, running only `child_server`, which serves a
@@ -26,6 +26,10 @@ const CHILD: &str = "SQUALL_TEST_CHILD";
 /// way a container's default seccomp profile does.
 const DENY_IO_URING: &str = "SQUALL_TEST_DENY_IO_URING";
 
+/// Set in the child's environment: its application factory fails, after the listening
+/// sockets are taken (a new release that cannot start).
+const FAIL_APP: &str = "SQUALL_TEST_FAIL_APP";
+
 /// The child: this binary, running only `child_server`.
 const CHILD_ARGS: [&str; 4] = ["child_server", "--exact", "--nocapture", "--test-threads=1"];
 
@@ -34,6 +38,10 @@ const SOCKET_ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
 
 async fn hello(_req: Request) -> &'static str {
     "hello"
+}
+
+async fn pid(_req: Request) -> String {
+    std::process::id().to_string()
 }
 
 async fn echo(mut req: Request) -> Result<Response, Error> {
@@ -56,8 +64,18 @@ fn child_server() {
         .with_ansi(false)
         .with_env_filter("squall=debug")
         .init();
+    let fail_app = std::env::var_os(FAIL_APP).is_some();
     let served = Server::from_env().and_then(|server| {
-        server.serve(|| App::new().health().get("/", hello).post("/echo", echo))
+        server.serve(move || {
+            if fail_app {
+                return Err(Error::internal("this release cannot start"));
+            }
+            Ok(App::new()
+                .health()
+                .get("/", hello)
+                .get("/pid", pid)
+                .post("/echo", echo))
+        })
     });
     if let Err(e) = served {
         eprintln!("child: {e}");
@@ -560,4 +578,176 @@ fn a_second_signal_during_the_drain_delay_exits_at_once() {
     server.signal_twice(libc::SIGTERM, Duration::from_millis(50), libc::SIGINT);
     let status = server.exit_within(Duration::from_secs(2));
     assert_eq!(status.code(), Some(128 + libc::SIGINT), "{}", server.log());
+}
+
+/// Clients of a restart: keep-alive connections and a new connection per request, each
+/// asking `/pid` in a loop until told to stop. Every request must be answered with 200; a
+/// `Connection: close` answer is followed by a new connection, as any client does.
+struct RestartLoad {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<thread::JoinHandle<Result<Vec<String>, String>>>,
+}
+
+impl RestartLoad {
+    fn start(addr: SocketAddr) -> RestartLoad {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for keep_alive in [true, true, false] {
+            let stop = Arc::clone(&stop);
+            threads.push(thread::spawn(move || {
+                let mut answered_by = Vec::new();
+                let mut client: Option<Client> = None;
+                let mut sent = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let c = client.get_or_insert_with(|| Client::connect(addr));
+                    let request = if keep_alive {
+                        "GET /pid HTTP/1.1\r\nHost: t\r\n\r\n"
+                    } else {
+                        "GET /pid HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                    };
+                    c.try_send(request)
+                        .map_err(|e| format!("request {sent}: send failed: {e}"))?;
+                    let response = c
+                        .try_response(false)
+                        .map_err(|e| format!("request {sent}: {e}"))?;
+                    if response.status != 200 {
+                        return Err(format!("request {sent}: status {}", response.status));
+                    }
+                    let pid = response.text();
+                    if answered_by.last() != Some(&pid) {
+                        answered_by.push(pid);
+                    }
+                    if response.closes() {
+                        client = None;
+                    }
+                    sent += 1;
+                    thread::sleep(Duration::from_micros(500));
+                }
+                Ok(answered_by)
+            }));
+        }
+        RestartLoad { stop, threads }
+    }
+
+    /// Stops the clients; the pids that answered each, in order, or the first failure.
+    fn finish(self) -> Vec<Vec<String>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .expect("client thread")
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn restarts_through_the_handoff_socket_lose_no_request() {
+    let dir = support::TempDir::new("handoff-restart");
+    let path = dir.0.join("handoff.sock");
+    let path = path.to_str().expect("a utf-8 path");
+    let vars = [("SQUALL_HANDOFF", path), ("SQUALL_DRAIN_DELAY", "5s")];
+    let mut first = ServerProcess::start(&vars);
+    let addr = first.addr();
+    let load = RestartLoad::start(addr);
+    thread::sleep(Duration::from_millis(300));
+
+    // Twice: the second restart goes through the socket the first successor took over.
+    let mut second = ServerProcess::start(&vars);
+    assert_eq!(second.addr(), addr, "{}", second.log());
+    // The drain delay is skipped: the port never stops being served.
+    let status = first.exit_within(Duration::from_secs(4));
+    assert_eq!(status.code(), Some(0), "{}", first.log());
+    assert!(
+        first.log().contains("took over the listening sockets"),
+        "{}",
+        first.log()
+    );
+    let taken = format!(
+        "took over the listening sockets of process {}",
+        first.child.id()
+    );
+    assert!(second.log().contains(&taken), "{}", second.log());
+    thread::sleep(Duration::from_millis(300));
+
+    let mut third = ServerProcess::start(&vars);
+    assert_eq!(third.addr(), addr, "{}", third.log());
+    assert_eq!(second.exit_within(Duration::from_secs(4)).code(), Some(0));
+    thread::sleep(Duration::from_millis(300));
+
+    let pids = [&first, &second, &third].map(|s| s.child.id().to_string());
+    for answered_by in load.finish() {
+        // Each client was answered by the three servers in turn, with no request lost.
+        assert_eq!(answered_by, pids, "{}", third.log());
+    }
+    assert!(third.is_running());
+    assert!(std::path::Path::new(path).exists());
+    third.signal(libc::SIGTERM);
+    assert_eq!(third.exit_within(Duration::from_secs(10)).code(), Some(0));
+    assert!(
+        !std::path::Path::new(path).exists(),
+        "the socket file is removed at exit"
+    );
+}
+
+#[test]
+fn a_successor_that_cannot_start_leaves_the_old_server_serving() {
+    let dir = support::TempDir::new("handoff-failed");
+    let path = dir.0.join("handoff.sock");
+    let path = path.to_str().expect("a utf-8 path");
+    let mut first = ServerProcess::start(&[("SQUALL_HANDOFF", path)]);
+    let addr = first.addr();
+    let load = RestartLoad::start(addr);
+
+    let mut broken = ServerProcess::start(&[("SQUALL_HANDOFF", path), (FAIL_APP, "1")]);
+    assert_eq!(broken.exit_within(Duration::from_secs(10)).code(), Some(1));
+    assert!(
+        broken.log().contains("this release cannot start"),
+        "{}",
+        broken.log()
+    );
+    thread::sleep(Duration::from_millis(300));
+    assert!(first.is_running());
+    assert!(first.log().contains("did not complete"), "{}", first.log());
+
+    // The next attempt still finds the first server's socket.
+    let mut fixed = ServerProcess::start(&[("SQUALL_HANDOFF", path)]);
+    assert_eq!(fixed.addr(), addr);
+    assert_eq!(first.exit_within(Duration::from_secs(10)).code(), Some(0));
+    thread::sleep(Duration::from_millis(200));
+    let pids = [&first, &fixed].map(|s| s.child.id().to_string());
+    for answered_by in load.finish() {
+        assert_eq!(answered_by, pids);
+    }
+}
+
+#[test]
+fn a_handoff_path_that_is_not_a_socket_or_a_different_address_stops_startup() {
+    let dir = support::TempDir::new("handoff-refused");
+    let file = dir.write("not-a-socket", "keep me");
+    let file = file.to_str().expect("a utf-8 path");
+    let mut server = ServerProcess::start(&[("SQUALL_HANDOFF", file)]);
+    assert_eq!(server.exit_within(Duration::from_secs(10)).code(), Some(1));
+    let log = server.log();
+    assert!(
+        log.contains(file) && log.contains("is not a socket"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(file).expect("left alone"),
+        "keep me"
+    );
+
+    let path = dir.0.join("handoff.sock");
+    let path = path.to_str().expect("a utf-8 path");
+    let mut running = ServerProcess::start(&[("SQUALL_HANDOFF", path)]);
+    let addr = running.addr();
+    let elsewhere = format!("127.0.0.1:{}", addr.port() ^ 1);
+    let mut other = ServerProcess::start(&[("SQUALL_HANDOFF", path), ("SQUALL_ADDR", &elsewhere)]);
+    assert_eq!(other.exit_within(Duration::from_secs(10)).code(), Some(1));
+    let log = other.log();
+    assert!(log.contains(&format!("it listens on {addr}")), "{log}");
+    assert!(running.is_running());
 }
