@@ -657,6 +657,28 @@ mod tests {
     }
 
     #[test]
+    fn sockets_taken_over_are_shared_out_over_any_number_of_cores() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+        let port_of = |s: &socket2::Socket| {
+            s.local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .map(|a| a.port())
+        };
+        // Three sockets over two cores: one core accepts on two of them.
+        let three = bind_all(addr, 3, 16, PortSharing::Exclusive).expect("bind");
+        let spread = spread_over_cores(three, 2).expect("spread");
+        assert_eq!(spread.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+        // One socket over three cores: the others share its accept queue.
+        let one = bind_all(addr, 1, 16, PortSharing::Exclusive).expect("bind");
+        let port = port_of(&one[0]);
+        let spread = spread_over_cores(one, 3).expect("spread");
+        assert_eq!(spread.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
+        assert!(spread.iter().all(|core| port_of(&core[0]) == port));
+        assert!(spread_over_cores(Vec::new(), 2).is_err());
+    }
+
+    #[test]
     fn connections_a_previous_server_left_do_not_block_a_restart() {
         let loopback = "127.0.0.1:0".parse().expect("literal");
         let old = bind_all(loopback, 1, 128, PortSharing::Exclusive).expect("old");

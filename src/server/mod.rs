@@ -16,6 +16,13 @@
 //! `ReusePort=yes`) keeps a queue per core. A `LISTEN_PID` that is not this process, another
 //! number of sockets, or a descriptor that is not a listening TCP socket is a startup error.
 //!
+//! ## Restarts
+//!
+//! With a handoff socket ([`Config::handoff`](crate::Config::handoff)) a new server takes
+//! the running one's listening sockets instead of binding, and the old one drains once the
+//! new one is ready: see `handoff.rs`. Sockets taken over are shared out over this server's
+//! cores (`listen::spread_over_cores`), whatever the old server's core count was.
+//!
 //! ## Signals
 //!
 //! [`Server::serve`] catches SIGINT, SIGTERM and SIGHUP (`os::StopSignals`); [`Server::spawn`]
@@ -23,7 +30,7 @@
 //!
 //! | signal | what the server does |
 //! |---|---|
-//! | SIGTERM or SIGINT, the first | turns `/readyz` ([`health`](crate::health)) to 503, goes on accepting and serving for the drain delay (`Config::drain_delay`, default none), then stops accepting, lets requests in flight finish (up to `shutdown_timeout`), closes idle connections, returns |
+//! | SIGTERM or SIGINT, the first | turns `/readyz` ([`health`](crate::health)) to 503, goes on accepting and serving for the drain delay (`Config::drain_delay`, default none), then stops accepting, lets requests in flight finish (up to `shutdown_timeout`), closes idle connections (each gets 250 ms to send one more request, answered with `Connection: close`), returns |
 //! | the same signal again within 1 s of the first | nothing more: the same request to drain, logged only at debug level |
 //! | the other signal, or the same one more than 1 s later | exits at once with status 128 + the signal's number (143 for SIGTERM, 130 for SIGINT) |
 //! | SIGHUP | reloads the TLS certificate and key files ([`RunningServer::reload_tls`]); without TLS, logs that there is nothing to reload |
