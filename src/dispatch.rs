@@ -97,7 +97,7 @@ impl Dispatcher {
         let handler = self.router.route_request(&mut request);
         if !self.access_log && !self.router.request_ids() {
             return Responding {
-                pending: self.router.start(handler, request),
+                pending: self.run(self.router.start(handler, request)),
                 extras: None,
                 _admitted: admitted,
             };
@@ -129,6 +129,13 @@ impl Dispatcher {
             Some(span) => span.in_scope(|| self.router.start(handler, request)),
             None => self.router.start(handler, request),
         };
+        // A handler moved to the handler queue is polled outside the connection's task, so
+        // it takes its span along.
+        let pending = match (&span, self.router.shedding()) {
+            (Some(span), Some(_)) => Box::pin(pending.instrument(span.clone())),
+            _ => pending,
+        };
+        let pending = self.run(pending);
         Responding {
             pending,
             extras: Some(Box::new(Extras {
@@ -138,6 +145,15 @@ impl Dispatcher {
                 span,
             })),
             _admitted: admitted,
+        }
+    }
+
+    /// With load shedding on, moves a started handler into the core's handler queue
+    /// ([`Shedding`]); otherwise it runs in the connection's task.
+    fn run(&self, pending: LocalFuture<'static, Response>) -> LocalFuture<'static, Response> {
+        match self.router.shedding() {
+            Some(shedding) => shedding.run_admitted(pending),
+            None => pending,
         }
     }
 

@@ -165,10 +165,12 @@ impl App {
     /// answered). A request beyond it is answered at once with `503 Service Unavailable`
     /// and `Retry-After: 1`, without routing or running a handler, so that a core past its
     /// capacity keeps the latency of the requests it does take instead of letting every
-    /// request wait longer (measured in BENCHMARKS.md, "Load shedding"). There is no queue:
-    /// the connections' own buffers and the listen backlog are the queue. Pick the limit
-    /// from the concurrency one core sustains at the latency you promise (Little's law:
-    /// requests per second × seconds per request). Zero is a configuration mistake.
+    /// request wait longer (measured in BENCHMARKS.md, "Load shedding"). With shedding on,
+    /// admitted handlers run as tasks in a queue below the connections' (see
+    /// `router::Shedding`): requests are read and refused ahead of the work, and a handler
+    /// waiting for the core counts in flight. Pick the limit from the concurrency one core
+    /// sustains at the latency you promise (Little's law: requests per second × seconds per
+    /// request). Zero is a configuration mistake.
     pub fn max_in_flight(mut self, limit: usize) -> App {
         if limit == 0 {
             self.mistake
@@ -178,14 +180,13 @@ impl App {
         self
     }
 
-    /// Load shedding by waiting time: a probe on each core measures how late a task runs
-    /// (every 5 ms it sleeps and notes how much later than asked it woke: the time ready
-    /// tasks, connections with requests among them, wait for the core). While that delay
-    /// is over `limit`, new requests are answered at once with `503` and `Retry-After: 1`,
-    /// as past [`max_in_flight`](App::max_in_flight). This is the bound that works for
-    /// handlers that compute rather than wait: such a handler finishes in one poll, so
-    /// requests never pile up in flight, they pile up in the sockets waiting to be read.
-    /// Zero is a configuration mistake.
+    /// Load shedding by waiting time: a probe on each core, a task among the admitted
+    /// handlers, measures how late it runs (every 5 ms it sleeps and notes how much later
+    /// than asked it woke: the time an admitted handler waits for the core). While that
+    /// delay is over `limit`, new requests are answered at once with `503` and
+    /// `Retry-After: 1`, as past [`max_in_flight`](App::max_in_flight). It bounds the wait
+    /// in time rather than in requests, whatever each costs. Zero is a configuration
+    /// mistake.
     pub fn max_queue_delay(mut self, limit: Duration) -> App {
         if limit.is_zero() {
             self.mistake.get_or_insert(
@@ -392,14 +393,34 @@ pub(crate) struct Router {
 }
 
 /// This core's load-shedding state: requests in flight against their bound
-/// ([`App::max_in_flight`]), and whether tasks wait longer than allowed for the core
+/// ([`App::max_in_flight`]), and whether handlers wait longer than allowed for the core
 /// ([`App::max_queue_delay`], set by the core's probe).
+///
+/// ## Refusing ahead of the work
+///
+/// With shedding on, admitted handlers run as tasks of their own in a task queue of lower
+/// priority than the connections' (`handler_queue`). A core past its capacity then still
+/// reads every request promptly and answers the ones over the bound with 503 at once, while
+/// the admitted ones wait their turn in the handler queue; and handlers that compute
+/// without awaiting pile up there, in flight, where the bounds see them. Were handlers
+/// polled inside their connection's task, as they are without shedding, a refused request
+/// would wait behind the work of every connection ahead of it before anyone read it.
 pub(crate) struct Shedding {
     limit: usize,
     in_flight: Rc<Cell<usize>>,
     max_queue_delay: Option<Duration>,
     lagging: Cell<bool>,
+    /// Made on first use, on the core's executor.
+    handler_queue: Cell<Option<glommio::TaskQueueHandle>>,
 }
+
+/// The connections' task queue has glommio's default 1,000 shares; handlers get a tenth of
+/// that. Shares decide only while both queues have work: the connections' tasks are short
+/// (read, parse, admit or refuse, write), so handlers get the rest of the core.
+const HANDLER_QUEUE_SHARES: usize = 100;
+/// While handlers are queued, the core stops running them this often to look for new
+/// events, so that reading and refusing requests waits at most about this long.
+const HANDLER_QUEUE_PREEMPT: Duration = Duration::from_millis(1);
 
 /// One admitted request's place in the count, given back when it is dropped: answered,
 /// or abandoned by a client that went away.
@@ -418,6 +439,42 @@ impl Shedding {
             in_flight: Rc::new(Cell::new(0)),
             max_queue_delay,
             lagging: Cell::new(false),
+            handler_queue: Cell::new(None),
+        }
+    }
+
+    /// The task queue admitted handlers run in (see the type's docs), made on first use.
+    pub(crate) fn handler_queue(&self) -> glommio::TaskQueueHandle {
+        if let Some(queue) = self.handler_queue.get() {
+            return queue;
+        }
+        let queue = glommio::executor().create_task_queue(
+            glommio::Shares::Static(HANDLER_QUEUE_SHARES),
+            glommio::Latency::Matters(HANDLER_QUEUE_PREEMPT),
+            "squall-handlers",
+        );
+        self.handler_queue.set(Some(queue));
+        queue
+    }
+
+    /// Runs an admitted request's handler as a task in the handler queue; the returned
+    /// future waits for its response. Dropping it (the client went away) cancels the task.
+    pub(crate) fn run_admitted(
+        &self,
+        pending: LocalFuture<'static, Response>,
+    ) -> LocalFuture<'static, Response> {
+        // A panic is carried out of the task and resumed in the caller's future, where
+        // `Router::complete` turns it into a 500 as for any handler.
+        let work = AssertUnwindSafe(pending).catch_unwind();
+        match glommio::spawn_local_into(work, self.handler_queue()) {
+            Ok(task) => Box::pin(async move {
+                match task.await {
+                    Ok(response) => response,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }),
+            // Only a queue that no longer exists fails, and this core's lives as long as it.
+            Err(_) => Box::pin(std::future::ready(Shedding::refusal())),
         }
     }
 

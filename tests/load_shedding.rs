@@ -122,3 +122,68 @@ fn a_core_that_falls_behind_on_computation_sheds_by_waiting_time() {
         statuses_under_cpu_load(|| App::new().get("/busy", |_req: Request| async { busy(2) }));
     assert_eq!((ok, refused), (200, 0), "without a limit nothing is shed");
 }
+
+/// A handler that computes for `COMPUTE` without awaiting anything.
+fn compute() -> &'static str {
+    let started = Instant::now();
+    while started.elapsed() < COMPUTE {
+        std::hint::spin_loop();
+    }
+    "computed"
+}
+
+const COMPUTE: Duration = Duration::from_millis(20);
+
+#[test]
+fn handlers_that_compute_are_bounded_in_flight_and_the_rest_refused_ahead_of_them() {
+    // One worker, so every request meets the same bound.
+    let config = support::config().workers(1);
+    let server = support::start_with(config, || {
+        App::new()
+            .max_in_flight(4)
+            .get("/compute", |_req: Request| async { compute() })
+            .get("/panic", |_req: Request| async {
+                if true {
+                    panic!("on purpose");
+                }
+                "never"
+            })
+    });
+    let mut clients: Vec<Client> = (0..32)
+        .map(|_| Client::connect(server.local_addr()))
+        .collect();
+    let sent = Instant::now();
+    for client in &mut clients {
+        send(client, "/compute");
+    }
+    let mut refused = 0;
+    for client in &mut clients {
+        let response = client.response();
+        match response.status {
+            200 => assert_eq!(response.text(), "computed"),
+            503 => {
+                refused += 1;
+                // Handlers run in a queue of their own, below the connections': a refusal
+                // waits for at most the handler that was running, not for all of them.
+                let waited = sent.elapsed();
+                assert!(
+                    waited < COMPUTE * 16,
+                    "a refusal waited {waited:?}, behind the admitted handlers"
+                );
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // Computing handlers finish in one poll each, yet they count in flight while queued.
+    assert!(
+        refused >= 16,
+        "only {refused} of 32 refused past a bound of 4"
+    );
+
+    // A panic in the handler queue is still a 500, and the core serves on.
+    let mut client = Client::connect(server.local_addr());
+    send(&mut client, "/panic");
+    assert_eq!(client.response().status, 500);
+    send(&mut client, "/compute");
+    assert_eq!(client.response().text(), "computed");
+}

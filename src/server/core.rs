@@ -295,11 +295,21 @@ impl Core {
         }
     }
 
-    /// Measures how long a ready task waits for this core, for load shedding by waiting
-    /// time ([`App::max_queue_delay`](crate::App::max_queue_delay)): sleeps a short while
-    /// and notes how much later than asked it woke. Runs only when the application set the
-    /// limit.
-    pub(crate) async fn run_queue_probe(self: Rc<Self>) {
+    /// Starts the probe of load shedding by waiting time
+    /// ([`App::max_queue_delay`](crate::App::max_queue_delay)) when the application set
+    /// the limit: a task in the handler queue, so that it measures how long an admitted
+    /// handler waits for the core.
+    pub(crate) fn spawn_queue_probe(self: &Rc<Self>) -> Option<glommio::task::JoinHandle<()>> {
+        let shedding = self.dispatcher.shedding()?;
+        shedding.max_queue_delay()?;
+        let probe = Rc::clone(self).run_queue_probe();
+        glommio::spawn_local_into(probe, shedding.handler_queue())
+            .ok()
+            .map(glommio::Task::detach)
+    }
+
+    /// The probe: sleeps a short while and notes how much later than asked it woke.
+    async fn run_queue_probe(self: Rc<Self>) {
         const PROBE_PERIOD: Duration = Duration::from_millis(5);
         let Some(shedding) = self.dispatcher.shedding() else {
             return;

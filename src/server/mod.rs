@@ -513,7 +513,7 @@ where
         let _ = ready.send(Ok(()));
 
         let ticker = glommio::spawn_local(Rc::clone(&core).run_ticker()).detach();
-        let queue_probe = glommio::spawn_local(Rc::clone(&core).run_queue_probe()).detach();
+        let queue_probe = core.spawn_queue_probe();
         // A stop turns `/readyz` to 503 at once; with a drain delay the core goes on
         // accepting and serving as before for that long, so that a load balancer stops
         // sending first, and only then does the graceful shutdown begin.
@@ -538,7 +538,9 @@ where
             tracing::warn!(target: "squall::server", "core {index}: shutdown deadline passed with requests in flight");
         }
         ticker.cancel();
-        queue_probe.cancel();
+        if let Some(probe) = queue_probe {
+            probe.cancel();
+        }
         Ok(())
     })
 }
