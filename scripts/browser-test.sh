@@ -2,10 +2,12 @@
 # The examples in a real browser (playwright-core driving Debian's headless Chromium): builds
 # and starts examples/chat with two workers for tests/browser/chat.test.mjs, the same over
 # HTTPS and wss:// (a CA made here, trusted through an NSS database of the browser's own),
-# then examples/blog (on the PostgreSQL of DATABASE_URL) for tests/browser/blog.test.mjs.
+# examples/blog (on the PostgreSQL of DATABASE_URL) for tests/browser/blog.test.mjs, and
+# examples/service for tests/browser/cors.test.mjs (calls from pages of other origins).
 #
-#   bash scripts/browser-test.sh                          # build and start both examples
-#   CHAT_URL=http://127.0.0.1:8080 BLOG_URL=http://127.0.0.1:8081 bash scripts/browser-test.sh
+#   bash scripts/browser-test.sh                          # build and start the examples
+#   CHAT_URL=http://127.0.0.1:8080 BLOG_URL=http://127.0.0.1:8081 \
+#     SERVICE_URL=http://127.0.0.1:8082 bash scripts/browser-test.sh
 #                                                         # test servers already running
 #
 # Installs what it needs: Chromium with apt-get when /usr/bin/chromium is missing, NSS's
@@ -62,9 +64,9 @@ if [[ ! -d tests/browser/node_modules/playwright-core ||
 fi
 
 mkdir -p "$OUT"
-if [[ -z ${CHAT_URL:-} || -z ${BLOG_URL:-} ]]; then
-    log "building examples/chat and examples/blog (release)"
-    cargo build --locked --release --example chat --example blog
+if [[ -z ${CHAT_URL:-} || -z ${BLOG_URL:-} || -z ${SERVICE_URL:-} ]]; then
+    log "building examples/chat, examples/blog and examples/service (release)"
+    cargo build --locked --release --example chat --example blog --example service
 fi
 
 # A CA and a certificate for localhost it signs (ECDSA P-256), in $OUT/tls, and an NSS
@@ -86,20 +88,21 @@ make_test_pki() {
     certutil -d "sql:$dir/home/.pki/nssdb" -A -n squall-test-ca -t C,, -i "$dir/ca.pem"
 }
 
-# Runs tests/browser/$1.test.mjs against $2, or against examples/$1 started here with two
-# workers (so that tabs land on both cores) when $2 is empty; over HTTPS when $3 is "tls".
+# Runs tests/browser/$1.test.mjs against $2, or against examples/$4 (default: $1) started
+# here with two workers (so that tabs land on both cores) when $2 is empty; over HTTPS when
+# $3 is "tls".
 run_suite() {
-    local name=$1 url=$2 tls=${3:-}
+    local name=$1 url=$2 tls=${3:-} example=${4:-$1}
     if [[ -z $url ]]; then
         # A port the kernel says is free now; the server binds it a moment later.
         local port
         port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
         if [[ $tls == tls ]]; then
             SQUALL_TLS_CERT=$OUT/tls/server.pem SQUALL_TLS_KEY=$OUT/tls/server.key \
-                start_example "$name" "$port" 2 "$OUT/$name-tls.log"
+                start_example "$example" "$port" 2 "$OUT/$name-tls.log"
             url=https://localhost:$port
         else
-            start_example "$name" "$port" 2 "$OUT/$name.log"
+            start_example "$example" "$port" 2 "$OUT/$name.log"
             url=http://127.0.0.1:$port
         fi
     fi
@@ -124,3 +127,10 @@ if [[ -z ${CHAT_URL:-} ]]; then
     run_suite chat "" tls
 fi
 run_suite blog "${BLOG_URL:-}"
+# The origin the service allows: a free port, where tests/browser/cors.test.mjs serves the
+# calling page.
+if [[ -z ${CORS_ALLOWED_ORIGIN:-} ]]; then
+    CORS_ALLOWED_ORIGIN=http://localhost:$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+fi
+export CORS_ALLOWED_ORIGIN SERVICE_CORS_ORIGIN=$CORS_ALLOWED_ORIGIN
+run_suite cors "${SERVICE_URL:-}" "" service
