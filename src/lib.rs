@@ -213,7 +213,7 @@ pub use crate::error::Error;
 #[cfg(feature = "files")]
 pub use crate::files::StaticFiles;
 pub use crate::handler::Handler;
-pub use crate::request::{Args, Extensions, Request};
+pub use crate::request::{Args, Extensions, Peer, Request};
 pub use crate::response::{Html, IntoResponse, Json, Response};
 pub use crate::router::{App, IntoApp};
 pub use crate::server::{RunningServer, Server};

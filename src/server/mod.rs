@@ -504,6 +504,7 @@ mod tests {
                 assert!(server_side.as_socket2().tcp_nodelay().expect("getsockopt"));
                 let router = crate::App::new().into_router(Vec::new()).expect("router");
                 let core = Rc::new(Core::new(Config::default(), router));
+                let peer = crate::request::Peer::Ip(peer.expect("a TCP peer"));
                 let future = conn::serve(core, server_side, peer);
                 let size = std::mem::size_of_val(&future);
                 drop((future, client));
@@ -544,7 +545,7 @@ mod tests {
                       POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nsecond\
                       GET /missing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
                 );
-                let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+                let peer = crate::request::Peer::Ip(([127, 0, 0, 1], 1).into());
                 conn::serve(core, pipe, peer).await;
                 let written = output.borrow().clone();
                 String::from_utf8(written).expect("utf-8")
