@@ -208,7 +208,7 @@ mod server;
 pub use crate::body::{Body, BodySender, RequestBody};
 #[cfg(feature = "compress")]
 pub use crate::compress::Compression;
-pub use crate::config::{Config, Limits, PortSharing};
+pub use crate::config::{Config, Limits, ListenAddr, PortSharing};
 pub use crate::error::Error;
 #[cfg(feature = "files")]
 pub use crate::files::StaticFiles;

@@ -40,6 +40,15 @@ pub(crate) struct TrustedProxies {
     pub(crate) unix: bool,
 }
 
+impl From<&crate::config::Config> for TrustedProxies {
+    fn from(config: &crate::config::Config) -> TrustedProxies {
+        TrustedProxies {
+            nets: config.trusted_proxies.clone(),
+            unix: config.trust_unix_peers,
+        }
+    }
+}
+
 impl From<Vec<ipnet::IpNet>> for TrustedProxies {
     fn from(nets: Vec<ipnet::IpNet>) -> TrustedProxies {
         TrustedProxies { nets, unix: false }
