@@ -281,10 +281,16 @@ impl Config {
         Ok(self)
     }
 
-    /// Sets the listen address: a `SocketAddr`, or a [`ListenAddr`] such as
-    /// `ListenAddr::unix("/run/app/http.sock")`.
-    pub fn addr(mut self, addr: impl Into<ListenAddr>) -> Self {
-        self.addr = addr.into();
+    /// Sets the TCP listen address.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = ListenAddr::Tcp(addr);
+        self
+    }
+
+    /// Listens on a Unix stream socket at `path` (absolute) instead of TCP; see
+    /// [`ListenAddr`].
+    pub fn unix_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.addr = ListenAddr::Unix(path.into());
         self
     }
 
@@ -380,10 +386,7 @@ impl Config {
         }
         if let ListenAddr::Unix(path) = &self.addr {
             check_unix_path(path).map_err(|e| {
-                Error::config(format!(
-                    "invalid configuration: unix socket path {}: {e}",
-                    path.display()
-                ))
+                Error::config(format!("invalid configuration: {e}: {}", path.display()))
             })?;
         }
         if self.unix_mode > 0o777 {
@@ -683,10 +686,7 @@ mod tests {
             assert!(err.to_string().contains("SQUALL_UNIX_MODE"), "{err}");
         }
         // The builder's values are checked at startup too.
-        assert!(Config::default()
-            .addr(ListenAddr::unix("x.sock"))
-            .validate()
-            .is_err());
+        assert!(Config::default().unix_socket("x.sock").validate().is_err());
         assert!(Config::default().unix_mode(0o4755).validate().is_err());
     }
 
