@@ -673,7 +673,7 @@ mod tests {
             (long.as_str(), "108 bytes"),
         ];
         for (addr, why) in refused {
-            let err = from(&[("SQUALL_ADDR", &addr)]).expect_err("refused");
+            let err = from(&[("SQUALL_ADDR", addr)]).expect_err("refused");
             let message = err.to_string();
             assert!(
                 message.contains("SQUALL_ADDR") && message.contains(why),

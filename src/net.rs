@@ -1,4 +1,4 @@
-//! TCP sockets and listeners driven by the executor's epoll set rather than by a glommio
+//! TCP sockets, and TCP or Unix listeners, driven by the executor's epoll set rather than by a glommio
 //! poll per read or accept: the [`squall_net`] crate, re-exported so applications name the
 //! same types squall does.
 //!
