@@ -1,5 +1,5 @@
-//! Stream sockets (TCP, and Unix for listeners behind a local proxy) and listeners driven by the executor's epoll set (`readiness.rs`) rather than
-//! by a glommio poll per read or accept: the socket layer of the squall web framework
+//! Stream sockets (TCP, and Unix for a server behind a local proxy) and listeners driven by
+//! the executor's epoll set (`readiness.rs`) rather than by a glommio poll per read or accept: the socket layer of the squall web framework
 //! (re-exported there as `squall::net`), in a crate of its own so that clients such as
 //! squall's load generator use it without compiling the framework.
 //!
