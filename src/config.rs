@@ -9,7 +9,8 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `SQUALL_ADDR` | listen address | `127.0.0.1:8080` |
+//! | `SQUALL_ADDR` | listen address: `IP:port`, or `unix:/absolute/path` for a Unix socket ([`ListenAddr`]) | `127.0.0.1:8080` |
+//! | `SQUALL_UNIX_MODE` | permissions of the Unix socket file, in octal | `660` |
 //! | `SQUALL_WORKERS` | executors (one per core, pinned); set, the cpu quota is not read | the CPUs this process may use, at most its cgroup v2 `cpu.max` quota rounded up |
 //! | `SQUALL_BACKLOG` | listen backlog per core | `4096` |
 //! | `SQUALL_PORT_SHARING` | `exclusive`: refuse to start on a port another server listens on; `takeover`: start beside it, as the new half of a restart ([`PortSharing`]) | `exclusive` |
@@ -17,7 +18,7 @@
 //! | `SQUALL_ACCESS_LOG` | `1`/`true` logs every request through `tracing` | off |
 //! | `SQUALL_SHUTDOWN_TIMEOUT` | graceful shutdown deadline | `30s` |
 //! | `SQUALL_DRAIN_DELAY` | after a stop, how long to keep accepting and serving with `/readyz` at 503 before the graceful shutdown ([`health`](crate::health)) | `0s` |
-//! | `SQUALL_TRUSTED_PROXIES` | comma-separated IPs/CIDRs allowed to set `X-Forwarded-For` | none |
+//! | `SQUALL_TRUSTED_PROXIES` | comma-separated IPs/CIDRs allowed to set `X-Forwarded-For`; `unix` trusts every peer on the Unix socket | none |
 //! | `SQUALL_MAX_HEAD_BYTES` | request line + headers (at most 65535) | `65535` |
 //! | `SQUALL_MAX_HEADERS` | header count (at most 512) | `100` |
 //! | `SQUALL_MAX_TARGET_BYTES` | request target | `16384` |
@@ -34,6 +35,7 @@
 //! Durations take a unit: `250ms`, `10s`, `2m`; a bare number means seconds.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -110,14 +112,20 @@ pub enum PortSharing {
     Exclusive,
     /// Start beside the server already listening, sharing the port through `SO_REUSEPORT`
     /// (same user only), so that the old one can drain while this one takes new connections.
+    /// On a Unix socket the new server binds beside the path and renames its socket over
+    /// it, which sends new connections to it at once.
     Takeover,
 }
 
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Address every core listens on, through its own `SO_REUSEPORT` socket.
-    pub addr: SocketAddr,
+    /// Where to listen: a TCP address, which every core listens on through its own
+    /// `SO_REUSEPORT` socket, or a Unix socket that every core shares.
+    pub addr: ListenAddr,
+    /// Permissions of the Unix socket file (with [`ListenAddr::Unix`]); see
+    /// [`Config::unix_mode`].
+    pub unix_mode: u32,
     /// Executors to run, each pinned to one CPU. `None` means one per CPU this process may
     /// use, but no more than its cgroup v2 CPU quota (`cpu.max`, rounded up to whole CPUs).
     pub workers: Option<usize>,
@@ -141,6 +149,9 @@ pub struct Config {
     pub drain_delay: Duration,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Whether every peer on the Unix socket is a trusted proxy; see
+    /// [`Config::trust_unix_peers`].
+    pub trust_unix_peers: bool,
     /// Per-connection bounds.
     pub limits: Limits,
     /// Serve HTTPS with these certificates instead of plain HTTP.
@@ -151,7 +162,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            addr: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            unix_mode: DEFAULT_UNIX_MODE,
             workers: None,
             backlog: 4096,
             port_sharing: PortSharing::Exclusive,
@@ -161,6 +173,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
             trusted_proxies: Vec::new(),
+            trust_unix_peers: false,
             limits: Limits::default(),
             #[cfg(feature = "tls")]
             tls: None,
@@ -183,7 +196,10 @@ impl Config {
     ) -> Result<Config, Error> {
         let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if let Some(v) = var("SQUALL_ADDR") {
-            self.addr = parse_addr(&v).map_err(|e| env_error("SQUALL_ADDR", &v, &e))?;
+            self.addr = v.parse().map_err(|e| env_error("SQUALL_ADDR", &v, &e))?;
+        }
+        if let Some(v) = var("SQUALL_UNIX_MODE") {
+            self.unix_mode = parse_mode(&v).map_err(|e| env_error("SQUALL_UNIX_MODE", &v, &e))?;
         }
         if let Some(v) = var("SQUALL_WORKERS") {
             self.workers = Some(parse_number("SQUALL_WORKERS", &v)?);
@@ -217,10 +233,10 @@ impl Config {
             self.drain_delay = parse_env_duration("SQUALL_DRAIN_DELAY", &v)?;
         }
         if let Some(v) = var("SQUALL_TRUSTED_PROXIES") {
-            self.trusted_proxies = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
+            let entries = v.split(',').map(str::trim).filter(|s| !s.is_empty());
+            self.trust_unix_peers = entries.clone().any(|s| s.eq_ignore_ascii_case("unix"));
+            self.trusted_proxies = entries
+                .filter(|s| !s.eq_ignore_ascii_case("unix"))
                 .map(|s| parse_net(s).map_err(|e| env_error("SQUALL_TRUSTED_PROXIES", s, &e)))
                 .collect::<Result<_, _>>()?;
         }
@@ -274,9 +290,36 @@ impl Config {
         Ok(self)
     }
 
-    /// Sets the listen address.
+    /// Sets the TCP listen address.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
-        self.addr = addr;
+        self.addr = ListenAddr::Tcp(addr);
+        self
+    }
+
+    /// Listens on a Unix stream socket at `path` (absolute) instead of TCP; see
+    /// [`ListenAddr`].
+    pub fn unix_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.addr = ListenAddr::Unix(path.into());
+        self
+    }
+
+    /// Sets the permissions of the Unix socket file (say `0o660`), applied when it is
+    /// created. Connecting needs write permission, so the default, `0o660`, lets the
+    /// server's user and group in (put the proxy in the group) and nobody else; the process
+    /// umask is not consulted, so that the socket's reach does not depend on how the service
+    /// happened to be started.
+    pub fn unix_mode(mut self, mode: u32) -> Self {
+        self.unix_mode = mode;
+        self
+    }
+
+    /// Sets whether every peer on the Unix socket is a trusted proxy, whose
+    /// `X-Forwarded-For`, `X-Real-IP` and `X-Forwarded-Proto` are believed (`unix` in
+    /// `SQUALL_TRUSTED_PROXIES`). Off by default, as for TCP: only a proxy that sets those
+    /// headers itself may be trusted (nginx passes a client's `X-Forwarded-For` through
+    /// untouched unless told otherwise), and who may connect is up to the socket's mode.
+    pub fn trust_unix_peers(mut self, trust: bool) -> Self {
+        self.trust_unix_peers = trust;
         self
     }
 
@@ -366,6 +409,14 @@ impl Config {
         if self.workers == Some(0) {
             return invalid("workers must be at least 1");
         }
+        if let ListenAddr::Unix(path) = &self.addr {
+            check_unix_path(path).map_err(|e| {
+                Error::config(format!("invalid configuration: {e}: {}", path.display()))
+            })?;
+        }
+        if self.unix_mode > 0o777 {
+            return invalid("unix_mode must be permission bits, at most 0o777");
+        }
         if l.max_headers == 0 || l.max_headers > MAX_HEADERS_CEILING {
             return invalid(&format!(
                 "max_headers must be between 1 and {MAX_HEADERS_CEILING}"
@@ -401,6 +452,15 @@ impl Config {
             if path.as_os_str().is_empty() || path.as_os_str().len() > 107 {
                 return invalid("the handoff socket path must be 1 to 107 bytes long");
             }
+            // A Unix socket restarts by renaming the new one over the old
+            // (`SQUALL_PORT_SHARING=takeover`): new connections reach only the new socket, and
+            // the old server accepts what its own queue still holds before it closes.
+            if matches!(self.addr, ListenAddr::Unix(_)) {
+                return invalid(
+                    "SQUALL_HANDOFF hands over TCP listeners; a server on a Unix socket \
+                     restarts with SQUALL_PORT_SHARING=takeover",
+                );
+            }
         }
         if http::HeaderValue::from_str(&self.server_name).is_err() {
             return invalid("server_name must be a valid header value");
@@ -411,12 +471,6 @@ impl Config {
 
 fn env_error(name: &str, value: &str, why: &dyn std::fmt::Display) -> Error {
     Error::config(format!("invalid {name}={value:?}: {why}"))
-}
-
-fn parse_addr(v: &str) -> Result<SocketAddr, String> {
-    v.trim()
-        .parse()
-        .map_err(|_| "expected an IP address and port such as 127.0.0.1:8080".to_owned())
 }
 
 fn parse_net(v: &str) -> Result<IpNet, String> {
@@ -459,6 +513,117 @@ pub(crate) fn parse_duration(v: &str) -> Option<Duration> {
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
         "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
         _ => None,
+    }
+}
+
+/// The default mode of a Unix socket file: read and write (which connecting needs) for
+/// the server's user and group only.
+pub const DEFAULT_UNIX_MODE: u32 = 0o660;
+
+/// Where a server listens: a TCP address, or the path of a Unix stream socket for a server
+/// behind a proxy on the same machine.
+///
+/// Parsed from `SQUALL_ADDR`: `127.0.0.1:8080`, `[::]:443`, or `unix:/run/app/http.sock`.
+/// A Unix socket path must be absolute (the proxy names the same path, and a relative one
+/// would depend on the directory the service was started in) and at most 107 bytes (the
+/// kernel's `sun_path` holds 108 with the terminating NUL). Abstract sockets are not
+/// supported.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ListenAddr {
+    /// A TCP address; every core listens on it through its own `SO_REUSEPORT` socket.
+    Tcp(SocketAddr),
+    /// A Unix stream socket at this path, one listening socket that every core shares.
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    /// A Unix socket at `path`.
+    pub fn unix(path: impl Into<PathBuf>) -> ListenAddr {
+        ListenAddr::Unix(path.into())
+    }
+
+    /// The TCP address, or `None` for a Unix socket.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            ListenAddr::Tcp(addr) => Some(*addr),
+            ListenAddr::Unix(_) => None,
+        }
+    }
+
+    /// The socket path, or `None` for TCP.
+    pub fn unix_path(&self) -> Option<&Path> {
+        match self {
+            ListenAddr::Tcp(_) => None,
+            ListenAddr::Unix(path) => Some(path),
+        }
+    }
+}
+
+impl From<SocketAddr> for ListenAddr {
+    fn from(addr: SocketAddr) -> ListenAddr {
+        ListenAddr::Tcp(addr)
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => addr.fmt(f),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    /// `IP:port`, or `unix:` and an absolute path; the error says what was expected.
+    fn from_str(v: &str) -> Result<ListenAddr, String> {
+        let v = v.trim();
+        if let Some(path) = v.strip_prefix("unix:") {
+            let path = Path::new(path);
+            check_unix_path(path)?;
+            return Ok(ListenAddr::Unix(path.to_owned()));
+        }
+        v.parse().map(ListenAddr::Tcp).map_err(|_| {
+            "expected an IP address and port such as 127.0.0.1:8080, or unix:/path/to.sock"
+                .to_owned()
+        })
+    }
+}
+
+/// Why `path` cannot name a Unix socket, if it cannot.
+fn check_unix_path(path: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Err("the unix socket path is empty".to_owned());
+    }
+    if bytes.contains(&0) {
+        return Err("the unix socket path contains a NUL byte".to_owned());
+    }
+    if !path.is_absolute() {
+        return Err("the unix socket path must be absolute (start with /)".to_owned());
+    }
+    if bytes.len() > MAX_UNIX_PATH {
+        return Err(format!(
+            "the unix socket path is {} bytes; at most {MAX_UNIX_PATH} fit in sun_path",
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The longest Unix socket path: `sun_path` is 108 bytes, with room for the NUL.
+const MAX_UNIX_PATH: usize = 107;
+
+/// Octal permission bits (`660`, `0660` or `0o660`), at most `777`.
+fn parse_mode(v: &str) -> Result<u32, String> {
+    let digits = v.trim();
+    let digits = digits.strip_prefix("0o").unwrap_or(digits);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err("expected octal permission bits such as 660".to_owned()),
     }
 }
 
@@ -518,6 +683,51 @@ mod tests {
         assert!(err.to_string().contains("SQUALL_DRAIN_DELAY"), "{err}");
         let err = from(&[("SQUALL_WRITE_TIMEOUT", "soon")]).expect_err("no unit");
         assert!(err.to_string().contains("SQUALL_WRITE_TIMEOUT"), "{err}");
+    }
+
+    #[test]
+    fn unix_socket_addresses_and_modes_are_checked() {
+        let c = from(&[
+            ("SQUALL_ADDR", "unix:/run/app/http.sock"),
+            ("SQUALL_UNIX_MODE", "0o600"),
+            ("SQUALL_TRUSTED_PROXIES", "unix, 10.0.0.1"),
+        ])
+        .expect("valid");
+        assert_eq!(c.addr, ListenAddr::unix("/run/app/http.sock"));
+        assert_eq!(c.addr.to_string(), "unix:/run/app/http.sock");
+        assert_eq!(c.unix_mode, 0o600);
+        assert!(c.trust_unix_peers && c.trusted_proxies.len() == 1);
+        assert_eq!(Config::default().unix_mode, 0o660);
+        assert!(!Config::default().trust_unix_peers);
+        assert_eq!(
+            from(&[("SQUALL_UNIX_MODE", "660")])
+                .expect("octal")
+                .unix_mode,
+            0o660
+        );
+        let long = format!("unix:/{}", "a".repeat(107));
+        let refused = [
+            ("unix:", "empty"),
+            ("unix:relative.sock", "absolute"),
+            ("unix:/tmp/a\0b", "NUL"),
+            (long.as_str(), "108 bytes"),
+        ];
+        for (addr, why) in refused {
+            let err = from(&[("SQUALL_ADDR", addr)]).expect_err("refused");
+            let message = err.to_string();
+            assert!(
+                message.contains("SQUALL_ADDR") && message.contains(why),
+                "{message}"
+            );
+        }
+        assert!(from(&[("SQUALL_ADDR", &format!("unix:/{}", "a".repeat(106)))]).is_ok());
+        for mode in ["rw", "1777", "8"] {
+            let err = from(&[("SQUALL_UNIX_MODE", mode)]).expect_err("not a mode");
+            assert!(err.to_string().contains("SQUALL_UNIX_MODE"), "{err}");
+        }
+        // The builder's values are checked at startup too.
+        assert!(Config::default().unix_socket("x.sock").validate().is_err());
+        assert!(Config::default().unix_mode(0o4755).validate().is_err());
     }
 
     #[test]

@@ -15,7 +15,6 @@
 //! out of its input buffer and start the handler before it awaits anything (what a
 //! connection holds across an await is what every connection costs).
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -58,7 +57,7 @@ struct Extras {
 struct AccessEntry {
     method: http::Method,
     target: String,
-    peer: SocketAddr,
+    peer: crate::request::Peer,
 }
 
 impl Dispatcher {
@@ -105,7 +104,7 @@ impl Dispatcher {
         let access = self.access_log.then(|| AccessEntry {
             method: request.method().clone(),
             target: request.head().target().to_owned(),
-            peer: request.peer_addr(),
+            peer: request.peer(),
         });
         let (id, span) = if self.router.request_ids() {
             let id = request.assign_request_id();

@@ -35,7 +35,7 @@
 //! | module | its one job |
 //! |---|---|
 //! | `lib.rs` | these docs, lints and re-exports; no logic |
-//! | `server/` | the only owner of executors and listening sockets: per-core startup ([`Server`]), `os` (every system call beyond sockets: CPU placement, io_uring probe, rlimits, signals, giving heap back), `listen` (bind and accept), `core` (a core's clock, `Date` line and buffer pools), `conn` (the HTTP/1.1 driver) over `io` and `transport` (the seam: a socket, or `tls`, a rustls session over one), `reload` (TLS material to every core) |
+//! | `server/` | the only owner of executors and listening sockets: per-core startup ([`Server`]), `os` (every system call beyond sockets: CPU placement, io_uring probe, rlimits, signals, giving heap back), `listen` (bind and accept), `unix` (a Unix socket that every core shares, and its file), `core` (a core's clock, `Date` line and buffer pools), `conn` (the HTTP/1.1 driver) over `io` and `transport` (the seam: a socket, or `tls`, a rustls session over one), `reload` (TLS material to every core) |
 //! | `dispatch` | a decoded request in, a finished response out: routing, middleware, panics, error and debug pages, the access log; called by the HTTP/1.1 driver and [`testing`] alike |
 //! | [`net`] | sockets and listeners on one epoll set per core (the `squall-net` crate, which uses only the OS) |
 //! | [`http`] | the sans-IO codec: request heads and bodies in, response bytes out; nothing async |
@@ -208,12 +208,12 @@ mod server;
 pub use crate::body::{Body, BodySender, RequestBody};
 #[cfg(feature = "compress")]
 pub use crate::compress::Compression;
-pub use crate::config::{Config, Limits, PortSharing};
+pub use crate::config::{Config, Limits, ListenAddr, PortSharing};
 pub use crate::error::Error;
 #[cfg(feature = "files")]
 pub use crate::files::StaticFiles;
 pub use crate::handler::Handler;
-pub use crate::request::{Args, Extensions, Request};
+pub use crate::request::{Args, Extensions, Peer, Request};
 pub use crate::response::{Html, IntoResponse, Json, Response};
 pub use crate::router::{App, IntoApp};
 pub use crate::server::{RunningServer, Server};

@@ -1,6 +1,6 @@
-//! TCP sockets and listeners driven by the executor's epoll set rather than by a glommio
-//! poll per read or accept: the [`squall_net`] crate, re-exported so applications name the
-//! same types squall does.
+//! TCP sockets, and TCP or Unix listeners, driven by the executor's epoll set rather than
+//! by a glommio poll per read or accept: the [`squall_net`] crate, re-exported so
+//! applications name the same types squall does.
 //!
 //! A [`Socket`] reads and writes with plain non-blocking `recv`/`send`; only when one would
 //! block does it leave its waker with the executor's readiness set and wait for the edge.

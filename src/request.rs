@@ -20,7 +20,7 @@ use crate::routes::Routes;
 /// whose forwarding headers are believed, and the settings toolkit modules keep per core.
 pub(crate) struct RequestContext {
     pub(crate) routes: Routes,
-    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) trusted_proxies: TrustedProxies,
     /// The application's per-core settings, one per type, put there by the toolkit modules
     /// while the [`App`](crate::App) is built (the signing keys, say) and looked up only
     /// when a feature that needs them is used.
@@ -29,6 +29,60 @@ pub(crate) struct RequestContext {
         allow(dead_code, reason = "used by the auth and signed features")
     )]
     pub(crate) app_extensions: Extensions,
+}
+
+/// The peers whose forwarding headers (`X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`,
+/// a forwarded request id) are believed: [`Config::trusted_proxies`](crate::Config), and
+/// whether a peer on the server's Unix socket is one ([`Config::trust_unix_peers`](crate::Config)).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TrustedProxies {
+    pub(crate) nets: Vec<ipnet::IpNet>,
+    pub(crate) unix: bool,
+}
+
+impl From<&crate::config::Config> for TrustedProxies {
+    fn from(config: &crate::config::Config) -> TrustedProxies {
+        TrustedProxies {
+            nets: config.trusted_proxies.clone(),
+            unix: config.trust_unix_peers,
+        }
+    }
+}
+
+impl From<Vec<ipnet::IpNet>> for TrustedProxies {
+    fn from(nets: Vec<ipnet::IpNet>) -> TrustedProxies {
+        TrustedProxies { nets, unix: false }
+    }
+}
+
+/// Who is at the other end of a request's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// A TCP client (or the proxy in front), at this address.
+    Ip(SocketAddr),
+    /// A process on this machine, connected to the server's Unix socket: usually a local
+    /// proxy. Unix peers have no address worth reporting (a client rarely binds its end).
+    Unix,
+}
+
+impl Peer {
+    /// The peer's IP address and port; for a Unix peer, the unspecified address `0.0.0.0:0`,
+    /// which no TCP peer can have.
+    pub fn addr(self) -> SocketAddr {
+        match self {
+            Peer::Ip(addr) => addr,
+            Peer::Unix => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Ip(addr) => addr.fmt(f),
+            Peer::Unix => f.write_str("unix"),
+        }
+    }
 }
 
 /// Named path parameters, as byte ranges of the request path.
@@ -61,7 +115,7 @@ struct Parts {
     /// The index of the route whose pattern matched, in `context.routes`.
     route: Option<u32>,
     body: RequestBody,
-    peer: SocketAddr,
+    peer: Peer,
     context: Rc<RequestContext>,
     extensions: Extensions,
     /// The request's id, when the application turned request ids on.
@@ -75,7 +129,7 @@ impl Request {
     pub(crate) fn new(
         head: Head,
         body: RequestBody,
-        peer: SocketAddr,
+        peer: Peer,
         context: Rc<RequestContext>,
     ) -> Request {
         Request {
@@ -282,15 +336,23 @@ impl Request {
                 .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
     }
 
-    /// The address of the socket's peer.
+    /// The address of the socket's peer; for a connection over a Unix socket, which has
+    /// none, the unspecified address `0.0.0.0:0` (see [`peer`](Request::peer)).
     pub fn peer_addr(&self) -> SocketAddr {
+        self.inner.peer.addr()
+    }
+
+    /// Who is at the other end of the connection: a TCP peer's address, or a process
+    /// connected over the server's Unix socket.
+    pub fn peer(&self) -> Peer {
         self.inner.peer
     }
 
     /// The client's address: the peer, unless the peer is a configured trusted proxy, in which
-    /// case `X-Real-IP` or the nearest untrusted address in `X-Forwarded-For`.
+    /// case `X-Real-IP` or the nearest untrusted address in `X-Forwarded-For`. A Unix peer
+    /// that sent neither (or is not trusted) gives the unspecified address `0.0.0.0`.
     pub fn client_ip(&self) -> IpAddr {
-        let peer = self.inner.peer.ip();
+        let peer = self.inner.peer.addr().ip();
         if !self.came_through_trusted_proxy() {
             return peer;
         }
@@ -320,13 +382,17 @@ impl Request {
     }
 
     fn came_through_trusted_proxy(&self) -> bool {
-        self.is_trusted_proxy(&self.inner.peer.ip())
+        match self.inner.peer {
+            Peer::Ip(addr) => self.is_trusted_proxy(&addr.ip()),
+            Peer::Unix => self.inner.context.trusted_proxies.unix,
+        }
     }
 
     fn is_trusted_proxy(&self, ip: &IpAddr) -> bool {
         self.inner
             .context
             .trusted_proxies
+            .nets
             .iter()
             .any(|n| n.contains(ip))
     }

@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::future::LocalFuture;
 use crate::handler::Handler;
 use crate::middleware::{Middleware, Next, Stack};
-use crate::request::{Extensions, PathParams, Request, RequestContext};
+use crate::request::{Extensions, PathParams, Request, RequestContext, TrustedProxies};
 use crate::response::{IntoResponse, Response};
 use crate::routes::{Pattern, Routes};
 
@@ -254,7 +254,10 @@ impl App {
     }
 
     /// Freezes the application for serving on this core.
-    pub(crate) fn into_router(self, trusted_proxies: Vec<ipnet::IpNet>) -> Result<Router, Error> {
+    pub(crate) fn into_router(
+        self,
+        trusted_proxies: impl Into<TrustedProxies>,
+    ) -> Result<Router, Error> {
         if let Some(mistake) = self.mistake {
             return Err(Error::config(format!("invalid routes: {mistake}")));
         }
@@ -280,7 +283,7 @@ impl App {
         Ok(Router {
             context: Rc::new(RequestContext {
                 routes,
-                trusted_proxies,
+                trusted_proxies: trusted_proxies.into(),
                 app_extensions: self.extensions,
             }),
             refusals,

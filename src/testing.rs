@@ -47,7 +47,7 @@ use crate::config::{Config, Limits};
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::http::decode_head;
-use crate::request::Request;
+use crate::request::{Peer, Request};
 use crate::router::IntoApp;
 use crate::{RunningServer, Server};
 
@@ -225,7 +225,7 @@ impl TestRequest<'_> {
         } else {
             RequestBody::buffered(self.body)
         };
-        let peer = SocketAddr::from(([127, 0, 0, 1], 40_000));
+        let peer = Peer::Ip(SocketAddr::from(([127, 0, 0, 1], 40_000)));
         let request = Request::new(decoded, body, peer, client.dispatcher.context().clone());
         let mut response = client.dispatcher.respond(request).await;
         let mut headers = response.headers().clone();

@@ -37,6 +37,14 @@ UNTRACED = {
     "fstat": "file metadata, on older glibc",
     "epoll_pwait": "epoll waits, where glibc maps epoll_wait to it",
     "sysinfo": "glibc's sysconf(_SC_PHYS_PAGES) and friends",
+    "fchmod": "a Unix socket's mode, set before it is bound (SQUALL_ADDR=unix:)",
+    "chmod": "a Unix socket file's mode, set exactly after bind",
+    "fchmodat": "likewise, where glibc maps chmod to it",
+    "unlink": "a stale Unix socket file replaced, and ours removed at shutdown",
+    "unlinkat": "likewise, where glibc maps unlink to it",
+    "rename": "a Unix socket taken over (SQUALL_PORT_SHARING=takeover) by renaming",
+    "renameat": "likewise, where glibc maps rename to it",
+    "renameat2": "likewise",
 }
 
 ARCHES = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]

@@ -6,7 +6,6 @@
 //! status and close; nothing behind them reaches a handler.
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -26,7 +25,7 @@ use crate::http::{
     decode_head_into, BodyDecoder, Head, ParseError, Persistence, ResponseFraming, ResponseHead,
     Version,
 };
-use crate::request::Request;
+use crate::request::{Peer, Request};
 use crate::response::{Response, TEXT_PLAIN};
 use crate::upgrade::Upgraded;
 
@@ -62,7 +61,7 @@ struct Exchange<T> {
 pub(crate) fn serve<T: Transport>(
     core: Rc<Core>,
     stream: T,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> impl std::future::Future<Output = ()> {
     let registration = core.register();
     serve_registered(core, registration, stream, peer)
@@ -74,7 +73,7 @@ pub(crate) fn serve_registered<T: Transport>(
     core: Rc<Core>,
     registration: ConnRegistration,
     stream: T,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> impl std::future::Future<Output = ()> {
     let io = Rc::new(ConnIo::new(core, registration, stream));
     let driver = Driver {
@@ -87,7 +86,7 @@ pub(crate) fn serve_registered<T: Transport>(
 
 struct Driver<T> {
     io: Rc<ConnIo<T>>,
-    peer: SocketAddr,
+    peer: Peer,
     output: Vec<u8>,
 }
 
@@ -364,7 +363,7 @@ impl<T: Transport> Driver<T> {
         let upgraded = Upgraded {
             stream: stream.into_upgraded(),
             read_ahead,
-            peer: self.peer,
+            peer: self.peer.addr(),
         };
         on_upgrade(upgraded).await;
     }

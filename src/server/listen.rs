@@ -40,6 +40,7 @@ use crate::config::PortSharing;
 use crate::error::Error;
 use crate::net::{Listener, Socket};
 use crate::per_core::Traffic;
+use crate::request::Peer;
 
 /// Binds one listener per worker, all on the same address. With port 0 the first bind picks
 /// the port and the others join it. Unless `sharing` is `Takeover`, an address another
@@ -356,7 +357,7 @@ pub(crate) async fn accept_loop(
 
 /// The next connection (or error) from any of `listeners`, taking them in turn so that a
 /// busy one does not starve the others.
-async fn accept_any(listeners: &[Listener]) -> io::Result<(Socket, SocketAddr)> {
+async fn accept_any(listeners: &[Listener]) -> io::Result<(Socket, Option<SocketAddr>)> {
     if let [listener] = listeners {
         return listener.accept().await;
     }
@@ -404,8 +405,7 @@ const MAX_ONE_CONNECTION_ERRORS: u32 = 64;
 
 /// Whether `err` concerns only the connection being accepted (reset while it waited, a
 /// network error on it), so the next accept may succeed at once. Linux's accept(2) asks
-/// for these to be retried like `EAGAIN`; `EAFNOSUPPORT` is the listener's own, for a
-/// peer address that is not IP.
+/// for these to be retried like `EAGAIN`.
 fn is_about_one_connection(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -497,8 +497,10 @@ impl Failures {
 }
 
 /// Spawns the task serving one connection, counted by the core's gate and shielded from
-/// panics so that a bug in one connection never takes down the core.
-fn spawn_connection(core: Rc<Core>, stream: Socket, peer: SocketAddr) {
+/// panics so that a bug in one connection never takes down the core. A connection without
+/// an IP peer came through the Unix socket.
+fn spawn_connection(core: Rc<Core>, stream: Socket, peer: Option<SocketAddr>) {
+    let peer = peer.map_or(Peer::Unix, Peer::Ip);
     let Ok(pass) = core.connections.enter() else {
         return; // The gate closed: shutdown finished counting connections.
     };

@@ -52,6 +52,7 @@ mod reload;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
+mod unix;
 
 use std::os::fd::OwnedFd;
 use std::panic::AssertUnwindSafe;
@@ -69,7 +70,7 @@ use self::os::{
     block_signals, check_io_uring, placement, raise_descriptor_limit, raise_memlock_limit,
     signal_name, unblock_signals, EventFd, Stop, StopRequests, StopSignals, REPEAT_WINDOW,
 };
-use crate::config::Config;
+use crate::config::{Config, ListenAddr};
 use crate::error::Error;
 use crate::router::IntoApp;
 
@@ -132,7 +133,11 @@ impl Server {
         unblock_signals();
         let running = running?;
         let scheme = if running.is_tls() { "https" } else { "http" };
-        tracing::info!(target: "squall::server", "listening on {scheme}://{} with {}", running.local_addr(), os::workers_text(running.workers()));
+        let at = match running.listen_addr() {
+            ListenAddr::Tcp(addr) => format!("{scheme}://{addr}"),
+            unix => format!("{unix} ({scheme})"),
+        };
+        tracing::info!(target: "squall::server", "listening on {at} with {}", os::workers_text(running.workers()));
         let mut stops = StopRequests::default();
         while !running.is_finished() {
             let Some(signal) = signals.wait(Duration::from_millis(200)) else {
@@ -178,26 +183,41 @@ impl Server {
         let cpus = placement(self.config.workers)?;
         raise_descriptor_limit(cpus.len(), self.config.limits.max_connections_per_core);
         let mut predecessor = None;
-        let sockets = match listen::passed_listeners(cpus.len())? {
-            Some(passed) => passed,
-            None => match self.take_over_listeners()? {
+        let mut unix_file = None;
+        let sockets = match (listen::passed_listeners(cpus.len())?, &self.config.addr) {
+            (Some(passed), _) => passed,
+            (None, ListenAddr::Tcp(addr)) => match self.take_over_listeners(*addr)? {
                 Some((taken, from)) => {
                     predecessor = Some(from);
                     taken
                 }
                 None => listen::bind_all(
-                    self.config.addr,
+                    *addr,
                     cpus.len(),
                     self.config.backlog,
                     self.config.port_sharing,
                 )?,
             },
+            (None, ListenAddr::Unix(path)) => {
+                let (sockets, file) = unix::bind_all(
+                    path,
+                    self.config.unix_mode,
+                    cpus.len(),
+                    self.config.backlog,
+                    self.config.port_sharing,
+                )?;
+                unix_file = Some(file);
+                sockets
+            }
         };
-        let local_addr = sockets
-            .first()
-            .and_then(|s| s.local_addr().ok())
-            .and_then(|a| a.as_socket())
-            .ok_or_else(|| Error::startup("no listener was bound"))?;
+        let local_addr = match unix_file {
+            Some(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            None => sockets
+                .first()
+                .and_then(|s| s.local_addr().ok())
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| Error::startup("no listener was bound"))?,
+        };
         // What the handoff socket offers the next server: the listeners themselves, not one
         // duplicate per core.
         let offered = match &self.config.handoff {
@@ -248,6 +268,7 @@ impl Server {
 
         let mut running = RunningServer {
             local_addr,
+            unix_file,
             stop,
             threads,
             handoff: None,
@@ -293,9 +314,10 @@ impl Server {
     /// configuration names one and a server listens there.
     fn take_over_listeners(
         &self,
+        addr: std::net::SocketAddr,
     ) -> Result<Option<(Vec<socket2::Socket>, handoff::Predecessor)>, Error> {
         match &self.config.handoff {
-            Some(path) => handoff::take_over(path, self.config.addr),
+            Some(path) => handoff::take_over(path, addr),
             None => Ok(None),
         }
     }
@@ -323,6 +345,8 @@ fn reload_on_hangup(running: &RunningServer) {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: std::net::SocketAddr,
+    /// The Unix socket served, removed when the server has stopped (after `threads`).
+    unix_file: Option<unix::SocketFile>,
     stop: Arc<EventFd>,
     threads: Vec<JoinHandle<Result<(), Error>>>,
     /// Where the next server takes the listening sockets over, if configured.
@@ -332,9 +356,19 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// The address the server listens on (with the real port when configured with port 0).
+    /// The address the server listens on (with the real port when configured with port 0);
+    /// on a Unix socket, which has no IP address, `0.0.0.0:0` (see
+    /// [`listen_addr`](RunningServer::listen_addr)).
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.local_addr
+    }
+
+    /// Where the server listens: its TCP address (with the real port), or its Unix socket.
+    pub fn listen_addr(&self) -> ListenAddr {
+        match &self.unix_file {
+            Some(file) => ListenAddr::Unix(file.path().to_owned()),
+            None => ListenAddr::Tcp(self.local_addr),
+        }
     }
 
     /// Number of worker cores.
@@ -457,7 +491,7 @@ where
         let built = std::panic::catch_unwind(AssertUnwindSafe(|| app()))
             .map_err(|_| Error::config("the application factory panicked"))
             .and_then(IntoApp::into_app)
-            .and_then(|app| app.into_router(config.trusted_proxies.clone()));
+            .and_then(|app| app.into_router(&config));
         let router = match built {
             Ok(router) => router,
             Err(e) => {
@@ -576,6 +610,7 @@ mod tests {
                 assert!(server_side.as_socket2().tcp_nodelay().expect("getsockopt"));
                 let router = crate::App::new().into_router(Vec::new()).expect("router");
                 let core = Rc::new(Core::new(Config::default(), router));
+                let peer = crate::request::Peer::Ip(peer.expect("a TCP peer"));
                 let future = conn::serve(core, server_side, peer);
                 let size = std::mem::size_of_val(&future);
                 drop((future, client));
@@ -616,7 +651,7 @@ mod tests {
                       POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nsecond\
                       GET /missing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
                 );
-                let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+                let peer = crate::request::Peer::Ip(([127, 0, 0, 1], 1).into());
                 conn::serve(core, pipe, peer).await;
                 let written = output.borrow().clone();
                 String::from_utf8(written).expect("utf-8")

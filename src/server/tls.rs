@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ use super::core::Core;
 use super::transport::Transport;
 use crate::deadline::within;
 use crate::net::Socket;
+use crate::request::Peer;
 use crate::tls::{take_sni, TlsSession};
 use crate::upgrade::UpgradedStream;
 
@@ -642,12 +643,7 @@ fn drop_discard(incoming: &mut Option<Vec<u8>>, filled: &mut usize, discard: usi
 /// that starts one and stalls holds nothing for longer than one that stalls mid-head), then
 /// the HTTP/1.1 driver over the session. The connection counts toward the core's limit from
 /// the start, so a flood of unfinished handshakes is bounded like any other connections.
-pub(crate) async fn serve(
-    core: Rc<Core>,
-    socket: Socket,
-    peer: SocketAddr,
-    config: Arc<ServerConfig>,
-) {
+pub(crate) async fn serve(core: Rc<Core>, socket: Socket, peer: Peer, config: Arc<ServerConfig>) {
     let registration = core.register();
     let limit = core.config.limits.header_read_timeout;
     // Boxed: the handshake's state (a whole session and its buffers' bookkeeping) would

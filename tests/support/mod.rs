@@ -1,5 +1,6 @@
 //! Helpers for loopback integration tests: start a server on an ephemeral port, talk to it
-//! with exact bytes over `std::net::TcpStream`, and split what comes back into responses.
+//! with exact bytes over `std::net::TcpStream` (or a `UnixStream`), and split what comes
+//! back into responses.
 //!
 //! Nothing here is clever on purpose: the client writes the bytes a test gives it and parses
 //! responses strictly (CRLF line ends, `Content-Length` or chunked framing, close-delimited
@@ -174,7 +175,8 @@ pub enum Ending {
     Data(Vec<u8>),
 }
 
-/// A byte stream a [`Client`] can talk over: a TCP connection, or a TLS session over one.
+/// A byte stream a [`Client`] can talk over: a TCP or Unix connection, or a TLS session over
+/// one.
 pub trait TestStream: Read + Write {
     /// Limits how long one read waits.
     fn set_read_timeout(&self, timeout: Duration);
@@ -183,6 +185,13 @@ pub trait TestStream: Read + Write {
 impl TestStream for TcpStream {
     fn set_read_timeout(&self, timeout: Duration) {
         TcpStream::set_read_timeout(self, Some(timeout)).expect("set read timeout");
+    }
+}
+
+impl TestStream for std::os::unix::net::UnixStream {
+    fn set_read_timeout(&self, timeout: Duration) {
+        std::os::unix::net::UnixStream::set_read_timeout(self, Some(timeout))
+            .expect("set read timeout");
     }
 }
 
@@ -201,6 +210,15 @@ impl Client {
     /// A client over a stream the test connected itself.
     pub fn over(stream: TcpStream) -> Client {
         stream.set_nodelay(true).expect("set nodelay");
+        Client::over_stream(stream)
+    }
+}
+
+impl Client<std::os::unix::net::UnixStream> {
+    /// Connects to the Unix socket at `path` with the default read timeout.
+    pub fn connect_unix(path: &std::path::Path) -> Client<std::os::unix::net::UnixStream> {
+        let stream = std::os::unix::net::UnixStream::connect(path)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", path.display()));
         Client::over_stream(stream)
     }
 }

@@ -1,4 +1,5 @@
-//! A TLS client for tests: rustls over a blocking `TcpStream`, trusting the test's CA.
+//! A TLS client for tests: rustls over a blocking `TcpStream` (or any test stream), trusting
+//! the test's CA.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -77,8 +78,8 @@ impl<'a> ClientOptions<'a> {
     }
 }
 
-/// A TLS session over a TCP connection.
-pub struct TlsStream(pub StreamOwned<ClientConnection, TcpStream>);
+/// A TLS session over a TCP connection (or another test stream, such as a `UnixStream`).
+pub struct TlsStream<S: Read + Write = TcpStream>(pub StreamOwned<ClientConnection, S>);
 
 impl TlsStream {
     /// Connects to `addr` as `server_name` and completes the handshake.
@@ -89,10 +90,21 @@ impl TlsStream {
     ) -> std::io::Result<TlsStream> {
         let tcp = TcpStream::connect(addr)?;
         tcp.set_nodelay(true)?;
-        tcp.set_read_timeout(Some(super::READ_TIMEOUT))?;
+        TlsStream::over(tcp, server_name, config)
+    }
+}
+
+impl<S: TestStream> TlsStream<S> {
+    /// Completes a handshake as `server_name` over `sock`, a stream the test connected.
+    pub fn over(
+        sock: S,
+        server_name: &str,
+        config: Arc<ClientConfig>,
+    ) -> std::io::Result<TlsStream<S>> {
+        sock.set_read_timeout(super::READ_TIMEOUT);
         let name = ServerName::try_from(server_name.to_owned()).expect("server name");
         let conn = ClientConnection::new(config, name).map_err(std::io::Error::other)?;
-        let mut stream = StreamOwned::new(conn, tcp);
+        let mut stream = StreamOwned::new(conn, sock);
         while stream.conn.is_handshaking() {
             stream.conn.complete_io(&mut stream.sock)?;
         }
@@ -123,13 +135,13 @@ pub fn serial_of(der: &[u8]) -> u64 {
     bytes.iter().fold(0, |n, b| (n << 8) | u64::from(*b))
 }
 
-impl Read for TlsStream {
+impl<S: TestStream> Read for TlsStream<S> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.0.read(buf)
     }
 }
 
-impl Write for TlsStream {
+impl<S: TestStream> Write for TlsStream<S> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.write(buf)
     }
@@ -139,11 +151,8 @@ impl Write for TlsStream {
     }
 }
 
-impl TestStream for TlsStream {
+impl<S: TestStream> TestStream for TlsStream<S> {
     fn set_read_timeout(&self, timeout: Duration) {
-        self.0
-            .sock
-            .set_read_timeout(Some(timeout))
-            .expect("set read timeout");
+        self.0.sock.set_read_timeout(timeout);
     }
 }

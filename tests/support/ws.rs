@@ -18,10 +18,16 @@ pub fn handshake(path: &str, extra: &str) -> String {
 
 /// Sends a raw upgrade request and returns the stream and the response head.
 pub fn raw_upgrade(addr: SocketAddr, request: &str) -> (TcpStream, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+    let stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(super::READ_TIMEOUT))
         .expect("timeout");
+    upgrade_over(stream, request)
+}
+
+/// Sends a raw upgrade request over a stream the test connected (with its read timeout
+/// set) and returns it with the response head.
+pub fn upgrade_over<S: Read + Write>(mut stream: S, request: &str) -> (S, String) {
     stream.write_all(request.as_bytes()).expect("write");
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -66,7 +72,7 @@ pub fn frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 }
 
 /// Reads one server frame: (opcode, payload). Server frames are never masked.
-pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+pub fn read_frame(stream: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
     let mut head = [0u8; 2];
     stream.read_exact(&mut head)?;
     assert_eq!(head[1] & 0x80, 0, "server frames must not be masked");
@@ -89,7 +95,7 @@ pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
 }
 
 /// Reads frames until a close frame; returns its code.
-pub fn expect_close_code(stream: &mut TcpStream) -> u16 {
+pub fn expect_close_code(stream: &mut impl Read) -> u16 {
     loop {
         let (opcode, payload) = read_frame(stream).expect("a close frame");
         if opcode == 0x8 {

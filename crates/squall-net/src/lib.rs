@@ -1,5 +1,5 @@
-//! TCP sockets and listeners driven by the executor's epoll set (`readiness.rs`) rather than
-//! by a glommio poll per read or accept: the socket layer of the squall web framework
+//! Stream sockets (TCP, and Unix for a server behind a local proxy) and listeners driven by
+//! the executor's epoll set (`readiness.rs`) rather than by a glommio poll per read or accept: the socket layer of the squall web framework
 //! (re-exported there as `squall::net`), in a crate of its own so that clients such as
 //! squall's load generator use it without compiling the framework.
 //!
@@ -54,7 +54,8 @@ pub fn prepare() -> io::Result<()> {
     Readiness::current().map(drop)
 }
 
-/// A non-blocking TCP socket registered with the current executor.
+/// A non-blocking stream socket (TCP, or Unix when accepted from a Unix listener)
+/// registered with the current executor.
 pub struct Socket {
     fd: OwnedFd,
     key: usize,
@@ -70,7 +71,7 @@ impl std::fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Takes over a connected TCP socket (made non-blocking here) on the current executor.
+    /// Takes over a connected stream socket (made non-blocking here) on the current executor.
     /// Must be called inside a glommio executor.
     pub fn new(fd: OwnedFd) -> io::Result<Socket> {
         let socket = socket2::Socket::from(fd);

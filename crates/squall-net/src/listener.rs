@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use super::readiness::Direction;
 use super::Socket;
 
-/// A listening TCP socket registered with the current executor.
+/// A listening stream socket (TCP, or Unix) registered with the current executor.
 #[derive(Debug)]
 pub struct Listener {
     socket: Socket,
@@ -30,15 +30,19 @@ impl Listener {
     }
 
     /// The next connection, non-blocking and registered with this executor, and its peer's
-    /// address.
-    pub async fn accept(&self) -> io::Result<(Socket, SocketAddr)> {
+    /// IP address: `None` on a Unix socket, whose peers have no address worth reporting
+    /// (a client rarely binds its end, and a path would not identify it).
+    pub async fn accept(&self) -> io::Result<(Socket, Option<SocketAddr>)> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Accepts a connection, or waits for one. Errors are the kernel's (`EMFILE` when out of
     /// descriptors, `ECONNABORTED` for a connection reset while it was queued): the caller
     /// decides whether to retry.
-    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Socket, SocketAddr)>> {
+    pub fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(Socket, Option<SocketAddr>)>> {
         let socket = &self.socket;
         if socket.wait_for_edge_if_drained(cx) {
             return Poll::Pending;
@@ -48,14 +52,8 @@ impl Listener {
             let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
             match socket.as_socket2().accept4(flags) {
                 Ok((accepted, addr)) => {
-                    let peer = addr.as_socket().ok_or_else(|| {
-                        io::Error::from_raw_os_error(libc::EAFNOSUPPORT) // not IP: not ours
-                    });
-                    return Poll::Ready(
-                        peer.and_then(|peer| {
-                            Ok((Socket::register(OwnedFd::from(accepted))?, peer))
-                        }),
-                    );
+                    let socket = Socket::register(OwnedFd::from(accepted));
+                    return Poll::Ready(socket.map(|socket| (socket, addr.as_socket())));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return socket.failed(e, cx, Direction::Read).map(Err),
@@ -63,7 +61,7 @@ impl Listener {
         }
     }
 
-    /// The address it listens on.
+    /// The IP address it listens on (an error on a Unix socket).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }

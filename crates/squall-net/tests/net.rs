@@ -192,9 +192,41 @@ fn a_listener_takes_a_burst_then_waits_for_the_next_connection() {
         fourth.read_exact(&mut got).await.expect("read");
         let late = late.await;
         // The peer's address comes with the connection.
-        assert_eq!(peer, late.local_addr().expect("addr"));
+        assert_eq!(peer, Some(late.local_addr().expect("addr")));
         drop((late, clients, accepted));
         got
     });
     assert_eq!(&reply, b"late");
+}
+
+#[test]
+fn a_unix_listener_hands_out_streams_without_a_peer_address() {
+    let dir = std::env::temp_dir().join(format!("squall-net-unix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("s.sock");
+    let std_listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    let client = std::thread::spawn({
+        let path = path.clone();
+        move || {
+            let mut stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+            stream.write_all(b"ping").expect("write");
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).expect("read");
+            reply
+        }
+    });
+    run(async move {
+        let listener = Listener::new(std_listener.into()).expect("listener");
+        assert!(listener.local_addr().is_err(), "not an IP socket");
+        let (mut stream, peer) = listener.accept().await.expect("accept");
+        assert_eq!(peer, None);
+        let mut got = [0u8; 4];
+        stream.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got, b"ping");
+        stream.write_all(b"pong").await.expect("write");
+        stream.close().await.expect("close");
+    });
+    assert_eq!(client.join().expect("client"), b"pong");
+    let _ = std::fs::remove_dir_all(&dir);
 }
