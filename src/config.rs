@@ -731,6 +731,19 @@ mod tests {
     }
 
     #[test]
+    fn a_handoff_socket_needs_a_tcp_address_and_a_usable_path() {
+        let c = from(&[("SQUALL_HANDOFF", "/run/squall/handoff.sock")]).expect("valid");
+        assert!(c.validate().is_ok());
+        let unix = Config::default()
+            .unix_socket("/run/app/http.sock")
+            .handoff("/run/squall/handoff.sock");
+        let err = unix.validate().expect_err("handoff over a Unix socket");
+        assert!(err.to_string().contains("SQUALL_PORT_SHARING=takeover"), "{err}");
+        let long = format!("/{}", "x".repeat(107));
+        assert!(Config::default().handoff(long).validate().is_err());
+    }
+
+    #[test]
     fn validation_rejects_unusable_limits() {
         let mut c = Config::default();
         assert!(c.validate().is_ok());
