@@ -1,7 +1,7 @@
 //! What each opt-in part of issue 17 costs per request, through the in-process test client
 //! (dispatch, middleware and handler; no socket): the same hello application plain, with
 //! request ids (no subscriber, so no span), with a CORS policy (a cross-origin GET from an
-//! allowed origin) and with a handler time limit.
+//! allowed origin), with a handler time limit and with load shedding (`max_in_flight`).
 //!
 //! `cargo bench --bench middleware` (run it with nothing else on the machine; each figure is
 //! the time of one request, the difference to `plain` the part's cost)
@@ -69,6 +69,10 @@ fn parts(c: &mut Criterion) {
                 n,
             )
         })
+    });
+    // Shedding on moves every admitted handler into the core's handler queue: a task spawn.
+    group.bench_function("max_in_flight", |b| {
+        b.iter_custom(|n| time(|| App::new().max_in_flight(1024).get("/", hello), None, n))
     });
     group.bench_function("handler_timeout", |b| {
         b.iter_custom(|n| {
