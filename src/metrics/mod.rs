@@ -64,6 +64,8 @@
 //! JSON request takes (BENCHMARKS.md).
 
 mod exposition;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod pools;
 mod prometheus;
 
 pub use self::prometheus::scrape;

@@ -80,6 +80,9 @@ struct CoreFigures {
     traffic: Option<[u64; 5]>,
     websockets: usize,
     hub: Deliveries,
+    /// Its PostgreSQL pools and Redis clients.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    pools: super::pools::CorePools,
 }
 
 fn this_core() -> CoreFigures {
@@ -99,6 +102,8 @@ fn this_core() -> CoreFigures {
         traffic,
         websockets: crate::ws::open_sessions(),
         hub: crate::hub::deliveries(),
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        pools: super::pools::CorePools::here(),
     }
 }
 
@@ -158,7 +163,14 @@ fn families(cores: Vec<CoreFigures>) -> Vec<Family> {
             hub.push(Sample::Value(labels, n));
         }
     }
-    vec![
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    let pools = {
+        let pools: Vec<_> = cores.iter().map(|c| (c.core, &c.pools)).collect();
+        super::pools::families(&pools)
+    };
+    #[cfg(not(any(feature = "postgres", feature = "redis")))]
+    let pools = Vec::new();
+    let mut families = vec![
         Family {
             name: "squall_http_requests",
             help: "HTTP requests answered, by route pattern and status class.",
@@ -213,7 +225,9 @@ fn families(cores: Vec<CoreFigures>) -> Vec<Family> {
             kind: Kind::Counter,
             samples: hub,
         },
-    ]
+    ];
+    families.extend(pools);
+    families
 }
 
 fn core_label(core: usize) -> Labels {
@@ -275,6 +289,8 @@ mod tests {
             traffic: Some([5, 0, 2, 100, 200]),
             websockets: core,
             hub: Deliveries::default(),
+            #[cfg(any(feature = "postgres", feature = "redis"))]
+            pools: Default::default(),
         };
         let text = encode(
             &families(vec![core(0, &[a]), core(1, &[b])]),
