@@ -36,6 +36,10 @@ impl Failure {
     ];
 
     /// The `kind` label.
+    #[cfg_attr(
+        not(feature = "metrics"),
+        allow(dead_code, reason = "read by the metrics feature alone")
+    )]
     pub(crate) fn label(self) -> &'static str {
         match self {
             Failure::Connection => "connection",

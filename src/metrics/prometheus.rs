@@ -3,9 +3,9 @@
 //! Nothing here runs per request. A scrape sends one job to every core through the
 //! cross-core mesh ([`cores`](crate::cores)); each reads its own plain counters — the route
 //! recorder's histograms and status counts, the server's connection and byte counters, its
-//! WebSocket sessions and hub deliveries — reduces them to a few numbers per series (bucket
-//! counts, not whole histograms) and sends them back; the scraping core adds them up and
-//! writes the text ([`exposition`](super::exposition)).
+//! WebSocket sessions and hub deliveries, its database pools (`pools`) — reduces them to a
+//! few numbers per series (bucket counts, not whole histograms) and sends them back; the
+//! scraping core adds them up and writes the text ([`exposition`](super::exposition)).
 //!
 //! Per-route latency and request counts come from [`RouteLatency`], which
 //! [`App::prometheus`] installs; the rest is counted by the server whether or not anyone
@@ -250,7 +250,8 @@ pub fn scrape() -> impl Handler {
 impl App {
     /// Serves Prometheus metrics at `path` (the `metrics` feature): per-route latency
     /// histograms and request counts by status class, connections, bytes, WebSocket
-    /// sessions and hub deliveries of every core, gathered at scrape time. Installs a
+    /// sessions, hub deliveries and PostgreSQL and Redis pools of every core, gathered at
+    /// scrape time. Installs a
     /// [`RouteLatency`] recorder as middleware, so call it before `wrap`ping other
     /// middleware for the latency to include theirs, and do not wrap another recorder. See
     /// [`metrics`](crate::metrics) for the metric names.
