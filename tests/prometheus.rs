@@ -432,6 +432,7 @@ mod pools {
                 .get("/subscribe", subscribe)
                 .get("/pg", sql(&pool, "SELECT 1"))
                 .get("/pg/bad", sql(&pool, "SELEKT 1"))
+                .get("/pg/slow", sql(&pool, "SELECT pg_sleep(2)"))
                 .get("/redis", command(&client, &["PING"]))
                 .get("/redis/bad", command(&client, &["NO-SUCH-COMMAND"]))
         }
@@ -469,8 +470,10 @@ mod pools {
         let Some((pg, redis)) = reachable() else {
             return;
         };
+        let pg = pg.query_timeout(Duration::from_millis(300));
         let server = start_with(config().workers(2), app(pg, redis));
         let addr = server.local_addr();
+        assert_eq!(get(addr, "/pg/slow", None).status, 503);
         for _ in 0..10 {
             assert_eq!(get(addr, "/pg", None).status, 200);
             assert_eq!(get(addr, "/redis", None).status, 200);
@@ -516,11 +519,8 @@ mod pools {
             )
         };
         assert_eq!(pg_errors("server"), 3.0, "{text}");
-        assert_eq!(
-            pg_errors("connection") + pg_errors("timeout"),
-            0.0,
-            "{text}"
-        );
+        assert_eq!(pg_errors("timeout"), 1.0, "{text}");
+        assert_eq!(pg_errors("connection") + pg_errors("client"), 0.0, "{text}");
 
         let commands = ["role=\"commands\""];
         assert!(
