@@ -17,8 +17,11 @@
 //! | `CURRENT` | `net::readiness` | the epoll set and the wakers of waiting sockets |
 //! | `SHUTDOWN` | here | the drain and shutdown signals below |
 //! | `TRAFFIC` | here | the connection and byte counters the server keeps ([`Traffic`]) |
+//! | `POOLS`, `CLIENTS` | `db::postgres::stats`, `db::redis::stats` | weak references to the PostgreSQL pools and Redis clients built on this core, for a metrics scrape |
 //!
-//! (`DEADLINES` and the readiness set guard themselves the same way, by executor id.)
+//! (`DEADLINES` and the readiness set guard themselves the same way, by executor id. The
+//! pool lists are plain thread-locals of weak references, since a pool may be built off an
+//! executor: `db::stats` says why that is enough.)
 //!
 //! Shutdown reaches the parts of a core that need to act on it through [`on_shutdown`]:
 //! the server calls [`begin_shutdown`] without knowing who listens (WebSocket sessions close

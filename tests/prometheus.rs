@@ -7,8 +7,14 @@
 //! virtualenv under the target directory on first use. Without python3, venv or pip the
 //! parser checks are skipped with a printed reason (the value checks still run), unless
 //! `SQUALL_REQUIRE_SERVICES=1`, which makes that a failure.
+//!
+//! With the `postgres` and `redis` features, the pools' families are checked too: against
+//! the servers at `DATABASE_URL` and `REDIS_URL` (skipped when they are not reachable,
+//! unless `SQUALL_REQUIRE_SERVICES=1`), and against a port where nothing listens.
 #![cfg(feature = "metrics")]
 
+#[cfg(all(feature = "postgres", feature = "redis"))]
+mod services;
 mod support;
 
 use std::collections::BTreeMap;
@@ -295,4 +301,320 @@ fn make_venv() -> Result<PathBuf, String> {
     )?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {stamp:?}: {e}"))?;
     Ok(python)
+}
+
+/// The sum of the samples of `name` whose labels include every one of `labels`
+/// (`state="idle"`).
+#[cfg(all(feature = "postgres", feature = "redis"))]
+fn total_with(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let inner = series.strip_prefix(name)?.strip_prefix('{')?;
+            let inner = inner.strip_suffix('}')?;
+            let have: Vec<&str> = inner.split(',').collect();
+            labels
+                .iter()
+                .all(|label| have.contains(label))
+                .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// The PostgreSQL and Redis families, as both parsers read them: every family has its
+/// type, and every sample its `core` and `pool` or `client` label.
+#[cfg(all(feature = "postgres", feature = "redis"))]
+fn check_parsed_pools(families: &Parsed, format: &str) {
+    let expected = [
+        ("squall_postgres_connections", "gauge"),
+        ("squall_postgres_connections_max", "gauge"),
+        ("squall_postgres_queries_in_flight", "gauge"),
+        ("squall_postgres_waiters", "gauge"),
+        ("squall_postgres_connects", "counter"),
+        ("squall_postgres_connect_errors", "counter"),
+        ("squall_postgres_get_errors", "counter"),
+        ("squall_postgres_queries", "counter"),
+        ("squall_postgres_query_errors", "counter"),
+        ("squall_redis_connections", "gauge"),
+        ("squall_redis_subscriptions", "gauge"),
+        ("squall_redis_commands_in_flight", "gauge"),
+        ("squall_redis_waiters", "gauge"),
+        ("squall_redis_connects", "counter"),
+        ("squall_redis_connect_errors", "counter"),
+        ("squall_redis_reconnects", "counter"),
+        ("squall_redis_commands", "counter"),
+        ("squall_redis_command_errors", "counter"),
+    ];
+    for (name, kind) in expected {
+        let key = (name.to_owned(), kind.to_owned());
+        let samples = families
+            .get(&key)
+            .unwrap_or_else(|| panic!("{format}: no {kind} {name} in {families:?}"));
+        assert!(!samples.is_empty(), "{format}: {name} has no samples");
+        let owner = if name.starts_with("squall_postgres") {
+            "pool"
+        } else {
+            "client"
+        };
+        for (sample, labels, _) in samples {
+            assert!(
+                labels.get("core").is_some() && labels.get(owner).is_some(),
+                "{format}: {sample} {labels}"
+            );
+        }
+    }
+    let server_errors: f64 = families[&(
+        "squall_postgres_query_errors".to_owned(),
+        "counter".to_owned(),
+    )]
+        .iter()
+        .filter(|(_, labels, _)| labels["kind"] == "server")
+        .map(|(_, _, value)| value)
+        .sum();
+    assert!(server_errors >= 3.0, "{format}: {server_errors}");
+}
+
+#[cfg(all(feature = "postgres", feature = "redis"))]
+mod pools {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use squall::db::postgres::{PgConfig, PgPool, DEFAULT_DATABASE_URL};
+    use squall::db::redis::{self, RedisConfig};
+    use squall::{App, Error, Request};
+
+    use super::support::{config, start_with};
+    use super::{get, parse, python_with_prometheus_client, services, total, total_with};
+
+    /// A two-core server whose every core builds a pool and a client from these settings,
+    /// with routes that run a good and a failing statement on each.
+    fn app(pg: PgConfig, redis: RedisConfig) -> impl Fn() -> App + Send + Sync + 'static {
+        move || {
+            let pool = PgPool::new(pg.clone()).unwrap_or_else(|e| panic!("pool: {e}"));
+            let client = redis::Client::new(redis.clone());
+            let sql = |pool: &Rc<PgPool>, sql: &'static str| {
+                let pool = Rc::clone(pool);
+                move |_req: Request| {
+                    let pool = Rc::clone(&pool);
+                    async move {
+                        let rows = pool.get().await?.query(sql, &[]).await?;
+                        Ok::<_, Error>(format!("{} rows", rows.len()))
+                    }
+                }
+            };
+            let command = |client: &redis::Client, parts: &'static [&'static str]| {
+                let client = client.clone();
+                move |_req: Request| {
+                    let client = client.clone();
+                    async move {
+                        let reply = client.cmd(parts).await?;
+                        Ok::<_, Error>(format!("{reply:?}"))
+                    }
+                }
+            };
+            // A subscriber kept by the core that served `/subscribe`.
+            let kept = Rc::new(RefCell::new(None));
+            let subscriber_client = client.clone();
+            let subscribe = move |_req: Request| {
+                let (client, kept) = (subscriber_client.clone(), Rc::clone(&kept));
+                async move {
+                    let mut subscriber = client.subscriber().await?;
+                    let channel = format!("squall-test:{}:metrics", std::process::id());
+                    subscriber.subscribe(&[&channel]).await?;
+                    subscriber.psubscribe(&[format!("{channel}:*")]).await?;
+                    *kept.borrow_mut() = Some(subscriber);
+                    Ok::<_, Error>("subscribed")
+                }
+            };
+            App::new()
+                .prometheus("/metrics")
+                .get("/subscribe", subscribe)
+                .get("/pg", sql(&pool, "SELECT 1"))
+                .get("/pg/bad", sql(&pool, "SELEKT 1"))
+                .get("/pg/slow", sql(&pool, "SELECT pg_sleep(2)"))
+                .get("/redis", command(&client, &["PING"]))
+                .get("/redis/bad", command(&client, &["NO-SUCH-COMMAND"]))
+        }
+    }
+
+    /// The configurations from `DATABASE_URL` and `REDIS_URL`, if both servers answer.
+    fn reachable() -> Option<(PgConfig, RedisConfig)> {
+        let url = services::env_or("DATABASE_URL", DEFAULT_DATABASE_URL);
+        let pg = PgConfig::from_url(&url)
+            .expect("DATABASE_URL is a valid postgres URL")
+            .connect_timeout(Duration::from_secs(2));
+        let probe = pg.clone().pool_size(1);
+        let pg_up = glommio::LocalExecutorBuilder::default()
+            .make()
+            .expect("glommio executor")
+            .run(async move {
+                let pool = PgPool::connect(probe).await?;
+                pool.get().await?.query("SELECT 1", &[]).await
+            })
+            .map_err(|e| e.to_string());
+        let redis = RedisConfig::from_env().expect("REDIS_URL is a valid redis URL");
+        let redis_up =
+            services::tcp_reachable(redis.host(), redis.port(), Duration::from_millis(500));
+        let why = pg_up.as_ref().err().map_or("", |e| e.as_str());
+        let up = services::require_or_skip(&format!("PostgreSQL at {url} ({why})"), pg_up.is_ok())
+            && services::require_or_skip(
+                &format!("redis at {}:{}", redis.host(), redis.port()),
+                redis_up,
+            );
+        up.then_some((pg, redis))
+    }
+
+    #[test]
+    fn a_scrape_shows_each_cores_pool_and_client_with_their_queries_and_failures() {
+        let Some((pg, redis)) = reachable() else {
+            return;
+        };
+        let pg = pg.query_timeout(Duration::from_millis(300));
+        let server = start_with(config().workers(2), app(pg, redis));
+        let addr = server.local_addr();
+        assert_eq!(get(addr, "/pg/slow", None).status, 503);
+        for _ in 0..10 {
+            assert_eq!(get(addr, "/pg", None).status, 200);
+            assert_eq!(get(addr, "/redis", None).status, 200);
+        }
+        for _ in 0..3 {
+            assert_eq!(get(addr, "/pg/bad", None).status, 500);
+            assert_eq!(get(addr, "/redis/bad", None).status, 500);
+        }
+        assert_eq!(get(addr, "/subscribe", None).status, 200);
+
+        let text = get(addr, "/metrics", None).text();
+        // Connections open on the cores that served queries, idle between requests.
+        let open = total_with(&text, "squall_postgres_connections", &["state=\"idle\""])
+            + total_with(&text, "squall_postgres_connections", &["state=\"in_use\""]);
+        assert!(open >= 1.0, "{text}");
+        assert!(
+            total(&text, "squall_postgres_connections_max") >= 2.0,
+            "{text}"
+        );
+        assert!(
+            total(&text, "squall_postgres_connects_total") >= 1.0,
+            "{text}"
+        );
+        assert_eq!(
+            total(&text, "squall_postgres_connect_errors_total"),
+            0.0,
+            "{text}"
+        );
+        assert_eq!(
+            total(&text, "squall_postgres_queries_in_flight"),
+            0.0,
+            "{text}"
+        );
+        assert!(
+            total(&text, "squall_postgres_queries_total") >= 13.0,
+            "{text}"
+        );
+        let pg_errors = |kind: &str| {
+            total_with(
+                &text,
+                "squall_postgres_query_errors_total",
+                &[&format!("kind=\"{kind}\"")],
+            )
+        };
+        assert_eq!(pg_errors("server"), 3.0, "{text}");
+        assert_eq!(pg_errors("timeout"), 1.0, "{text}");
+        assert_eq!(pg_errors("connection") + pg_errors("client"), 0.0, "{text}");
+
+        let commands = ["role=\"commands\""];
+        assert!(
+            total_with(&text, "squall_redis_connections", &commands) >= 1.0,
+            "{text}"
+        );
+        assert!(
+            total(&text, "squall_redis_commands_total") >= 13.0,
+            "{text}"
+        );
+        assert!(total(&text, "squall_redis_connects_total") >= 1.0, "{text}");
+        assert_eq!(
+            total(&text, "squall_redis_connect_errors_total"),
+            0.0,
+            "{text}"
+        );
+        let redis_errors = |kind: &str| {
+            total_with(
+                &text,
+                "squall_redis_command_errors_total",
+                &[&format!("kind=\"{kind}\"")],
+            )
+        };
+        assert_eq!(redis_errors("server"), 3.0, "{text}");
+        assert_eq!(redis_errors("connection"), 0.0, "{text}");
+        let subscriber = ["role=\"subscriber\""];
+        assert_eq!(
+            total_with(&text, "squall_redis_connections", &subscriber),
+            1.0,
+            "{text}"
+        );
+        assert_eq!(total(&text, "squall_redis_subscriptions"), 2.0, "{text}");
+        // Labels name the server and database, never the user or password.
+        assert!(!text.contains('@'), "{text}");
+        assert!(text.contains(",pool=\""), "{text}");
+
+        let open_text = get(addr, "/metrics", Some("application/openmetrics-text")).text();
+        let Some(python) = python_with_prometheus_client() else {
+            return;
+        };
+        for (format, text) in [("prometheus", &text), ("openmetrics", &open_text)] {
+            super::check_parsed_pools(&parse(python, format, text), format);
+        }
+    }
+
+    #[test]
+    fn a_pool_and_client_whose_server_is_unreachable_count_connect_errors() {
+        // Port 1: nothing listens, so every connect is refused at once.
+        let pg = PgConfig::from_url("postgres://postgres@127.0.0.1:1/test?sslmode=disable")
+            .expect("a valid URL")
+            .connect_timeout(Duration::from_secs(1));
+        let redis = RedisConfig::from_url("redis://127.0.0.1:1").expect("a valid URL");
+        let server = start_with(config().workers(1), app(pg, redis));
+        let addr = server.local_addr();
+        for _ in 0..3 {
+            assert_eq!(get(addr, "/pg", None).status, 503);
+            assert_eq!(get(addr, "/redis", None).status, 503);
+        }
+
+        let text = get(addr, "/metrics", None).text();
+        let pool = "pool=\"127.0.0.1:1/test\"";
+        assert!(
+            total_with(&text, "squall_postgres_connect_errors_total", &[pool]) >= 1.0,
+            "{text}"
+        );
+        assert_eq!(
+            total_with(&text, "squall_postgres_get_errors_total", &[pool]),
+            3.0,
+            "{text}"
+        );
+        assert_eq!(total(&text, "squall_postgres_queries_total"), 0.0, "{text}");
+        for state in ["idle", "in_use"] {
+            let state = format!("state=\"{state}\"");
+            assert_eq!(
+                total_with(&text, "squall_postgres_connections", &[pool, &state]),
+                0.0,
+                "{text}"
+            );
+        }
+        let client = "client=\"127.0.0.1:1/0\"";
+        assert_eq!(
+            total_with(&text, "squall_redis_connect_errors_total", &[client]),
+            3.0,
+            "{text}"
+        );
+        assert_eq!(
+            total_with(
+                &text,
+                "squall_redis_command_errors_total",
+                &[client, "kind=\"connection\""]
+            ),
+            3.0,
+            "{text}"
+        );
+        assert_eq!(total(&text, "squall_redis_connections"), 0.0, "{text}");
+    }
 }

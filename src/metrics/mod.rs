@@ -50,6 +50,30 @@
 //! | `squall_websocket_sessions_open` | gauge | `core` | WebSocket sessions open |
 //! | `squall_hub_deliveries_total` | counter | `core`, `result` (`delivered`, `refused`) | hub messages offered to this core's subscribers |
 //!
+//! With the `postgres` and `redis` features, each core's PostgreSQL pools and Redis clients
+//! and subscribers, found through the list they register on when built ([`db`](crate::db));
+//! `pool` and `client` name the server and database (`host:port/dbname`, `host:port/db`),
+//! never the credentials, and those of one core with the same label are added up. The
+//! families appear once a core has built a pool or client; zero series are written too.
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `squall_postgres_connections` | gauge | `core`, `pool`, `state` (`idle`, `in_use`, `connecting`) | connections by state; `in_use` has queries under way (connections are shared and pipelined) |
+//! | `squall_postgres_connections_max` | gauge | `core`, `pool` | the pool's size |
+//! | `squall_postgres_queries_in_flight` | gauge | `core`, `pool` | operations under way |
+//! | `squall_postgres_waiters` | gauge | `core`, `pool` | `PgPool::get` calls waiting for a connection to open |
+//! | `squall_postgres_connects_total`, `squall_postgres_connect_errors_total` | counter | `core`, `pool` | connections begun, and those that could not be opened |
+//! | `squall_postgres_get_errors_total` | counter | `core`, `pool` | `get` calls that failed: no connection could be opened |
+//! | `squall_postgres_queries_total` | counter | `core`, `pool` | operations (query, execute, prepare, batch) started |
+//! | `squall_postgres_query_errors_total` | counter | `core`, `pool`, `kind` (`connection`, `timeout`, `server`, `client`) | failed operations: connection lost, a time limit, the server's error, or refused by the client (row count, conversion) |
+//! | `squall_redis_connections` | gauge | `core`, `client`, `role` (`commands`, `subscriber`) | open connections |
+//! | `squall_redis_subscriptions` | gauge | `core`, `client` | channels and patterns the subscribers hold |
+//! | `squall_redis_commands_in_flight` | gauge | `core`, `client` | commands awaiting their reply (a pipeline counts once) |
+//! | `squall_redis_waiters` | gauge | `core`, `client` | commands waiting for the connection to open |
+//! | `squall_redis_connects_total`, `squall_redis_connect_errors_total`, `squall_redis_reconnects_total` | counter | `core`, `client` | connections begun, failed, and opened to replace a lost one |
+//! | `squall_redis_commands_total` | counter | `core`, `client` | commands, pipelines and subscription changes sent |
+//! | `squall_redis_command_errors_total` | counter | `core`, `client`, `kind` (`connection`, `timeout`, `server`, `client`) | failed commands: connection lost or not opened, no reply in time, an error reply, not encodable |
+//!
 //! Routes are patterns, so the number of series is bounded by the application's routes.
 //! The connection and byte counters are kept by the server whether or not metrics are
 //! served: an add to a cell of the core's own per accept, read and write, which is no
@@ -64,6 +88,8 @@
 //! JSON request takes (BENCHMARKS.md).
 
 mod exposition;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod pools;
 mod prometheus;
 
 pub use self::prometheus::scrape;

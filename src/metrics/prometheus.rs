@@ -3,9 +3,9 @@
 //! Nothing here runs per request. A scrape sends one job to every core through the
 //! cross-core mesh ([`cores`](crate::cores)); each reads its own plain counters — the route
 //! recorder's histograms and status counts, the server's connection and byte counters, its
-//! WebSocket sessions and hub deliveries — reduces them to a few numbers per series (bucket
-//! counts, not whole histograms) and sends them back; the scraping core adds them up and
-//! writes the text ([`exposition`](super::exposition)).
+//! WebSocket sessions and hub deliveries, its database pools (`pools`) — reduces them to a
+//! few numbers per series (bucket counts, not whole histograms) and sends them back; the
+//! scraping core adds them up and writes the text ([`exposition`](super::exposition)).
 //!
 //! Per-route latency and request counts come from [`RouteLatency`], which
 //! [`App::prometheus`] installs; the rest is counted by the server whether or not anyone
@@ -80,6 +80,9 @@ struct CoreFigures {
     traffic: Option<[u64; 5]>,
     websockets: usize,
     hub: Deliveries,
+    /// Its PostgreSQL pools and Redis clients.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    pools: super::pools::CorePools,
 }
 
 fn this_core() -> CoreFigures {
@@ -99,6 +102,8 @@ fn this_core() -> CoreFigures {
         traffic,
         websockets: crate::ws::open_sessions(),
         hub: crate::hub::deliveries(),
+        #[cfg(any(feature = "postgres", feature = "redis"))]
+        pools: super::pools::CorePools::here(),
     }
 }
 
@@ -158,7 +163,14 @@ fn families(cores: Vec<CoreFigures>) -> Vec<Family> {
             hub.push(Sample::Value(labels, n));
         }
     }
-    vec![
+    #[cfg(any(feature = "postgres", feature = "redis"))]
+    let pools = {
+        let pools: Vec<_> = cores.iter().map(|c| (c.core, &c.pools)).collect();
+        super::pools::families(&pools)
+    };
+    #[cfg(not(any(feature = "postgres", feature = "redis")))]
+    let pools = Vec::new();
+    let mut families = vec![
         Family {
             name: "squall_http_requests",
             help: "HTTP requests answered, by route pattern and status class.",
@@ -213,7 +225,9 @@ fn families(cores: Vec<CoreFigures>) -> Vec<Family> {
             kind: Kind::Counter,
             samples: hub,
         },
-    ]
+    ];
+    families.extend(pools);
+    families
 }
 
 fn core_label(core: usize) -> Labels {
@@ -236,7 +250,8 @@ pub fn scrape() -> impl Handler {
 impl App {
     /// Serves Prometheus metrics at `path` (the `metrics` feature): per-route latency
     /// histograms and request counts by status class, connections, bytes, WebSocket
-    /// sessions and hub deliveries of every core, gathered at scrape time. Installs a
+    /// sessions, hub deliveries and PostgreSQL and Redis pools of every core, gathered at
+    /// scrape time. Installs a
     /// [`RouteLatency`] recorder as middleware, so call it before `wrap`ping other
     /// middleware for the latency to include theirs, and do not wrap another recorder. See
     /// [`metrics`](crate::metrics) for the metric names.
@@ -275,6 +290,8 @@ mod tests {
             traffic: Some([5, 0, 2, 100, 200]),
             websockets: core,
             hub: Deliveries::default(),
+            #[cfg(any(feature = "postgres", feature = "redis"))]
+            pools: Default::default(),
         };
         let text = encode(
             &families(vec![core(0, &[a]), core(1, &[b])]),

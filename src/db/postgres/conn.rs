@@ -16,6 +16,7 @@ use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use super::open::{tls_for, Target};
 use super::pool::Settings;
+use crate::db::stats::{bump, drop_one, Failure};
 use crate::error::Error;
 
 /// One open connection and what is known about it.
@@ -24,6 +25,8 @@ pub(super) struct Conn {
     pub(super) statements: RefCell<HashMap<Box<str>, Statement>>,
     /// Set when an error showed the connection dead or stuck; the pool replaces it.
     pub(super) broken: Cell<bool>,
+    /// Operations under way on it, for the metrics' idle and in-use connections.
+    pub(super) in_flight: Cell<u64>,
     pub(super) settings: Rc<Settings>,
     pub(super) target: Target,
 }
@@ -95,6 +98,14 @@ impl Conn {
         if fatal {
             self.broken.set(true);
         }
+        let failure = if fatal {
+            Failure::Connection
+        } else if db.is_some() {
+            Failure::Server
+        } else {
+            Failure::Client
+        };
+        self.settings.counters.failures.count(failure);
         // A statement the server no longer knows (DISCARD ALL) or whose result type changed
         // (ALTER TABLE) must be prepared again next time.
         if code == SqlState::INVALID_SQL_STATEMENT_NAME.code()
@@ -149,29 +160,52 @@ pub(super) fn describe(err: &tokio_postgres::Error) -> String {
 /// more state (104 bytes more for `query_one`, in every handler future that awaits one).
 macro_rules! run_prepared {
     ($conn:ident, $sql:ident, $method:ident($params:expr)) => {{
-        let guard = CancelIfExpired(&$conn.conn);
+        let guard = InFlight::start(&$conn.conn);
         let outcome = $conn
             .within_limit(async {
                 let statement = $conn.conn.statement($sql).await?;
                 $conn.conn.client.$method(&statement, $params).await
             })
             .await;
-        std::mem::forget(guard);
+        guard.finish();
         $conn.finish(outcome, $sql)
     }};
 }
 
-/// Held while an operation is in flight, and forgotten once it finishes: dropped with an
-/// unfinished operation whose handler's time limit passed
-/// ([`crate::deadline::drop_expired`]), it cancels the statement on the server and retires
-/// the connection, as the pool's own query timeout does. A future dropped for any other
-/// reason (the client went away) leaves its answer to be read and discarded: cancelling
-/// costs a connection to the server and a new connection for the pool.
-struct CancelIfExpired<'a>(&'a Conn);
+/// Held while an operation is in flight, counting it on its connection and pool, and
+/// [finished](Self::finish) with it. Dropped with an unfinished operation whose handler's
+/// time limit passed ([`crate::deadline::drop_expired`]), it cancels the statement on the
+/// server and retires the connection, as the pool's own query timeout does. A future
+/// dropped for any other reason (the client went away) leaves its answer to be read and
+/// discarded: cancelling costs a connection to the server and a new connection for the pool.
+struct InFlight<'a>(&'a Conn);
 
-impl Drop for CancelIfExpired<'_> {
+impl<'a> InFlight<'a> {
+    fn start(conn: &'a Conn) -> InFlight<'a> {
+        let counters = &conn.settings.counters;
+        bump(&counters.queries);
+        bump(&counters.in_flight);
+        bump(&conn.in_flight);
+        InFlight(conn)
+    }
+
+    fn end(&self) {
+        drop_one(&self.0.settings.counters.in_flight);
+        drop_one(&self.0.in_flight);
+    }
+
+    /// The operation finished, with whatever outcome.
+    fn finish(self) {
+        self.end();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
+        self.end();
         if crate::deadline::is_expiring() {
+            self.0.settings.counters.failures.count(Failure::Timeout);
             self.0.retire_after_timeout();
         }
     }
@@ -225,7 +259,9 @@ impl PgConn {
     /// A statement belongs to its connection; use it with [`PgConn::client`] of the same
     /// handle only.
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement, Error> {
+        let guard = InFlight::start(&self.conn);
         let outcome = self.within_limit(self.conn.statement(sql)).await;
+        guard.finish();
         self.finish(outcome, sql)
     }
 
@@ -233,9 +269,9 @@ impl PgConn {
     /// protocol, uncached. If it fails the connection is retired, since an explicit `BEGIN`
     /// in the string may have left the session inside an aborted transaction.
     pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
-        let guard = CancelIfExpired(&self.conn);
+        let guard = InFlight::start(&self.conn);
         let outcome = self.within_limit(self.conn.client.batch_execute(sql)).await;
-        std::mem::forget(guard);
+        guard.finish();
         let result = self.finish(outcome, sql);
         if result.is_err() {
             self.conn.broken.set(true);
@@ -278,6 +314,8 @@ impl PgConn {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.conn.fail(e, sql)),
             Err(_) => {
+                let failures = &self.conn.settings.counters.failures;
+                failures.count(Failure::Timeout);
                 self.conn.retire_after_timeout();
                 Err(Error::unavailable(format!(
                     "postgres query timed out after {:?}",

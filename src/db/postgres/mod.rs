@@ -110,11 +110,12 @@
 // One file per concern: config (the connection string, the environment, validation), open
 // (dialling an address and the startup handshake), pool (PgPool: slots, round-robin,
 // reconnecting with back-off), conn (a connection's statement cache and error mapping, and
-// the PgConn handle that runs queries on it).
+// the PgConn handle that runs queries on it), stats (what a pool counts for metrics).
 mod config;
 mod conn;
 mod open;
 mod pool;
+pub(crate) mod stats;
 #[cfg(feature = "tls")]
 mod tls;
 

@@ -102,6 +102,7 @@ async fn open_one(settings: &Rc<Settings>, target: &Target) -> Result<Conn, Stri
         client,
         statements: RefCell::new(HashMap::new()),
         broken: Cell::new(false),
+        in_flight: Cell::new(0),
         settings: settings.clone(),
         target: target.clone(),
     })

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use super::config::PgConfig;
 use super::conn::{Conn, PgConn};
 use super::open::{open, Target};
+use super::stats::{self, Counters, PgFigures};
+use crate::db::stats::{bump, Held};
 use crate::error::Error;
 
 /// First wait before reconnecting after a failed attempt; doubled per failure up to
@@ -25,6 +27,9 @@ pub(super) struct Settings {
     /// This core's TLS connector; `None` for `sslmode=disable`.
     #[cfg(feature = "tls")]
     pub(super) tls: Option<crate::tls::client::Connector>,
+    /// What the metrics count, and the `pool` label they carry.
+    pub(super) counters: Counters,
+    label: Box<str>,
 }
 
 /// A per-core pool of shared, pipelined PostgreSQL connections.
@@ -68,18 +73,23 @@ impl PgPool {
                 backoff: Duration::ZERO,
             })
             .collect();
+        let label = label(&config, &targets).into();
         let settings = Rc::new(Settings {
             #[cfg(feature = "tls")]
             tls: config.tls.connector()?,
             config,
             targets,
+            counters: Counters::default(),
+            label,
         });
-        Ok(Rc::new_cyclic(|this| PgPool {
+        let pool = Rc::new_cyclic(|this| PgPool {
             settings,
             slots: RefCell::new(slots),
             next: Cell::new(0),
             this: this.clone(),
-        }))
+        });
+        stats::register(&pool);
+        Ok(pool)
     }
 
     /// A pool with every connection open, or the first error (503) if one cannot be opened,
@@ -96,14 +106,27 @@ impl PgPool {
     /// A connection handle, round-robin over the open connections. Opens a connection if none
     /// is open; fails with 503 when the database cannot be reached.
     pub async fn get(&self) -> Result<PgConn, Error> {
+        let counters = &self.settings.counters;
         // A fresh connection that is already dead again is tried a few times, not forever.
         for _ in 0..3 {
             match self.pick() {
                 Pick::Ready(conn) => return Ok(PgConn { conn }),
-                Pick::Fail(error) => return Err(unavailable(error)),
-                Pick::Wait(pending) => pending.wait().await.map_err(unavailable)?,
+                Pick::Fail(error) => {
+                    bump(&counters.get_failures);
+                    return Err(unavailable(error));
+                }
+                Pick::Wait(pending) => {
+                    let waiting = Held::new(&counters.waiters);
+                    let outcome = pending.wait().await;
+                    drop(waiting);
+                    if let Err(error) = outcome {
+                        bump(&counters.get_failures);
+                        return Err(unavailable(error));
+                    }
+                }
             }
         }
+        bump(&counters.get_failures);
         Err(Error::unavailable("postgres connections keep closing"))
     }
 
@@ -124,6 +147,30 @@ impl PgPool {
     /// The settings this pool was built with.
     pub fn config(&self) -> &PgConfig {
         &self.settings.config
+    }
+
+    /// What a metrics scrape reads: the counters, and the slots' states now.
+    #[cfg_attr(
+        not(feature = "metrics"),
+        allow(dead_code, reason = "read by the metrics feature alone")
+    )]
+    pub(super) fn figures(&self) -> PgFigures {
+        let mut figures = PgFigures::of(self.settings.label.to_string(), &self.settings.counters);
+        figures.size = self.size() as u64;
+        for slot in self.slots.borrow().iter() {
+            match &slot.state {
+                State::Ready(conn) if conn.is_usable() => {
+                    if conn.in_flight.get() == 0 {
+                        figures.idle += 1;
+                    } else {
+                        figures.in_use += 1;
+                    }
+                }
+                State::Connecting(_) => figures.connecting += 1,
+                State::Ready(_) | State::Empty | State::Failed { .. } => {}
+            }
+        }
+        figures
     }
 
     /// Chooses a usable connection, starting connects for empty and dead slots passed on
@@ -184,7 +231,11 @@ impl PgPool {
         let pool = self.this.clone();
         let task_pending = pending.clone();
         glommio::spawn_local(async move {
+            bump(&settings.counters.connects);
             let result = open(&settings).await;
+            if result.is_err() {
+                bump(&settings.counters.connect_failures);
+            }
             let outcome = result.as_ref().map(|_| ()).map_err(Rc::clone);
             if let Some(pool) = pool.upgrade() {
                 pool.finish_connect(index, &task_pending, result);
@@ -227,6 +278,20 @@ impl fmt::Debug for PgPool {
             .field("open", &self.open_connections())
             .finish()
     }
+}
+
+/// The `pool` label: the addresses dialled and the database, never the user or password.
+fn label(config: &PgConfig, targets: &[Target]) -> String {
+    let mut label = targets
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    label.push('/');
+    // The server's default database is the user's name.
+    let pg = &config.postgres;
+    label.push_str(pg.get_dbname().or(pg.get_user()).unwrap_or_default());
+    label
 }
 
 fn unavailable(error: Rc<str>) -> Error {

@@ -15,7 +15,9 @@ use super::conn::{Conn, Waiter};
 use super::open::{open_in_time, TlsCache};
 use super::pipeline::Pipeline;
 use super::pubsub::Subscriber;
+use super::stats::Stats;
 use super::value::{reply_error, unexpected, Value};
+use crate::db::stats::{bump, Failure, Held};
 use crate::error::Error;
 
 /// A per-core Redis client: one connection, many commands in flight.
@@ -36,6 +38,7 @@ struct Inner {
     /// Connection attempts made, and why the last one failed (if it did).
     attempts: Cell<u64>,
     last_failure: RefCell<Option<String>>,
+    stats: Rc<Stats>,
 }
 
 impl Drop for Inner {
@@ -70,6 +73,7 @@ impl Inner {
         if let Some(conn) = self.live() {
             return Ok(conn);
         }
+        let _waiting = Held::new(&self.stats.waiters);
         let seen = self.attempts.get();
         let _permit = self
             .gate
@@ -85,14 +89,18 @@ impl Inner {
             }
         }
         self.attempts.set(seen.wrapping_add(1));
+        bump(&self.stats.connects);
         match open_in_time(&self.config, &self.tls).await {
             Ok((stream, unread)) => {
                 let conn = Conn::start(stream, unread);
                 *self.conn.borrow_mut() = Some(Rc::clone(&conn));
                 *self.last_failure.borrow_mut() = None;
+                bump(&self.stats.opened);
+                *self.stats.conn.borrow_mut() = Rc::downgrade(&conn);
                 Ok(conn)
             }
             Err(e) => {
+                bump(&self.stats.connect_failures);
                 *self.last_failure.borrow_mut() = Some(e.to_string());
                 Err(e)
             }
@@ -105,12 +113,13 @@ impl Client {
     pub fn new(config: RedisConfig) -> Client {
         Client {
             inner: Rc::new(Inner {
-                config,
+                config: config.clone(),
                 tls: TlsCache::default(),
                 conn: RefCell::new(None),
                 gate: Semaphore::new(1),
                 attempts: Cell::new(0),
                 last_failure: RefCell::new(None),
+                stats: Stats::register(&config),
             }),
         }
     }
@@ -146,6 +155,11 @@ impl Client {
         Pipeline::new(self.clone())
     }
 
+    /// What this client counts for metrics.
+    pub(super) fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
     /// Opens a [`Subscriber`] on a connection of its own, with this client's configuration.
     pub async fn subscriber(&self) -> Result<Subscriber, Error> {
         Subscriber::connect(self.inner.config.clone()).await
@@ -163,7 +177,10 @@ impl Client {
             })
             .await?;
         match value {
-            Value::Error(message) => Err(reply_error(&message)),
+            Value::Error(message) => {
+                self.stats().failed(Failure::Server);
+                Err(reply_error(&message))
+            }
             value => Ok(value),
         }
     }
@@ -173,19 +190,32 @@ impl Client {
         &self,
         enqueue: impl FnOnce(&Conn) -> Result<oneshot::Receiver<Result<T, Error>>, Error>,
     ) -> Result<T, Error> {
+        let stats = self.stats();
+        bump(&stats.commands);
         let sent: RefCell<Option<(Rc<Conn>, u64)>> = RefCell::new(None);
         let exchange = async {
-            let conn = self.inner.connection().await?;
-            let rx = enqueue(&conn)?;
+            let lost = |_: &Error| stats.failed(Failure::Connection);
+            let conn = self.inner.connection().await.inspect_err(lost)?;
+            let rx = enqueue(&conn).inspect_err(|_| {
+                // On a live connection, a command that cannot be encoded.
+                let failure = if conn.broken.get() {
+                    Failure::Connection
+                } else {
+                    Failure::Client
+                };
+                stats.failed(failure);
+            })?;
             *sent.borrow_mut() = Some((Rc::clone(&conn), conn.replies.get()));
             // Canceled: the connection dropped this command's waiter without answering.
             rx.await
                 .unwrap_or_else(|_| Err(Error::unavailable("redis connection lost")))
+                .inspect_err(lost)
         };
         let timeout = self.inner.config.command_timeout;
         match crate::deadline::within(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => {
+                stats.failed(Failure::Timeout);
                 if let Some((conn, seen)) = sent.borrow_mut().take() {
                     // Nothing at all arrived while this command waited: a server that is
                     // merely slow would have answered someone. Start over on a new socket.

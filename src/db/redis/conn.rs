@@ -106,6 +106,15 @@ impl Conn {
         Ok(())
     }
 
+    /// Commands and pipelines on the wire whose replies have not all come.
+    #[cfg_attr(
+        not(feature = "metrics"),
+        allow(dead_code, reason = "read by the metrics feature alone")
+    )]
+    pub(super) fn awaiting(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
     /// Hands one decoded reply to the oldest waiter. False if nobody was waiting.
     fn dispatch(&self, frame: BytesFrame) -> bool {
         self.replies.set(self.replies.get() + 1);

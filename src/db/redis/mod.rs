@@ -50,8 +50,9 @@
 // One file per concern: config (the URL), value (replies), cmd (encoding commands), conn (a
 // running connection, its reader and writer tasks, and the waiters its replies go to), open
 // (connecting and the handshake), client (Client and its typed helpers), pipeline (explicit
-// batches), pubsub (Subscriber, whose connection has no tasks). Replies reach their callers
-// through futures-channel oneshots.
+// batches), pubsub (Subscriber, whose connection has no tasks), stats (what clients and
+// subscribers count for metrics). Replies reach their callers through futures-channel
+// oneshots.
 mod client;
 mod cmd;
 mod config;
@@ -59,6 +60,7 @@ mod conn;
 mod open;
 mod pipeline;
 mod pubsub;
+pub(crate) mod stats;
 mod value;
 
 pub use client::Client;

@@ -9,6 +9,7 @@ use super::client::Client;
 use super::cmd::{encode, Cmd};
 use super::conn::Waiter;
 use super::value::{reply_error, unexpected, Value};
+use crate::db::stats::Failure;
 use crate::error::Error;
 
 /// Commands sent in one write and answered together, made by [`Client::pipeline`].
@@ -87,6 +88,7 @@ impl Pipeline {
     /// other commands still ran. The whole batch shares one command timeout.
     pub async fn run(self) -> Result<Vec<Value>, Error> {
         if let Some(e) = self.error {
+            self.client.stats().failed(Failure::Client);
             return Err(e);
         }
         if self.count == 0 {
@@ -124,6 +126,7 @@ impl Pipeline {
             .enumerate()
             .find(|(_, v)| matches!(v, Value::Error(_)))
         {
+            self.client.stats().failed(Failure::Server);
             let error = reply_error(message);
             return Err(if atomic && i == expected - 1 {
                 error
@@ -138,7 +141,11 @@ impl Pipeline {
         if atomic {
             return match replies.pop() {
                 Some(Value::Array(results)) => Ok(results),
-                Some(Value::Nil) => Err(Error::internal("redis: transaction aborted")),
+                Some(Value::Nil) => {
+                    // A watched key changed: the server refused to run the transaction.
+                    self.client.stats().failed(Failure::Server);
+                    Err(Error::internal("redis: transaction aborted"))
+                }
                 other => Err(unexpected("EXEC", &other.unwrap_or(Value::Nil))),
             };
         }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -14,7 +15,9 @@ use redis_protocol::resp2::types::BytesFrame;
 use super::cmd::encode;
 use super::config::RedisConfig;
 use super::open::{open_in_time, read_frame, TlsCache};
+use super::stats::Stats;
 use super::value::reply_error;
+use crate::db::stats::{bump, Failure};
 use crate::db::stream::Stream as Connection;
 use crate::error::Error;
 
@@ -62,6 +65,7 @@ pub struct Subscriber {
     queued: VecDeque<Message>,
     /// Connection attempts that failed in a row, for the backoff.
     failures: u32,
+    stats: Rc<Stats>,
 }
 
 impl fmt::Debug for Subscriber {
@@ -95,6 +99,7 @@ impl Subscriber {
     /// reconnects, backing off, while Redis is away.
     pub fn new(config: RedisConfig) -> Subscriber {
         Subscriber {
+            stats: Stats::register(&config),
             config,
             tls: TlsCache::default(),
             stream: None,
@@ -174,6 +179,8 @@ impl Subscriber {
                 set.remove(name.as_ref());
             }
         }
+        self.stats.subscriptions.set(self.subscriptions() as u64);
+        bump(&self.stats.commands);
         let timeout = self.config.command_timeout;
         let settle = async {
             if self.stream.is_none() {
@@ -191,9 +198,12 @@ impl Subscriber {
         };
         match crate::deadline::within(timeout, settle).await {
             Ok(result) => result,
-            Err(_) => Err(Error::unavailable(format!(
-                "redis did not confirm the subscription change within {timeout:?}"
-            ))),
+            Err(_) => {
+                self.stats.failed(Failure::Timeout);
+                Err(Error::unavailable(format!(
+                    "redis did not confirm the subscription change within {timeout:?}"
+                )))
+            }
         }
     }
 
@@ -207,13 +217,17 @@ impl Subscriber {
                 Duration::from_millis(50 << self.failures.min(6)).min(Duration::from_secs(2));
             glommio::timer::sleep(backoff).await;
         }
+        bump(&self.stats.connects);
         let (stream, unread) = match open_in_time(&self.config, &self.tls).await {
             Ok(opened) => opened,
             Err(e) => {
+                bump(&self.stats.connect_failures);
                 self.failures = self.failures.saturating_add(1);
                 return Err(e);
             }
         };
+        bump(&self.stats.opened);
+        self.stats.subscribed.set(true);
         self.failures = 0;
         self.stream = Some(stream);
         self.buf = unread;
@@ -252,7 +266,8 @@ impl Subscriber {
         match io.await {
             Ok(frame) => self.handle(frame),
             Err(e) => {
-                self.stream = None;
+                self.stats.failed(Failure::Connection);
+                self.disconnect();
                 Err(Error::unavailable("redis subscriber connection lost").with_source(e))
             }
         }
@@ -301,22 +316,31 @@ impl Subscriber {
                     b"pong" => return Ok(()),
                     _ => {}
                 }
-                self.stream = None;
+                self.stats.failed(Failure::Client);
+                self.disconnect();
                 Err(Error::internal(
                     "redis: unexpected message on a subscriber connection",
                 ))
             }
             BytesFrame::Error(message) => {
                 // Confirmations can no longer be counted: start over on a new connection.
-                self.stream = None;
+                self.stats.failed(Failure::Server);
+                self.disconnect();
                 Err(reply_error(&message))
             }
             _ => {
-                self.stream = None;
+                self.stats.failed(Failure::Client);
+                self.disconnect();
                 Err(Error::internal(
                     "redis: unexpected reply on a subscriber connection",
                 ))
             }
         }
+    }
+
+    /// Closes the connection; the next call reconnects.
+    fn disconnect(&mut self) {
+        self.stream = None;
+        self.stats.subscribed.set(false);
     }
 }
