@@ -80,7 +80,6 @@ pub(crate) fn serve_registered<T: Transport>(
         io,
         peer,
         output: Vec::new(),
-        peer_done: false,
     };
     driver.run()
 }
@@ -89,9 +88,6 @@ struct Driver<T> {
     io: Rc<ConnIo<T>>,
     peer: Peer,
     output: Vec<u8>,
-    /// The last response answered a client that asked to close and had sent all of its
-    /// request: it sends nothing more, so closing needs no lingering.
-    peer_done: bool,
 }
 
 impl<T: Transport> Driver<T> {
@@ -165,14 +161,7 @@ impl<T: Transport> Driver<T> {
                 Err(_) => return,
             }
         }
-        if self.peer_done && self.io.input.borrow().is_empty() {
-            // Nothing unread now or later, so closing cannot turn into a reset that destroys
-            // the response: the lingering read (a timer and a wake-up more per connection)
-            // would only wait for the client's own close.
-            self.io.close_now();
-        } else {
-            Box::pin(self.io.close_gracefully()).await;
-        }
+        Box::pin(self.io.close_gracefully()).await;
     }
 
     /// Decodes the next complete head in the input, if any, and starts its handler.
@@ -219,14 +208,11 @@ impl<T: Transport> Driver<T> {
             mut persistence,
             reader,
         } = exchange;
-        let requested = persistence;
-        let settled = reader
-            .as_ref()
-            .is_none_or(|reader| reader.settle_after_response());
-        if !settled {
-            persistence = Persistence::Close;
+        if let Some(reader) = &reader {
+            if !reader.settle_after_response() {
+                persistence = Persistence::Close;
+            }
         }
-        self.peer_done = requested == Persistence::Close && settled;
         if self.io.core.stopping() {
             persistence = Persistence::Close;
         }

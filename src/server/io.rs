@@ -269,11 +269,6 @@ impl<T: Transport> ConnIo<T> {
 
     /// Ends the connection so that the last response survives: close the write side, then
     /// read and discard for a moment before the socket goes.
-    /// Ends the write side at once; the socket closes when the connection is dropped.
-    pub(crate) fn close_now(&self) {
-        let _ = self.stream.shutdown_write();
-    }
-
     pub(crate) async fn close_gracefully(&self) {
         // The write side closes so the peer sees the end of the response before the socket goes.
         let _ = self.stream.shutdown_write();
