@@ -738,7 +738,10 @@ mod tests {
             .unix_socket("/run/app/http.sock")
             .handoff("/run/squall/handoff.sock");
         let err = unix.validate().expect_err("handoff over a Unix socket");
-        assert!(err.to_string().contains("SQUALL_PORT_SHARING=takeover"), "{err}");
+        assert!(
+            err.to_string().contains("SQUALL_PORT_SHARING=takeover"),
+            "{err}"
+        );
         let long = format!("/{}", "x".repeat(107));
         assert!(Config::default().handoff(long).validate().is_err());
     }
