@@ -152,16 +152,6 @@ PY
 echo "Command: \`$INVOCATION\`" >>"$table"
 cat "$table"
 if ((WRITE)); then
-    python3 - "$ROOT/BENCHMARKS.md" "$table" <<'PY'
-import sys
-path, table = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-start, end = "<!-- bench-shedding:start -->", "<!-- bench-shedding:end -->"
-if start not in text:
-    text += f"\n## Load shedding\n\n{start}\n{end}\n"
-head, rest = text.split(start, 1)
-_, tail = rest.split(end, 1)
-open(path, "w").write(f"{head}{start}\n\n{table}\n{end}{tail}")
-PY
-    log "wrote the table into BENCHMARKS.md"
+    cp "$table" "$RUN_DIR/report.md"
+    write_benchmarks bench-shedding
 fi

@@ -189,18 +189,8 @@ PY
 echo "Command: \`$INVOCATION\`" >>"$table"
 cat "$table"
 if ((WRITE)); then
-    python3 - "$ROOT/BENCHMARKS.md" "$table" <<'PY'
-import sys
-path, table = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-start, end = "<!-- restart-under-load:start -->", "<!-- restart-under-load:end -->"
-if start not in text:
-    text += f"\n## Restarts\n\n{start}\n{end}\n"
-head, rest = text.split(start, 1)
-_, tail = rest.split(end, 1)
-open(path, "w").write(f"{head}{start}\n\n{table}\n{end}{tail}")
-PY
-    log "wrote the table into BENCHMARKS.md"
+    cp "$table" "$RUN_DIR/report.md"
+    write_benchmarks restart-under-load
 fi
 # The handoff promise: nothing lost.
 awk -F'\t' '$1 == "handoff" && ($6 + $7 + $8 + $9 + $10) > 0 { bad = 1 } END { exit bad }' "$results" ||
