@@ -1027,6 +1027,25 @@ fn graceful_shutdown_finishes_requests_in_flight_and_closes_idle_connections() {
 }
 
 #[test]
+fn a_request_sent_as_shutdown_begins_is_answered_with_connection_close() {
+    let server = start_with(config().workers(1), app);
+    let addr = server.local_addr();
+    let mut client = Client::connect(addr);
+    client.send(get("/hello"));
+    assert_ok(&client.response(), "hello world");
+    // The connection waits for its next request when the stop comes; a request sent right
+    // then must be answered, not cut off by the close.
+    server.shutdown();
+    thread::sleep(Duration::from_millis(50));
+    client.send(get("/hello"));
+    let r = client.response();
+    assert_ok(&r, "hello world");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    client.expect_closed();
+    assert!(server.join().is_ok());
+}
+
+#[test]
 fn shutdown_with_nothing_in_flight_is_quick() {
     let server = start_with(config().workers(2), app);
     let addr = server.local_addr();

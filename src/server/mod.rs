@@ -559,6 +559,8 @@ where
             }
         };
         accept_loop(Rc::clone(&core), &listeners, shutdown).await;
+        // Closed now rather than after the drain: the accept loop took what was queued, and
+        // a listener left open would collect connections nobody accepts.
         drop(listeners);
 
         core.begin_shutdown();
