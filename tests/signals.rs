@@ -680,7 +680,7 @@ fn restarts_through_the_handoff_socket_lose_no_request() {
     let pids = [&first, &second, &third].map(|s| s.child.id().to_string());
     for answered_by in load.finish() {
         // Each client was answered by the three servers in turn, with no request lost.
-        assert_eq!(answered_by, pids, "{}", third.log());
+        assert_served_in_turn(&answered_by, &pids);
     }
     assert!(third.is_running());
     assert!(std::path::Path::new(path).exists());
@@ -719,8 +719,27 @@ fn a_successor_that_cannot_start_leaves_the_old_server_serving() {
     thread::sleep(Duration::from_millis(200));
     let pids = [&first, &fixed].map(|s| s.child.id().to_string());
     for answered_by in load.finish() {
-        assert_eq!(answered_by, pids);
+        assert_served_in_turn(&answered_by, &pids);
     }
+}
+
+/// `answered_by` (the pids that answered one client, runs collapsed) began with the first
+/// server and ended with the last, met them in order, and no other answered. While both
+/// halves of a restart accept from the same queues, a client that connects anew for each
+/// request may go back and forth between them for a moment.
+fn assert_served_in_turn(answered_by: &[String], pids: &[String]) {
+    let mut met: Vec<&String> = Vec::new();
+    for pid in answered_by {
+        assert!(
+            pids.contains(pid),
+            "{pid} is none of {pids:?}: {answered_by:?}"
+        );
+        if !met.contains(&pid) {
+            met.push(pid);
+        }
+    }
+    assert_eq!(met, pids.iter().collect::<Vec<_>>(), "{answered_by:?}");
+    assert_eq!(answered_by.last(), pids.last(), "{answered_by:?}");
 }
 
 #[test]
