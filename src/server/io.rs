@@ -124,9 +124,7 @@ impl OpDeadline {
     /// Whether the limit has passed; the first call of an operation sets it from `limit`.
     /// Until it passes, the task in `cx` is woken when it does.
     fn has_passed(&self, cx: &mut Context<'_>, limit: impl FnOnce() -> Instant) -> bool {
-        let at = self.at.get().unwrap_or_else(limit);
-        self.at.set(Some(at));
-        self.alarm.borrow_mut().poll_at(at, cx).is_ready()
+        self.passes_at(cx, self.at.get().unwrap_or_else(limit))
     }
 
     /// Like [`has_passed`](Self::has_passed), with the limit brought forward to `earlier`
@@ -137,7 +135,10 @@ impl OpDeadline {
         limit: impl FnOnce() -> Instant,
         earlier: Instant,
     ) -> bool {
-        let at = self.at.get().unwrap_or_else(limit).min(earlier);
+        self.passes_at(cx, self.at.get().unwrap_or_else(limit).min(earlier))
+    }
+
+    fn passes_at(&self, cx: &mut Context<'_>, at: Instant) -> bool {
         self.at.set(Some(at));
         self.alarm.borrow_mut().poll_at(at, cx).is_ready()
     }
