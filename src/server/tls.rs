@@ -649,13 +649,19 @@ pub(crate) async fn serve(core: Rc<Core>, socket: Socket, peer: Peer, config: Ar
     // Boxed: the handshake's state (a whole session and its buffers' bookkeeping) would
     // otherwise stay reserved in the task for the connection's whole life.
     let handshake = Box::pin(accept(Rc::clone(&core), socket, config));
-    match within(limit, handshake).await {
-        Ok(Ok(stream)) => conn::serve_registered(core, registration, stream, peer).await,
+    // The session is taken out of the handshake's result before the connection is served:
+    // awaited inside the `match`, the whole result (a session, 1.4 KB) would stay reserved
+    // in the task for the connection's life, since a scrutinee lives until the match ends.
+    let stream = match within(limit, handshake).await {
+        Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             tracing::debug!(target: "squall::server", "TLS handshake with {peer} failed: {e}");
+            return;
         }
         Err(_) => {
             tracing::debug!(target: "squall::server", "TLS handshake with {peer} did not finish within {limit:?}");
+            return;
         }
-    }
+    };
+    conn::serve_registered(core, registration, stream, peer).await
 }
