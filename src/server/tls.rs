@@ -23,7 +23,7 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedS
 use rustls::ServerConfig;
 
 use super::conn;
-use super::core::Core;
+use super::core::{ConnRegistration, Core};
 use super::transport::Transport;
 use crate::deadline::within;
 use crate::net::Socket;
@@ -643,25 +643,44 @@ fn drop_discard(incoming: &mut Option<Vec<u8>>, filled: &mut usize, discard: usi
 /// that starts one and stalls holds nothing for longer than one that stalls mid-head), then
 /// the HTTP/1.1 driver over the session. The connection counts toward the core's limit from
 /// the start, so a flood of unfinished handshakes is bounded like any other connections.
-pub(crate) async fn serve(core: Rc<Core>, socket: Socket, peer: Peer, config: Arc<ServerConfig>) {
+pub(crate) fn serve(
+    core: Rc<Core>,
+    socket: Socket,
+    peer: Peer,
+    config: Arc<ServerConfig>,
+) -> impl std::future::Future<Output = ()> {
+    // Not an `async fn`: its arguments would stay reserved in the task for the connection's
+    // life. The handshake is boxed, so its state (a whole session and its buffers'
+    // bookkeeping) is freed when it ends, and what it hands on is taken out of its result in
+    // a `let`, not a `match`, whose scrutinee would be kept across the driver's awaits.
+    let handshake = Box::pin(handshake(core, socket, peer, config));
+    async move {
+        let Some((core, registration, stream, peer)) = handshake.await else {
+            return;
+        };
+        conn::serve_registered(core, registration, stream, peer).await
+    }
+}
+
+/// The handshake, within the header-read deadline and counted among the core's connections
+/// from the start; `None` (logged) when it does not finish.
+async fn handshake(
+    core: Rc<Core>,
+    socket: Socket,
+    peer: Peer,
+    config: Arc<ServerConfig>,
+) -> Option<(Rc<Core>, ConnRegistration, TlsStream, Peer)> {
     let registration = core.register();
     let limit = core.config.limits.header_read_timeout;
-    // Boxed: the handshake's state (a whole session and its buffers' bookkeeping) would
-    // otherwise stay reserved in the task for the connection's whole life.
-    let handshake = Box::pin(accept(Rc::clone(&core), socket, config));
-    // The session is taken out of the handshake's result before the connection is served:
-    // awaited inside the `match`, the whole result (a session, 1.4 KB) would stay reserved
-    // in the task for the connection's life, since a scrutinee lives until the match ends.
-    let stream = match within(limit, handshake).await {
-        Ok(Ok(stream)) => stream,
+    match within(limit, accept(Rc::clone(&core), socket, config)).await {
+        Ok(Ok(stream)) => Some((core, registration, stream, peer)),
         Ok(Err(e)) => {
             tracing::debug!(target: "squall::server", "TLS handshake with {peer} failed: {e}");
-            return;
+            None
         }
         Err(_) => {
             tracing::debug!(target: "squall::server", "TLS handshake with {peer} did not finish within {limit:?}");
-            return;
+            None
         }
-    };
-    conn::serve_registered(core, registration, stream, peer).await
+    }
 }
